@@ -1,0 +1,175 @@
+"""libsel4vm's C API, name for name, over the Pythonic API.
+
+For people porting a VMM or reading libsel4vm code: each function here has the C name,
+takes the C arguments in the C order and returns what the C function returns (``None`` for
+NULL, ``-1`` / ``0`` for status, out-parameters as extra tuple members).  The reason for a
+failure, which C only logs with ``ZF_LOGE``, is kept in :func:`vm_last_error`.
+
+========================================  ==================================================
+C (guest_memory.h / guest_ram.h)          Python API
+========================================  ==================================================
+``vm_memory_init``                        :class:`sel4vmm.vm.VirtualMachine` (created ready)
+``vm_reserve_memory_at``                  :meth:`GuestAddressSpace.reserve_at`
+``vm_memory_make_anon``                   :meth:`GuestAddressSpace.make_anon`
+``vm_reserve_anon_memory``                :meth:`GuestAddressSpace.reserve_anon`
+``vm_free_reserved_memory``               :meth:`GuestAddressSpace.free`
+``vm_map_reservation``                    :meth:`GuestAddressSpace.map`
+``vm_get_reservation_memory_region``      :meth:`Reservation.region`
+``vm_register_unhandled_mem_fault_callback`` :meth:`GuestAddressSpace.set_unhandled_fault_handler`
+``vm_ram_register``                       :meth:`GuestRam.register`
+``vm_ram_register_at``                    :meth:`GuestRam.register_at`
+``vm_ram_mark_allocated``                 :meth:`GuestRam.mark_allocated`
+``vm_ram_allocate``                       :meth:`GuestRam.allocate`
+``vm_ram_free``                           :meth:`GuestRam.free` (a no-op in C)
+``vm_ram_find_largest_free_region``       :meth:`GuestRam.largest_free`
+``vm_ram_touch``                          :meth:`GuestRam.touch`
+``vm_guest_ram_read_callback``            touch callback copying into ``cookie``
+``vm_guest_ram_write_callback``           touch callback copying from ``cookie``
+``vm_frame_t``                            :class:`sel4vmm.memory.VmFrame`
+``memory_fault_result_t``                 :class:`sel4vmm.memory.FaultResult`
+========================================  ==================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sel4vmm.errors import Sel4VmmError
+from sel4vmm.memory.faults import FaultCallback, FaultResult
+from sel4vmm.memory.guest_ram import TouchCallback
+from sel4vmm.memory.reservation import MapIterator, Reservation, VmFrame
+from sel4vmm.vm import VirtualMachine
+
+vm_frame_t = VmFrame
+memory_fault_result_t = FaultResult
+FAULT_HANDLED = FaultResult.HANDLED
+FAULT_UNHANDLED = FaultResult.UNHANDLED
+FAULT_RESTART = FaultResult.RESTART
+FAULT_IGNORE = FaultResult.IGNORE
+FAULT_ERROR = FaultResult.ERROR
+
+_last_error: dict[int, str] = {}
+T = TypeVar("T")
+
+
+def vm_last_error(vm: VirtualMachine) -> str:
+    """Why the last call on ``vm`` through this module failed ('' if it did not)."""
+    return _last_error.get(id(vm), "")
+
+
+def _guard(vm: VirtualMachine, failure: T, call: Callable[[], T]) -> T:
+    try:
+        result = call()
+    except Sel4VmmError as error:
+        _last_error[id(vm)] = str(error)
+        return failure
+    _last_error[id(vm)] = ""
+    return result
+
+
+def _status(vm: VirtualMachine, call: Callable[[], object]) -> int:
+    def run() -> int:
+        call()
+        return 0
+
+    return _guard(vm, -1, run)
+
+
+def vm_memory_init(vm: VirtualMachine) -> int:
+    """Initialise the memory interface; a :class:`VirtualMachine` is born initialised."""
+    return 0
+
+
+def vm_reserve_memory_at(
+    vm: VirtualMachine, addr: int, size: int, fault_callback: FaultCallback | None, cookie: Any
+) -> Reservation | None:
+    return _guard(vm, None, lambda: vm.memory.reserve_at(addr, size, fault_callback, cookie))
+
+
+def vm_memory_make_anon(vm: VirtualMachine, addr: int, size: int) -> int:
+    return _status(vm, lambda: vm.memory.make_anon(addr, size))
+
+
+def vm_reserve_anon_memory(
+    vm: VirtualMachine, size: int, align: int, fault_callback: FaultCallback | None, cookie: Any
+) -> tuple[Reservation | None, int]:
+    """Returns (reservation or None, addr) — ``addr`` is C's out-parameter."""
+    reservation = _guard(
+        vm, None, lambda: vm.memory.reserve_anon(size, align, fault_callback, cookie)
+    )
+    return reservation, reservation.start if reservation is not None else 0
+
+
+def vm_free_reserved_memory(vm: VirtualMachine, reservation: Reservation) -> int:
+    return _status(vm, lambda: vm.memory.free(reservation))
+
+
+def vm_map_reservation(
+    vm: VirtualMachine, reservation: Reservation, map_iterator: MapIterator, cookie: Any
+) -> int:
+    return _status(vm, lambda: vm.memory.map(reservation, map_iterator, cookie))
+
+
+def vm_get_reservation_memory_region(reservation: Reservation) -> tuple[int, int]:
+    """Returns (addr, size) — C's two out-parameters."""
+    return reservation.region()
+
+
+def vm_register_unhandled_mem_fault_callback(
+    vm: VirtualMachine, fault_callback: FaultCallback, cookie: Any
+) -> int:
+    vm.memory.set_unhandled_fault_handler(fault_callback, cookie)
+    return 0
+
+
+def vm_ram_register(vm: VirtualMachine, size: int) -> int:
+    """Returns the guest address of the new RAM, 0 on failure (as in C)."""
+    return _guard(vm, 0, lambda: vm.ram.register(size))
+
+
+def vm_ram_register_at(vm: VirtualMachine, start: int, size: int, untyped: bool) -> int:
+    return _status(vm, lambda: vm.ram.register_at(start, size, one_to_one=untyped))
+
+
+def vm_ram_mark_allocated(vm: VirtualMachine, start: int, size: int) -> None:
+    _status(vm, lambda: vm.ram.mark_allocated(start, size))
+
+
+def vm_ram_allocate(vm: VirtualMachine, size: int) -> int:
+    """Returns the address of the allocation, 0 on failure (as in C)."""
+    return _guard(vm, 0, lambda: vm.ram.allocate(size))
+
+
+def vm_ram_free(vm: VirtualMachine, start: int, size: int) -> None:
+    _status(vm, lambda: vm.ram.free(start, size))
+
+
+def vm_ram_find_largest_free_region(vm: VirtualMachine) -> tuple[int, int, int]:
+    """Returns (status, addr, size)."""
+    found = _guard(vm, None, vm.ram.largest_free)
+    if found is None:
+        return -1, 0, 0
+    return 0, found[0], found[1]
+
+
+def vm_ram_touch(
+    vm: VirtualMachine, addr: int, size: int, touch_callback: TouchCallback, cookie: Any
+) -> int:
+    return _status(vm, lambda: vm.ram.touch(addr, size, touch_callback, cookie))
+
+
+def vm_guest_ram_read_callback(
+    vm: VirtualMachine, guest_addr: int, vaddr: memoryview, size: int, offset: int, buf: Any
+) -> int:
+    """Touch callback: copy guest memory into ``buf[offset:offset + size]``."""
+    memoryview(buf).cast("B")[offset : offset + size] = vaddr[:size]
+    return 0
+
+
+def vm_guest_ram_write_callback(
+    vm: VirtualMachine, guest_addr: int, vaddr: memoryview, size: int, offset: int, buf: Any
+) -> int:
+    """Touch callback: copy ``buf[offset:offset + size]`` into guest memory."""
+    vaddr[:size] = memoryview(buf).cast("B")[offset : offset + size]
+    return 0

@@ -1,0 +1,337 @@
+"""Guest RAM (libsel4vm ``guest_ram.h``): registered regions, an allocator, touch, read, write.
+
+Registering RAM reserves the guest range, gets frames for it — from the VM's untyped pool,
+or 1:1 at the same physical address from (device) untyped when DMA needs IPA == PA — and
+maps them.  The allocator on top tracks which parts of registered RAM are in use, so image
+loaders mark what they write and later users allocate around it.
+
+Differences from libsel4vm: ``free`` really frees (a no-op in C); RAM may be backed by
+2 MiB or 1 GiB frames, not only 4 KiB; a registration that fails rolls back entirely; a
+range may span several registered regions.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sel4vmm.errors import AddressSpaceError, Sel4VmmError
+from sel4vmm.memory.address_space import GuestAddressSpace
+from sel4vmm.memory.faults import FaultResult, MemoryFault
+from sel4vmm.sel4.allocator import ObjectAllocator, Request
+from sel4vmm.sel4.objects import ObjectKind, ObjectRun, human_size
+from sel4vmm.sel4.physmem import PhysicalMemory
+
+if TYPE_CHECKING:
+    from sel4vmm.sel4.cspace import CSpace
+    from sel4vmm.sel4.undo import UndoLog
+
+#: ``callback(vm, guest_addr, host_view, length, offset, cookie) -> int`` (0 = carry on) —
+#: libsel4vm's ``ram_touch_callback_fn``, with the VMM mapping as a writable memoryview.
+TouchCallback = Callable[[Any, int, memoryview, int, int, Any], int]
+
+
+@dataclass
+class RamRegion:
+    """A piece of registered RAM and whether the allocator has handed it out."""
+
+    start: int
+    size: int
+    allocated: bool
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+def ram_fault_callback(vm: Any, fault: MemoryFault, cookie: Any) -> FaultResult:
+    """libsel4vm's ``default_error_fault_callback``: RAM never faults unless it is broken."""
+    return FaultResult.ERROR
+
+
+class GuestRam:
+    """The registered RAM of one VM."""
+
+    def __init__(
+        self,
+        memory: GuestAddressSpace,
+        allocator: ObjectAllocator,
+        physmem: PhysicalMemory,
+        cspace: CSpace,
+        undo: UndoLog,
+        vm: object | None = None,
+    ) -> None:
+        self.memory = memory
+        self.allocator = allocator
+        self.physmem = physmem
+        self.cspace = cspace
+        self.undo = undo
+        self.vm = vm
+        self.page_size = memory.page_size
+        self._regions: list[RamRegion] = []
+        #: (guest start, size, frame bits, one_to_one) of each registration.
+        self.registrations: list[tuple[int, int, int, bool]] = []
+
+    # -- registration ----------------------------------------------------------------------
+    def register(self, size: int, *, page_bits: int | None = None) -> int:
+        """``vm_ram_register``: RAM anywhere in anonymous guest memory; returns its address."""
+        bits = self._frame_bits(page_bits)
+        size = self._round(size, bits, "RAM")
+        with self.undo.transaction():
+            reservation = self.memory.reserve_anon(size, 1 << bits, ram_fault_callback, label="ram")
+            self._back(reservation.start, size, bits, one_to_one=False, paddr=None)
+        return reservation.start
+
+    def register_at(
+        self,
+        addr: int,
+        size: int,
+        *,
+        one_to_one: bool = False,
+        page_bits: int | None = None,
+        paddr: int | None = None,
+    ) -> None:
+        """``vm_ram_register_at``: RAM at ``addr``; ``one_to_one`` backs it at IPA == PA.
+
+        ``paddr`` backs it at another fixed physical address (Microkit ``phys_addr``).
+        """
+        bits = self._frame_bits(page_bits)
+        frame = 1 << bits
+        if addr % frame or size % frame or size <= 0:
+            raise AddressSpaceError(
+                f"RAM [{addr:#x}, {addr + size:#x}) is not a whole number of "
+                f"{human_size(frame)} frames",
+                fix=f"align start and size to {frame:#x}, or use smaller frames",
+            )
+        if one_to_one:
+            paddr = addr
+        with self.undo.transaction():
+            reservation = self.memory.reserve_at(addr, size, ram_fault_callback, label="ram")
+            del reservation
+            self._back(addr, size, bits, one_to_one=paddr is not None, paddr=paddr)
+
+    def _frame_bits(self, page_bits: int | None) -> int:
+        arch = self.memory.arch
+        bits = arch.page_bits[0] if page_bits is None else page_bits
+        if bits not in arch.page_bits:
+            raise AddressSpaceError(
+                f"{arch.name} has no {bits}-bit frames",
+                fix=f"use page_bits of {', '.join(str(b) for b in arch.page_bits)}",
+            )
+        return bits
+
+    def _round(self, size: int, bits: int, what: str) -> int:
+        if size <= 0:
+            raise AddressSpaceError(f"cannot register {size} bytes of {what}", fix="ask for more")
+        frame = 1 << bits
+        return (size + frame - 1) // frame * frame
+
+    def _back(
+        self, addr: int, size: int, bits: int, *, one_to_one: bool, paddr: int | None
+    ) -> None:
+        reservation = self.memory.find(addr)
+        assert reservation is not None
+        count = size >> bits
+        runs: list[ObjectRun]
+        if paddr is not None:
+            runs = self.allocator.retype_at(ObjectKind.FRAME, paddr, bits, count)
+            self.memory.map_runs(reservation, addr, runs)
+        else:
+            runs = self.memory.tables.allocate_with(
+                [(addr, size, bits)], [Request(ObjectKind.FRAME, bits, count)]
+            )[0]
+            self.memory.map_runs(reservation, addr, runs)
+        self._add_region(RamRegion(addr, size, False))
+        entry = (addr, size, bits, paddr is not None)
+        self.registrations.append(entry)
+        self.undo.record(lambda: self.registrations.remove(entry))
+
+    # -- the region list -------------------------------------------------------------------
+    def regions(self) -> list[RamRegion]:
+        return [RamRegion(r.start, r.size, r.allocated) for r in self._regions]
+
+    def _snapshot(self) -> list[RamRegion]:
+        return [RamRegion(r.start, r.size, r.allocated) for r in self._regions]
+
+    def _set_regions(self, regions: list[RamRegion]) -> None:
+        before = self._regions
+        merged: list[RamRegion] = []
+        for region in sorted(regions, key=lambda r: r.start):
+            if region.size <= 0:
+                continue
+            last = merged[-1] if merged else None
+            if last is not None and last.end == region.start and last.allocated == region.allocated:
+                last.size += region.size
+            else:
+                merged.append(region)
+        self._regions = merged
+        self.undo.record(lambda: setattr(self, "_regions", before))
+
+    def _add_region(self, region: RamRegion) -> None:
+        self._set_regions([*self._snapshot(), region])
+
+    def _covering(self, start: int, size: int) -> bool:
+        """Whether registered RAM covers ``[start, start + size)`` (across regions)."""
+        cursor, end = start, start + size
+        starts = [r.start for r in self._regions]
+        while cursor < end:
+            index = bisect.bisect_right(starts, cursor) - 1
+            if index < 0 or cursor >= self._regions[index].end:
+                return False
+            cursor = self._regions[index].end
+        return True
+
+    def is_ram(self, start: int, size: int) -> bool:
+        return size > 0 and self._covering(start, size)
+
+    def _set_allocated(self, start: int, size: int, allocated: bool, what: str) -> None:
+        if size <= 0:
+            raise AddressSpaceError(f"cannot {what} {size} bytes", fix="give a positive size")
+        if not self._covering(start, size):
+            raise AddressSpaceError(
+                f"cannot {what} [{start:#x}, {start + size:#x}): not all of it is registered RAM",
+                fix="stay inside the RAM regions " + self._describe(),
+            )
+        end = start + size
+        pieces: list[RamRegion] = []
+        for region in self._snapshot():
+            if region.end <= start or region.start >= end:
+                pieces.append(region)
+                continue
+            if region.start < start:
+                pieces.append(RamRegion(region.start, start - region.start, region.allocated))
+            lo, hi = max(region.start, start), min(region.end, end)
+            pieces.append(RamRegion(lo, hi - lo, allocated))
+            if region.end > end:
+                pieces.append(RamRegion(end, region.end - end, region.allocated))
+        self._set_regions(pieces)
+
+    def _describe(self) -> str:
+        return ", ".join(f"[{r.start:#x}, {r.end:#x})" for r in self._regions) or "(none)"
+
+    def mark_allocated(self, start: int, size: int) -> None:
+        """``vm_ram_mark_allocated``: say that ``[start, start + size)`` is in use."""
+        self._set_allocated(start, size, True, "mark allocated")
+
+    def allocate(self, size: int, align: int | None = None) -> int:
+        """``vm_ram_allocate``: first fit of ``size`` bytes of free RAM; returns the address."""
+        align = align or self.page_size
+        if size <= 0:
+            raise AddressSpaceError(f"cannot allocate {size} bytes of RAM", fix="ask for more")
+        for region in self._regions:
+            if region.allocated:
+                continue
+            start = (region.start + align - 1) // align * align
+            if start + size <= region.end:
+                self.mark_allocated(start, size)
+                return start
+        largest = self.largest_free()[1]
+        raise AddressSpaceError(
+            f"no free guest RAM for {size:#x} bytes (largest free region: {largest:#x} bytes)",
+            fix="register more RAM or free some",
+        )
+
+    def free(self, start: int, size: int) -> None:
+        """``vm_ram_free``: give ``[start, start + size)`` back (libsel4vm forgets to)."""
+        self._set_allocated(start, size, False, "free")
+
+    def largest_free(self) -> tuple[int, int]:
+        """``vm_ram_find_largest_free_region``: (address, size) of the largest free region."""
+        best = max(
+            (r for r in self._regions if not r.allocated), key=lambda r: r.size, default=None
+        )
+        if best is None:
+            raise AddressSpaceError("no free guest RAM", fix="register RAM or free some")
+        return best.start, best.size
+
+    # -- access ----------------------------------------------------------------------------
+    def _pieces(self, addr: int, size: int) -> list[tuple[int, int, int]]:
+        """(guest_addr, paddr, length) pieces, one per physically contiguous extent."""
+        if size < 0:
+            raise AddressSpaceError(f"negative length {size}")
+        if size == 0:
+            return []
+        if not self._covering(addr, size):
+            raise AddressSpaceError(
+                f"[{addr:#x}, {addr + size:#x}) is not registered guest RAM",
+                fix="access only RAM inside " + self._describe(),
+            )
+        pieces = []
+        cursor = addr
+        for paddr, length in self.memory.translate(addr, size):
+            pieces.append((cursor, paddr, length))
+            cursor += length
+        return pieces
+
+    def touch(self, addr: int, size: int, callback: TouchCallback, cookie: Any = None) -> None:
+        """``vm_ram_touch``: call ``callback`` once per frame of ``[addr, addr + size)``.
+
+        Like libsel4vm, each step holds a copy of the frame's cap (one CSpace slot) while
+        the callback runs.  A non-zero return stops the walk with an error.
+        """
+        for guest, paddr, length in self._pieces(addr, size):
+            extent_bits = self._frame_bits_at(guest)
+            cursor = guest
+            end = guest + length
+            while cursor < end:
+                frame_end = (cursor >> extent_bits) + 1 << extent_bits
+                chunk = min(end, frame_end) - cursor
+                self.cspace.note_transient(1, "frame cap copy")
+                view = self.physmem.view(paddr + (cursor - guest), chunk)
+                try:
+                    rc = callback(self.vm, cursor, view, chunk, cursor - addr, cookie)
+                finally:
+                    view.release()
+                if rc:
+                    raise Sel4VmmError(
+                        f"touch callback failed with {rc} at guest address {cursor:#x}",
+                    )
+                cursor += chunk
+
+    def _frame_bits_at(self, addr: int) -> int:
+        reservation = self.memory.find(addr)
+        assert reservation is not None
+        for extent in reservation.extents:
+            if extent.guest_addr <= addr < extent.guest_end:
+                return extent.page_bits
+        return self.memory.arch.page_bits[0]
+
+    def read(self, addr: int, size: int) -> bytes:
+        """Copy ``size`` bytes of guest RAM out (``vm_guest_ram_read_callback`` over touch)."""
+        out = bytearray(size)
+        self.read_into(addr, out)
+        return bytes(out)
+
+    def read_into(self, addr: int, buffer: bytearray | memoryview) -> None:
+        """Fill ``buffer`` from guest RAM at ``addr`` without an intermediate copy."""
+        target = memoryview(buffer).cast("B")
+        self.cspace.note_transient(1, "frame cap copy")
+        offset = 0
+        for _guest, paddr, length in self._pieces(addr, len(target)):
+            target[offset : offset + length] = self.physmem.view(paddr, length)
+            offset += length
+
+    def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        """Copy ``data`` into guest RAM at ``addr`` (``vm_guest_ram_write_callback``)."""
+        source = memoryview(data).cast("B")
+        self.cspace.note_transient(1, "frame cap copy")
+        offset = 0
+        for _guest, paddr, length in self._pieces(addr, len(source)):
+            self.physmem.view(paddr, length)[:] = source[offset : offset + length]
+            offset += length
+
+    def view(self, addr: int, size: int) -> memoryview:
+        """A zero-copy view of guest RAM, which must be physically contiguous."""
+        pieces = self._pieces(addr, size)
+        if len(pieces) != 1:
+            raise AddressSpaceError(
+                f"[{addr:#x}, {addr + size:#x}) spans {len(pieces)} physically separate pieces",
+                fix="use read/write, or touch, for ranges that cross frames from different untyped",
+            )
+        return self.physmem.view(pieces[0][1], size)
+
+    def physical_pieces(self, addr: int, size: int) -> list[tuple[int, int, int]]:
+        """(guest, paddr, length) triples behind a RAM range — for DMA models and reports."""
+        return self._pieces(addr, size)

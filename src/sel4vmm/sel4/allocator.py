@@ -1,0 +1,287 @@
+"""The VM's object allocator (libsel4vm's ``vka``) over the untyped objects it was given.
+
+Two ways to get memory, as in seL4 systems:
+
+* :meth:`ObjectAllocator.retype` — objects anywhere: first fit over the pool's untyped
+  objects with seL4's watermark rules.  Batches are placed as a whole so that a failure
+  can say exactly how many more untyped objects of the pool's size would make it fit.
+* :meth:`ObjectAllocator.retype_at` — objects at a fixed physical address (1:1 guest RAM,
+  device frames): the covering untyped is split by retyping padding untyped objects up to
+  the address, the way the Microkit tool and capDL loader place fixed-address objects.
+  The padding untyped objects stay in the pool, usable for later allocations.
+
+Failures raise :class:`~sel4vmm.errors.ResourceExhausted` and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import partial
+
+from sel4vmm.errors import ResourceExhausted
+from sel4vmm.sel4.arch import Arch
+from sel4vmm.sel4.cspace import CSpace
+from sel4vmm.sel4.objects import RETYPE_FAN_OUT_LIMIT, ObjectKind, ObjectRun, human_size
+from sel4vmm.sel4.undo import UndoLog
+from sel4vmm.sel4.untyped import Untyped, aligned_blocks
+
+
+@dataclass(frozen=True)
+class Request:
+    """``count`` objects of ``kind`` and ``2**size_bits`` bytes."""
+
+    kind: ObjectKind
+    size_bits: int
+    count: int
+
+
+def _fits(states: list[list[int]], requests: list[Request]) -> bool:
+    """Place ``requests`` first-fit on (watermark, size_bits) states; True if all fit."""
+    for request in requests:
+        remaining = request.count
+        obj = 1 << request.size_bits
+        for state in states:
+            watermark, size_bits = state
+            if request.size_bits > size_bits:
+                continue
+            start = (watermark + obj - 1) // obj * obj
+            room = ((1 << size_bits) - start) >> request.size_bits if start < 1 << size_bits else 0
+            if room <= 0:
+                continue
+            n = min(remaining, room)
+            state[0] = start + (n << request.size_bits)
+            remaining -= n
+            if not remaining:
+                break
+        if remaining:
+            return False
+    return True
+
+
+class ObjectAllocator:
+    """Allocates seL4 objects for one component from its untyped objects."""
+
+    def __init__(
+        self,
+        arch: Arch,
+        cspace: CSpace,
+        undo: UndoLog,
+        *,
+        owner: str = "vm",
+        growth_advice: str | None = None,
+    ) -> None:
+        self.arch = arch
+        self.cspace = cspace
+        self.undo = undo
+        self.owner = owner
+        #: When set, a shortfall is reported with this advice instead of "N more untyped".
+        self.growth_advice = growth_advice
+        self.untypeds: list[Untyped] = []
+        self.runs: list[ObjectRun] = []
+        #: Untyped objects as the configuration gave them (not padding made later).
+        self.given: list[Untyped] = []
+
+    # -- the pool --------------------------------------------------------------------------
+    def add_untyped(self, untyped: Untyped, *, given: bool = True) -> None:
+        """Give the component a cap to ``untyped`` (takes a slot)."""
+        untyped.cptr = self.cspace.allocate(1, untyped, "untyped")
+        self.untypeds.append(untyped)
+        if given:
+            self.given.append(untyped)
+
+        def undo() -> None:
+            self.untypeds.remove(untyped)
+            if given:
+                self.given.remove(untyped)
+
+        self.undo.record(undo)
+
+    def add_frames(self, run: ObjectRun) -> None:
+        """Give the component existing frame caps (``mmios``)."""
+        run.first_cptr = self.cspace.allocate(run.count, run, "device frame")
+        self.runs.append(run)
+        self.undo.record(lambda: self.runs.remove(run))
+
+    # -- retype anywhere ---------------------------------------------------------------------
+    def retype(self, kind: ObjectKind, size_bits: int, count: int) -> list[ObjectRun]:
+        """``count`` objects anywhere in non-device untyped memory."""
+        return self.retype_batch([Request(kind, size_bits, count)])[0]
+
+    def retype_batch(self, requests: list[Request]) -> list[list[ObjectRun]]:
+        """Place a batch atomically; a shortfall names the untyped objects still needed."""
+        pool = [u for u in self.untypeds if not u.device]
+        states = [[u.watermark, u.size_bits] for u in pool]
+        if not _fits(states, requests):
+            message, fix = self._shortfall(pool, requests)
+            raise ResourceExhausted(message, fix=fix)
+        results: list[list[ObjectRun]] = []
+        with self.undo.transaction():
+            for request in requests:
+                runs: list[ObjectRun] = []
+                remaining = request.count
+                for untyped in pool:
+                    while remaining:
+                        n = min(untyped.fit(request.size_bits, remaining), RETYPE_FAN_OUT_LIMIT)
+                        if not n:
+                            break
+                        runs.append(self._make_run(untyped, request.kind, request.size_bits, n))
+                        remaining -= n
+                    if not remaining:
+                        break
+                results.append(runs)
+        return results
+
+    def _shortfall(self, pool: list[Untyped], requests: list[Request]) -> tuple[str, str]:
+        """What did not fit, and how many more untyped objects of the pool's size would."""
+        wanted = ", ".join(
+            f"{r.count} {r.kind.value}{'s' if r.count != 1 else ''} of "
+            f"{human_size(1 << r.size_bits)}"
+            for r in requests
+            if r.count
+        )
+        free = sum(u.free_bytes for u in pool)
+        if self.growth_advice is not None:
+            return (
+                f"{self.owner}: out of untyped memory placing {wanted} "
+                f"({human_size(free) if free else '0 B'} free)",
+                self.growth_advice,
+            )
+        bits = max([u.size_bits for u in self.given if not u.device] or [0])
+        biggest = max(r.size_bits for r in requests)
+        bits = max(bits, biggest)
+        base_states = [[u.watermark, u.size_bits] for u in pool]
+
+        def fits_with(extra: int) -> bool:
+            states = [s[:] for s in base_states] + [[0, bits] for _ in range(extra)]
+            return _fits(states, requests)
+
+        low, high = 0, 1
+        while not fits_with(high):
+            low, high = high, high * 2
+        while high - low > 1:
+            mid = (low + high) // 2
+            if fits_with(mid):
+                high = mid
+            else:
+                low = mid
+        have = sum(1 for u in self.given if not u.device and u.size_bits == bits)
+        fix = (
+            f"give {self.owner} {have + high} untyped objects of 2^{bits} "
+            f"(simple_untyped{bits}_pool = {have + high})"
+        )
+        return (
+            f"{self.owner}: untyped pool exhausted placing {wanted}: needs {high} more "
+            f"untyped of 2^{bits}",
+            fix,
+        )
+
+    def _make_run(self, untyped: Untyped, kind: ObjectKind, size_bits: int, n: int) -> ObjectRun:
+        before = (untyped.watermark, untyped.children, untyped.lost)
+        paddr, _lost = untyped.place(size_bits, n)
+        run = ObjectRun(kind, paddr, size_bits, n, 0, untyped, untyped.device)
+        self.runs.append(run)
+
+        def undo() -> None:
+            untyped.watermark, untyped.children, untyped.lost = before
+            self.runs.remove(run)
+
+        self.undo.record(undo)
+        run.first_cptr = self.cspace.allocate(n, run, kind.value)
+        return run
+
+    # -- retype at a fixed address --------------------------------------------------------
+    def covering(self, paddr: int) -> Untyped | None:
+        """The innermost pool untyped containing ``paddr``."""
+        best: Untyped | None = None
+        for untyped in self.untypeds:
+            if untyped.contains(paddr) and (best is None or untyped.size_bits < best.size_bits):
+                best = untyped
+        return best
+
+    def retype_at(
+        self, kind: ObjectKind, paddr: int, size_bits: int, count: int
+    ) -> list[ObjectRun]:
+        """``count`` objects at exactly ``paddr`` onwards (1:1 RAM, device frames)."""
+        runs: list[ObjectRun] = []
+        end = paddr + (count << size_bits)
+        with self.undo.transaction():
+            cursor = paddr
+            while cursor < end:
+                untyped = self.covering(cursor)
+                if untyped is None:
+                    bits = max((end - cursor - 1).bit_length(), self.arch.page_bits[0])
+                    base = cursor & ~((1 << bits) - 1)
+                    raise ResourceExhausted(
+                        f"{self.owner}: no untyped object covers physical address {cursor:#x} "
+                        f"(needed for {human_size(end - cursor)} of {kind.value}s at "
+                        f"{cursor:#x})",
+                        fix=f"give {self.owner} a device untyped covering it, e.g. "
+                        f'untyped_mmios = ["{base:#x}:{bits}"]',
+                    )
+                offset = cursor - untyped.paddr
+                if untyped.watermark > offset:
+                    raise ResourceExhausted(
+                        f"{self.owner}: physical address {cursor:#x} is already allocated "
+                        f"from {untyped}",
+                        fix="back each region with its own physical memory: give the VM a "
+                        "device untyped reserved for it (untyped_mmios) at that address",
+                    )
+                if untyped.watermark < offset:
+                    self._pad(untyped, untyped.paddr + untyped.watermark, cursor)
+                n = min((untyped.end - cursor) >> size_bits, (end - cursor) >> size_bits)
+                if n <= 0:
+                    raise ResourceExhausted(
+                        f"{self.owner}: a {human_size(1 << size_bits)} {kind.value} at "
+                        f"{cursor:#x} does not fit in {untyped}",
+                        fix="use smaller frames or a larger untyped",
+                    )
+                while n:
+                    chunk = min(n, RETYPE_FAN_OUT_LIMIT)
+                    runs.append(self._make_run(untyped, kind, size_bits, chunk))
+                    n -= chunk
+                    cursor += chunk << size_bits
+        return runs
+
+    def _pad(self, untyped: Untyped, start: int, stop: int) -> None:
+        """Retype untyped children to move ``untyped``'s watermark from start to stop."""
+        for block, bits in aligned_blocks(
+            start, stop, untyped.size_bits - 1, self.arch.min_untyped_bits
+        ):
+            run = self._make_run(untyped, ObjectKind.UNTYPED, bits, 1)
+            assert run.paddr == block
+            child = Untyped(block, bits, untyped.device, parent=untyped, label="padding")
+            child.cptr = run.first_cptr
+            self.untypeds.append(child)
+            self.undo.record(partial(self.untypeds.remove, child))
+
+    # -- delete ------------------------------------------------------------------------------
+    def delete(self, run: ObjectRun) -> None:
+        """Delete a run's objects; an untyped with no children left is reset (seL4 rule)."""
+        untyped = run.untyped
+        self.cspace.free(run.first_cptr)
+        self.runs.remove(run)
+        self.undo.record(lambda: self.runs.append(run))
+        if untyped is not None:
+            before = (untyped.watermark, untyped.children, untyped.lost)
+            untyped.children -= run.count
+            if untyped.children == 0:
+                untyped.watermark = 0
+                untyped.lost = 0
+
+            def undo() -> None:
+                untyped.watermark, untyped.children, untyped.lost = before
+
+            self.undo.record(undo)
+
+    # -- reporting ---------------------------------------------------------------------------
+    def object_counts(self) -> Counter[tuple[ObjectKind, int]]:
+        """How many objects of each (kind, size_bits) exist now."""
+        counts: Counter[tuple[ObjectKind, int]] = Counter()
+        for run in self.runs:
+            counts[(run.kind, run.size_bits)] += run.count
+        return counts
+
+    def untyped_usage(self) -> list[tuple[Untyped, int]]:
+        """Each untyped the configuration gave, with the bytes it has handed out."""
+        return [(u, u.watermark) for u in self.given]

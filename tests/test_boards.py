@@ -1,0 +1,135 @@
+"""The board table: every board loads, its ranges build PhysicalMemory, aliases resolve."""
+
+from __future__ import annotations
+
+import pytest
+
+from sel4vmm.boards import Board, board_names, canonical_board_name, load_board, normalise
+from sel4vmm.errors import Sel4VmmError
+from sel4vmm.sel4.physmem import PhysicalMemory
+
+REQUIRED = {
+    "qemu_virt_aarch64",
+    "odroidc2",
+    "odroidc4",
+    "imx8mm_evk",
+    "maaxboard",
+    "zcu102",
+    "tx2",
+    "exynos5422",
+    "x86_64_generic",
+}
+
+
+def test_the_required_boards_are_known() -> None:
+    assert set(board_names()) >= REQUIRED
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_every_board_builds_physical_memory(name: str) -> None:
+    board = load_board(name)
+    ranges = board.memory_ranges()
+    memory = PhysicalMemory(ranges)
+    assert [r.base for r in ranges] == sorted(r.base for r in ranges)
+    assert board.ram_size == sum(r.size for r in ranges if not r.device) > 0
+    ram = ranges[[r.device for r in ranges].index(False)]
+    view = memory.view(ram.base, 16)
+    view[:4] = b"sel4"
+    assert bytes(memory.view(ram.base, 4)) == b"sel4"
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED - {"x86_64_generic"}))
+def test_arm_boards_have_a_gic_and_a_mapped_uart(name: str) -> None:
+    board = load_board(name)
+    assert board.gic is not None and board.gic.version in (2, 3)
+    if board.gic.version == 2:
+        assert board.gic.vcpu_interface is not None, "GICv2 VMs need GICV to pass through"
+    else:
+        assert board.gic.redistributor is not None
+    assert not board.uart.io_port
+    assert any(
+        r.device and r.contains(board.uart.base, board.uart.size) for r in board.memory_ranges()
+    )
+    assert board.uart.irq >= 32  # a shared peripheral interrupt
+    assert board.uart.compatible
+
+
+def test_qemu_virt_facts_match_the_realworld_device_tree() -> None:
+    board = load_board("qemu_virt_aarch64")
+    assert board.arch == "aarch64" and board.ram_configurable
+    assert [(r.base, r.size) for r in board.ram] == [(0x40000000, 2 << 30)]
+    assert board.gic is not None and board.gic.vcpu_interface is not None
+    assert board.gic.distributor.base == 0x08000000
+    assert board.gic.vcpu_interface.base == 0x08040000
+    assert (board.uart.base, board.uart.irq) == (0x09000000, 33)
+    assert "arm,pl011" in board.uart.compatible
+
+
+def test_qemu_ram_size_is_a_parameter() -> None:
+    board = load_board("qemu-arm-virt", ram_size=256 << 20)
+    assert [(r.base, r.size) for r in board.ram] == [(0x40000000, 256 << 20)]
+
+
+def test_x86_ram_fills_the_windows_around_the_holes() -> None:
+    board = load_board("x86_64_generic", ram_size=4 << 30)
+    assert [(r.base, r.end) for r in board.ram] == [
+        (0x0, 0xA0000),
+        (0x100000, 0xC0000000),
+        (0x100000000, 0x100000000 + (4 << 30) - 0xA0000 - (0xC0000000 - 0x100000)),
+    ]
+    assert board.uart.io_port and board.uart.base == 0x3F8
+    assert all(r.base != 0x3F8 for r in board.memory_ranges())
+
+
+def test_fixed_boards_can_be_limited_but_not_grown() -> None:
+    board = load_board("zcu102", ram_size=3 << 30)
+    assert [(r.base, r.size) for r in board.ram] == [(0x0, 2 << 30), (0x800000000, 1 << 30)]
+    with pytest.raises(Sel4VmmError, match="has 0x100000000 bytes of RAM"):
+        load_board("zcu102", ram_size=8 << 30)
+
+
+def test_bad_ram_sizes_are_refused() -> None:
+    with pytest.raises(Sel4VmmError, match="multiple of 4 KiB"):
+        load_board("qemu_virt_aarch64", ram_size=12345)
+    with pytest.raises(Sel4VmmError, match="cannot hold"):
+        load_board("qemu_virt_aarch64", ram_size=1 << 40)
+
+
+@pytest.mark.parametrize(
+    ("alias", "canonical"),
+    [
+        ("qemu-arm-virt", "qemu_virt_aarch64"),
+        ("qemu_arm_virt", "qemu_virt_aarch64"),
+        ("QEMU_VIRT_AARCH64", "qemu_virt_aarch64"),
+        ("odroid-c4", "odroidc4"),
+        ("odroid-c2", "odroidc2"),
+        ("imx8mm-evk", "imx8mm_evk"),
+        ("zynqmp", "zcu102"),
+        ("x86_64_generic_vtx", "x86_64_generic"),
+        ("odroid-xu4", "exynos5422"),
+    ],
+)
+def test_aliases(alias: str, canonical: str) -> None:
+    assert canonical_board_name(alias) == canonical
+    assert load_board(alias).name == canonical
+
+
+def test_unknown_board_lists_the_known_ones() -> None:
+    with pytest.raises(Sel4VmmError) as caught:
+        load_board("raspberry-pi-9")
+    assert "raspberry-pi-9" in caught.value.message
+    for name in REQUIRED:
+        assert name in caught.value.message
+    assert canonical_board_name("raspberry-pi-9") is None
+
+
+def test_normalise() -> None:
+    assert normalise(" Odroid-C4 ") == "odroid_c4"
+
+
+def test_boards_are_immutable_values() -> None:
+    board = load_board("odroidc4")
+    assert isinstance(board, Board)
+    with pytest.raises(AttributeError):
+        board.name = "other"  # type: ignore[misc]
+    assert load_board("odroidc4") == board
