@@ -1,54 +1,50 @@
-"""The embedded default job: seed 000's CAmkES VM built on the memory system.
+"""The embedded default job: seed 000's CAmkES VM, read, planned and exercised.
 
-``sel4vmm demo`` builds the configuration from the DornerWorks VM-memory document — a
-512 MiB guest at 0x40000000 whose frames come from ``simple_untyped24_pool = 33`` on a
-QEMU virt board — writes and reads guest RAM through the libsel4vm API, and shows the
-guest-physical map and the seL4 resources it took.  It also shows the failure users hit
-with 32 untyped objects, and the 1:1 variant for DMA.
+``sel4vmm demo`` reads the configuration of the DornerWorks VM-memory document (bundled
+as a CAmkES ``devices.camkes``) — a 512 MiB guest at 0x40000000 whose frames come from
+``simple_untyped24_pool = 33`` — plans it on a QEMU virt board with the same objects a run
+uses, writes and reads all of guest RAM through the guest-RAM API, and shows the
+guest-physical map and the seL4 resources it took.  It also plans the same file with a
+pool of 32 (the failure users hit) and the document's 1:1 variant for DMA.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
-from sel4vmm.errors import ResourceExhausted
-from sel4vmm.sel4.arch import AARCH64
-from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
-from sel4vmm.sel4.platform import Sel4Platform
-from sel4vmm.vm import DeviceUntypedRequest, PoolRequest, VirtualMachine
+from sel4vmm.config.camkes import read_camkes
+from sel4vmm.config.spec import Finding
+from sel4vmm.errors import Sel4VmmError
+from sel4vmm.plan import SystemPlan, plan_system
 
+BOARD = "qemu_virt_aarch64"
 VM_RAM_BASE = 0x40000000
 VM_RAM_SIZE = 0x20000000
-#: QEMU virt with ``-m 2G``: RAM at 0x40000000, devices (GIC, UART, ...) below it.
-BOARD_RAM_SIZE = 2 << 30
 
 
 @dataclass
 class DemoResult:
-    vm: VirtualMachine
-    one_to_one_vm: VirtualMachine
+    plan: SystemPlan
+    one_to_one: SystemPlan
     pattern_ok: bool
     bytes_checked: int
-    shortfall: str
+    shortfall: list[Finding]
 
 
-def qemu_virt_platform(device_reserved: list[MemoryRange] | None = None) -> Sel4Platform:
-    physmem = PhysicalMemory(
-        [
-            MemoryRange(0x08000000, 0x02000000, device=True, name="qemu virt devices"),
-            MemoryRange(VM_RAM_BASE, BOARD_RAM_SIZE, name="ram"),
-        ]
-    )
-    return Sel4Platform(
-        physmem, AARCH64, device_reserved=device_reserved or [], board_name="qemu-arm-virt"
-    )
+def seed_file(name: str) -> Path:
+    """The bundled configuration ``name`` (a directory under ``sel4vmm/data``)."""
+    return Path(str(resources.files("sel4vmm") / "data" / name / "devices.camkes"))
 
 
 def run_demo() -> DemoResult:
-    """Build seed 000 both ways and exercise guest RAM; returns what to show."""
-    platform = qemu_virt_platform()
-    vm = VirtualMachine.create("vm0", platform, pools=[PoolRequest(24, 33)])
-    vm.ram.register_at(VM_RAM_BASE, VM_RAM_SIZE)
+    """Plan seed 000 three ways and exercise the planned VM's RAM."""
+    plan = plan_system(read_camkes(seed_file("seed000")), board=BOARD)
+    vm = plan.vms[0].vm
+    if vm is None or plan.has_errors:
+        raise Sel4VmmError("the bundled seed-000 configuration did not plan cleanly")
 
     # Write a pattern across the whole of guest RAM and read it back.
     chunk = bytes(range(256)) * 4096  # 1 MiB
@@ -60,20 +56,12 @@ def run_demo() -> DemoResult:
     )
 
     # What users see when they give the VM 32 untyped objects instead of 33.
-    small = VirtualMachine.create("vm-small", qemu_virt_platform(), pools=[PoolRequest(24, 32)])
-    try:
-        small.ram.register_at(VM_RAM_BASE, VM_RAM_SIZE)
-        shortfall = "32 untyped objects were enough (unexpected)"
-    except ResourceExhausted as error:
-        shortfall = str(error)
+    text = seed_file("seed000").read_text().replace("pool = 33", "pool = 32")
+    with tempfile.TemporaryDirectory() as scratch:
+        small = Path(scratch) / "devices.camkes"
+        small.write_text(text)
+        short = plan_system(read_camkes(small), board=BOARD)
+    shortfall = [f for f in short.all_findings() if f.severity == "error"]
 
-    # Seed 000's 1:1 variant: untyped_mmios = ["0x40000000:29"], pool of 1, map_one_to_one.
-    reserved = [MemoryRange(VM_RAM_BASE, VM_RAM_SIZE, name="vm0 1:1 RAM")]
-    one = VirtualMachine.create(
-        "vm0 (1:1)",
-        qemu_virt_platform(reserved),
-        pools=[PoolRequest(24, 1)],
-        device_untypeds=[DeviceUntypedRequest(VM_RAM_BASE, 29)],
-    )
-    one.ram.register_at(VM_RAM_BASE, VM_RAM_SIZE, one_to_one=True)
-    return DemoResult(vm, one, ok, VM_RAM_SIZE, shortfall)
+    one_to_one = plan_system(read_camkes(seed_file("seed000_one_to_one")), board=BOARD)
+    return DemoResult(plan, one_to_one, ok, VM_RAM_SIZE, shortfall)

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sel4vmm.errors import Sel4VmmError
-from sel4vmm.memory.address_space import GuestAddressSpace
+from sel4vmm.memory.address_space import GuestAddressSpace, frame_iterator
 from sel4vmm.memory.faults import FaultCallback
 from sel4vmm.memory.guest_ram import GuestRam
+from sel4vmm.memory.reservation import Reservation, VmFrame
 from sel4vmm.memory.stage2 import Stage2Tables
 from sel4vmm.sel4.allocator import ObjectAllocator, Request
 from sel4vmm.sel4.cspace import CSpace
@@ -113,19 +114,15 @@ class VirtualMachine:
         device_frames: Iterable[DeviceFramesRequest] = (),
         num_vcpus: int = 1,
         cnode_bits: int | None = None,
+        share_platform_memory: bool = False,
     ) -> VirtualMachine:
         """Give the VM its resources and make its kernel objects; all or nothing."""
         if num_vcpus < 1:
             raise Sel4VmmError(f"{name}: a VM needs at least one vCPU", fix="num_vcpus = 1")
         vm = cls(name, platform, cnode_bits=cnode_bits)
         with platform.undo.transaction():
-            for pool in pools:
-                if pool.count < 0:
-                    raise Sel4VmmError(f"{name}: negative pool size {pool.count}")
-                for untyped in platform.carve_untyped(
-                    pool.size_bits, pool.count, f"simple_untyped{pool.size_bits}_pool"
-                ):
-                    vm.allocator.add_untyped(untyped)
+            # Fixed-address objects first, as the capDL loader and Microkit tool do, so
+            # that pools carved "anywhere" cannot land on them.
             for request in device_untypeds:
                 vm.allocator.add_untyped(
                     platform.carve_untyped_at(request.paddr, request.size_bits, "untyped_mmios")
@@ -134,6 +131,20 @@ class VirtualMachine:
                 run = platform.carve_frames_at(frames.paddr, frames.size, frames.page_bits)
                 vm.allocator.add_frames(run)
                 vm.device_frames.append(run)
+            if share_platform_memory:
+                # Microkit: no pools; the tool retypes a VM's objects straight from the
+                # kernel's untyped, so the VM allocates from the platform's own list.
+                vm.allocator.untypeds = platform.root.untypeds
+                vm.allocator.growth_advice = platform.root.growth_advice
+                vm.allocator.owner = f"{name} ({platform.board_name} RAM)"
+                vm.allocator.frames_may_use_device = False
+            for pool in pools:
+                if pool.count < 0:
+                    raise Sel4VmmError(f"{name}: negative pool size {pool.count}")
+                for untyped in platform.carve_untyped(
+                    pool.size_bits, pool.count, f"simple_untyped{pool.size_bits}_pool"
+                ):
+                    vm.allocator.add_untyped(untyped)
             vm.tables.create_root()
             vm.allocator.retype_batch(
                 [
@@ -161,6 +172,53 @@ class VirtualMachine:
             f"{self.name}: no device frames cover [{paddr:#x}, {paddr + size:#x})",
             fix=f'give the VM mmios = ["{paddr:#x}:{size:#x}:12"]',
         )
+
+    def map_device(
+        self, guest_addr: int, paddr: int, size: int, *, page_bits: int = 12, label: str = "device"
+    ) -> Reservation:
+        """Pass a device window through: frames at ``paddr`` mapped at ``guest_addr``.
+
+        Frames come from the VM's ``mmios`` frames if they cover the window, else from a
+        device untyped the VM holds (``untyped_mmios``), else from the board's device
+        untyped (what the Microkit tool does for a memory region with ``phys_addr``).
+        """
+        frame = 1 << page_bits
+        if paddr % frame or size % frame or guest_addr % frame or size <= 0:
+            raise Sel4VmmError(
+                f"{self.name}: device window {label} {paddr:#x}+{size:#x} at {guest_addr:#x} "
+                f"is not a whole number of aligned 2^{page_bits} frames",
+                fix=f"align addresses and size to {frame:#x}",
+            )
+        count = size // frame
+        with self.undo.transaction():
+            runs: list[ObjectRun]
+            covering = next(
+                (r for r in self.device_frames if r.paddr <= paddr and paddr + size <= r.end),
+                None,
+            )
+            if covering is not None and covering.size_bits == page_bits:
+                first = (paddr - covering.paddr) >> page_bits
+                reservation = self.memory.reserve_at(guest_addr, size, label=label)
+                self.memory.map(
+                    reservation,
+                    lambda addr, _c: VmFrame(
+                        covering.cptr(first + ((addr - guest_addr) >> page_bits)),
+                        "rw",
+                        guest_addr + ((addr - guest_addr) >> page_bits << page_bits),
+                        page_bits,
+                    ),
+                )
+                return reservation
+            if self.allocator.covering(paddr) is not None:
+                runs = self.allocator.retype_at(ObjectKind.FRAME, paddr, page_bits, count)
+            else:
+                carved = self.platform.carve_frames_at(paddr, size, page_bits)
+                self.allocator.add_frames(carved)
+                self.device_frames.append(carved)
+                runs = [carved]
+            reservation = self.memory.reserve_at(guest_addr, size, label=label)
+            self.memory.map(reservation, frame_iterator(runs, guest_addr, "rw"))
+            return reservation
 
     def resources(self) -> ResourceReport:
         """What this VM consumed so far: untyped, objects, CSpace."""

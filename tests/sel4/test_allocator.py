@@ -88,7 +88,7 @@ def test_one_to_one_pads_the_untyped_up_to_the_address() -> None:
     # The padding untyped is usable: more 1:1 RAM below the first region works.
     vm.ram.register_at(0x40000000, 0x100000, one_to_one=True)
     vm.ram.register_at(0x47000000, 0x1000, one_to_one=True)
-    with pytest.raises(ResourceExhausted, match="already allocated"):
+    with pytest.raises(ResourceExhausted, match="already in use"):
         vm.allocator.retype_at(ObjectKind.FRAME, 0x40000000, 12, 1)
 
 
@@ -157,3 +157,24 @@ def test_large_frames_need_fewer_tables() -> None:
     vm2.ram.register_at(0x40000000, 1 << 30, page_bits=30)
     assert vm2.resources().objects[("frame", 30)] == 1
     assert vm2.resources().objects[("page table", 12)] == 0
+
+
+def test_ram_frames_fall_back_to_device_untyped_like_vm_minimal() -> None:
+    """camkes-vm-examples vm_minimal on qemu-arm-virt: a pool of 12 x 2^24 plus
+    untyped_mmios 0x40000000:29 backs 512 MiB: frames use the device untyped first
+    (vka_alloc_frame_maybe_device), kernel objects and tables stay in RAM untyped."""
+    platform = make_platform(device_reserved=ONE_TO_ONE_RAM)
+    vm = VirtualMachine.create(
+        "vm0",
+        platform,
+        pools=[PoolRequest(24, 12)],
+        device_untypeds=[DeviceUntypedRequest(0x40000000, 29)],
+    )
+    vm.ram.register_at(SEED_000_BASE, SEED_000_SIZE)
+    used = vm.resources().untyped_used
+    assert used[(24, False)] == 1
+    assert used[(29, True)] == 1
+    frames = [r for r in vm.allocator.runs if r.kind is ObjectKind.FRAME]
+    assert all(r.device for r in frames)
+    tables = [r for r in vm.allocator.runs if r.kind is ObjectKind.PAGE_TABLE]
+    assert tables and all(not r.device for r in tables)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.table import Table
 
 from sel4vmm.memory.reservation import Reservation
 from sel4vmm.sel4.objects import human_size
 from sel4vmm.vm import ResourceReport, VirtualMachine
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A console that keeps tables readable when output goes to a file or a pipe."""
+    console = Console(highlight=False, stderr=stderr)
+    if not console.is_terminal:
+        console = Console(highlight=False, stderr=stderr, width=140)
+    return console
 
 
 def _backing(vm: VirtualMachine, reservation: Reservation) -> str:

@@ -140,7 +140,15 @@ class GuestRam:
             self.memory.map_runs(reservation, addr, runs)
         else:
             runs = self.memory.tables.allocate_with(
-                [(addr, size, bits)], [Request(ObjectKind.FRAME, bits, count)]
+                [(addr, size, bits)],
+                [
+                    Request(
+                        ObjectKind.FRAME,
+                        bits,
+                        count,
+                        may_use_device=self.allocator.frames_may_use_device,
+                    )
+                ],
             )[0]
             self.memory.map_runs(reservation, addr, runs)
         self._add_region(RamRegion(addr, size, False))

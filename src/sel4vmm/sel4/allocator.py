@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from sel4vmm.errors import ResourceExhausted
 from sel4vmm.sel4.arch import Arch
@@ -34,15 +35,27 @@ class Request:
     kind: ObjectKind
     size_bits: int
     count: int
+    #: Frames may come from device untyped, which are then used first so that RAM untyped
+    #: stays for kernel objects (libsel4vm allocates guest RAM with
+    #: ``vka_alloc_frame_maybe_device``; allocman tries device memory first for those).
+    may_use_device: bool = False
+
+
+def _order(pool: list[Untyped] | list[list[int]], request: Request, device_of: Any) -> list[Any]:
+    """The untyped (or simulated states) a request draws from, in the order it tries them."""
+    ram = [u for u in pool if not device_of(u)]
+    if not request.may_use_device:
+        return ram
+    return [u for u in pool if device_of(u)] + ram
 
 
 def _fits(states: list[list[int]], requests: list[Request]) -> bool:
-    """Place ``requests`` first-fit on (watermark, size_bits) states; True if all fit."""
+    """Place ``requests`` first-fit on (watermark, size_bits, device) states."""
     for request in requests:
         remaining = request.count
         obj = 1 << request.size_bits
-        for state in states:
-            watermark, size_bits = state
+        for state in _order(states, request, lambda s: s[2]):
+            watermark, size_bits, _device = state
             if request.size_bits > size_bits:
                 continue
             start = (watermark + obj - 1) // obj * obj
@@ -81,6 +94,9 @@ class ObjectAllocator:
         self.runs: list[ObjectRun] = []
         #: Untyped objects as the configuration gave them (not padding made later).
         self.given: list[Untyped] = []
+        #: Whether guest-RAM frames may come from device untyped (CAmkES/libsel4vm: yes,
+        #: the VM was given them for that; Microkit: no, RAM regions are RAM).
+        self.frames_may_use_device = True
 
     # -- the pool --------------------------------------------------------------------------
     def add_untyped(self, untyped: Untyped, *, given: bool = True) -> None:
@@ -110,8 +126,9 @@ class ObjectAllocator:
 
     def retype_batch(self, requests: list[Request]) -> list[list[ObjectRun]]:
         """Place a batch atomically; a shortfall names the untyped objects still needed."""
-        pool = [u for u in self.untypeds if not u.device]
-        states = [[u.watermark, u.size_bits] for u in pool]
+        # RAM untyped first, device untyped after them (only frames may use those).
+        pool = [u for u in self.untypeds if not u.device] + [u for u in self.untypeds if u.device]
+        states = [[u.watermark, u.size_bits, int(u.device)] for u in pool]
         if not _fits(states, requests):
             message, fix = self._shortfall(pool, requests)
             raise ResourceExhausted(message, fix=fix)
@@ -120,7 +137,7 @@ class ObjectAllocator:
             for request in requests:
                 runs: list[ObjectRun] = []
                 remaining = request.count
-                for untyped in pool:
+                for untyped in _order(pool, request, lambda u: u.device):
                     while remaining:
                         n = min(untyped.fit(request.size_bits, remaining), RETYPE_FAN_OUT_LIMIT)
                         if not n:
@@ -140,7 +157,7 @@ class ObjectAllocator:
             for r in requests
             if r.count
         )
-        free = sum(u.free_bytes for u in pool)
+        free = sum(u.free_bytes for u in pool if not u.device)
         if self.growth_advice is not None:
             return (
                 f"{self.owner}: out of untyped memory placing {wanted} "
@@ -150,10 +167,12 @@ class ObjectAllocator:
         bits = max([u.size_bits for u in self.given if not u.device] or [0])
         biggest = max(r.size_bits for r in requests)
         bits = max(bits, biggest)
-        base_states = [[u.watermark, u.size_bits] for u in pool]
+        base_states = [[u.watermark, u.size_bits, int(u.device)] for u in pool]
 
         def fits_with(extra: int) -> bool:
-            states = [s[:] for s in base_states] + [[0, bits] for _ in range(extra)]
+            fresh = [[0, bits, 0] for _ in range(extra)]
+            states = [s[:] for s in base_states if not s[2]] + fresh
+            states += [s[:] for s in base_states if s[2]]
             return _fits(states, requests)
 
         low, high = 0, 1
@@ -221,11 +240,14 @@ class ObjectAllocator:
                     )
                 offset = cursor - untyped.paddr
                 if untyped.watermark > offset:
+                    bits = max((end - cursor - 1).bit_length(), self.arch.page_bits[0])
+                    base = cursor & ~((1 << bits) - 1)
                     raise ResourceExhausted(
-                        f"{self.owner}: physical address {cursor:#x} is already allocated "
-                        f"from {untyped}",
-                        fix="back each region with its own physical memory: give the VM a "
-                        "device untyped reserved for it (untyped_mmios) at that address",
+                        f"{self.owner}: physical address {cursor:#x} is already in use "
+                        f"(allocated from {untyped})",
+                        fix="give the region physical memory of its own: reserve it for "
+                        f'{self.owner} with untyped_mmios = ["{base:#x}:{bits}"] (and keep '
+                        "other allocations away from it)",
                     )
                 if untyped.watermark < offset:
                     self._pad(untyped, untyped.paddr + untyped.watermark, cursor)

@@ -60,9 +60,15 @@ def boot_untypeds(
         for paddr, bits in aligned_blocks(start, end, arch.max_untyped_bits, arch.min_untyped_bits):
             untypeds.append(Untyped(paddr, bits, device, label=label))
 
-    for rng in physmem.ranges:
+    for rng in physmem.ram_ranges:
         for start, end in _subtract(rng.base, rng.end, holes):
-            add(start, end, rng.device, rng.name or "boot")
+            add(start, end, False, rng.name or "boot")
+    # seL4 hands out everything that is not RAM as device untyped, up to the physical
+    # address limit, in maximal aligned blocks: device windows the board table lists do
+    # not split them, and a device it does not list is still reachable.
+    known = sorted([*physmem.ram_ranges, *holes], key=lambda r: r.base)
+    for start, end in _subtract(0, 1 << arch.guest_address_bits, known):
+        add(start, end, True, "device memory")
     for rng in carved:
         add(rng.base, rng.end, True, rng.name or "reserved-memory")
     return untypeds

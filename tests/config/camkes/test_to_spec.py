@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.helpers import REALWORLD
 
 from sel4vmm.config.camkes import read_camkes
 from sel4vmm.config.camkes.reader import platform_directories
 from sel4vmm.config.spec import RegionKind, SystemSpec
 from sel4vmm.errors import Sel4VmmError
+from tests.helpers import REALWORLD
 
 from .conftest import WriteFile
 

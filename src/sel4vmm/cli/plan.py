@@ -1,0 +1,118 @@
+"""``sel4vmm plan FILE``: what a configuration needs, before an image is built."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sel4vmm.cli.render import make_console
+from sel4vmm.config.load import load_system
+from sel4vmm.config.spec import Finding
+from sel4vmm.errors import Sel4VmmError
+from sel4vmm.plan import SystemPlan, VmPlan, plan_system
+from sel4vmm.plan.document import plan_json
+from sel4vmm.sel4.objects import human_size
+
+
+def parse_size(text: str) -> int:
+    """``2G``, ``512M``, ``0x80000000`` or plain bytes, as QEMU's ``-m`` (M by default)."""
+    raw = text.strip().upper().replace("_", "")
+    units = {"K": 10, "M": 20, "G": 30, "T": 40}
+    try:
+        if raw.startswith("0X"):
+            return int(raw, 16)
+        if raw and raw[-1] in units:
+            return int(raw[:-1]) << units[raw[-1]]
+        return int(raw) << 20
+    except ValueError:
+        raise Sel4VmmError(
+            f"cannot read the RAM size '{text}'", fix="write it as QEMU's -m does: 2G, 512M"
+        ) from None
+
+
+def map_table(vm: VmPlan) -> Table:
+    table = Table(title=f"{vm.name}: guest-physical map", title_justify="left")
+    table.add_column("guest-physical", style="cyan", no_wrap=True)
+    table.add_column("size", justify="right")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("backed by")
+    table.add_column("physical", no_wrap=True)
+    for e in vm.entries:
+        physical = ", ".join(f"{p:#x}+{human_size(n)}" for p, n in e.physical[:3])
+        if len(e.physical) > 3:
+            physical += f" (+{len(e.physical) - 3} more)"
+        style = "dim" if e.kind == "hole" else None
+        frames = f"{human_size(1 << e.page_bits)} " if e.page_bits else ""
+        table.add_row(
+            f"{e.start:#012x}-{e.end:#012x}",
+            human_size(e.size),
+            e.kind,
+            e.name,
+            f"{frames}{e.backing}".strip(),
+            physical,
+            style=style,
+        )
+    return table
+
+
+def print_findings(console: Console, findings: list[Finding]) -> None:
+    colours = {"error": "red", "warning": "yellow", "note": "blue"}
+    for finding in findings:
+        colour = colours.get(finding.severity, "white")
+        where = f"{finding.location}: " if finding.location else ""
+        text = f"{escape(where)}[{colour}]{finding.severity}[/]: {escape(finding.message)}"
+        if finding.fix:
+            text += f"\n    fix: {escape(finding.fix)}"
+        console.print(text, soft_wrap=True)
+
+
+def print_plan(console: Console, plan: SystemPlan, vm_name: str | None) -> None:
+    from sel4vmm.cli.render import resources_table
+
+    console.print(
+        f"[bold]{escape(plan.path)}[/] ({plan.format}) on [bold]{plan.board.name}[/] "
+        f"with {human_size(plan.board.ram_size)} of RAM"
+    )
+    print_findings(console, plan.findings)
+    for vm in plan.vms:
+        if vm_name is not None and vm.name != vm_name:
+            continue
+        console.print(map_table(vm))
+        if vm.resources is not None:
+            console.print(resources_table(vm.name, vm.resources))
+        print_findings(console, vm.findings)
+
+
+def plan(
+    file: Annotated[Path, typer.Argument(help="A Microkit .system or CAmkES .camkes file.")],
+    vm: Annotated[str | None, typer.Option("--vm", help="Show only this VM.")] = None,
+    board: Annotated[str | None, typer.Option("--board", help="Board to plan for.")] = None,
+    ram_size: Annotated[
+        str | None, typer.Option("--ram-size", help="QEMU board RAM (-m), e.g. 2G.")
+    ] = None,
+    arch: Annotated[str, typer.Option("--arch", help="aarch64, riscv64 or x86_64.")] = "aarch64",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Plan a configuration: guest-physical map, seL4 objects, CSpace, findings with fixes."""
+    spec = load_system(file, arch=arch, board=board)
+    if vm is not None and vm not in [v.name for v in spec.vms]:
+        names = ", ".join(v.name for v in spec.vms) or "none"
+        raise Sel4VmmError(f"{file}: no VM named '{vm}'", fix=f"the VMs are: {names}")
+    result = plan_system(spec, board=board, ram_size=parse_size(ram_size) if ram_size else None)
+    if as_json:
+        typer.echo(json.dumps(plan_json(result, vm), indent=2))
+    else:
+        print_plan(make_console(), result, vm)
+    if result.has_errors:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)

@@ -1,0 +1,86 @@
+"""Read any configuration file users write, by its kind: one entry point for the commands.
+
+``.system`` files are Microkit system descriptions, ``.camkes`` files are CAmkES VM
+configurations.  The board is taken from the command line, else from the configuration
+(CAmkES platform directory), else from a path component that names a board (libvmm keeps
+its systems under ``board/<board>/``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sel4vmm.boards import canonical_board_name, load_board
+from sel4vmm.config.spec import SystemSpec
+from sel4vmm.errors import Location, Sel4VmmError
+
+
+def board_from_path(path: Path) -> str | None:
+    """A board named by a directory of ``path`` (``board/qemu_virt_aarch64/simple.system``)."""
+    for part in reversed(path.resolve().parent.parts):
+        name = canonical_board_name(part)
+        if name is not None:
+            return name
+    return None
+
+
+def _camkes_platform(path: Path, board: str) -> str | None:
+    """The platform directory beside a CAmkES application file that belongs to ``board``."""
+    canonical = canonical_board_name(board)
+    if canonical is None:
+        return None
+    names = [board, canonical, *load_board(canonical).aliases]
+    for name in names:
+        if (path.parent / name / "devices.camkes").is_file():
+            return name
+    for child in sorted(path.parent.iterdir()) if path.parent.is_dir() else []:
+        if child.is_dir() and canonical_board_name(child.name) == canonical:
+            return child.name
+    return None
+
+
+def load_system(
+    path: str | Path,
+    *,
+    arch: str = "aarch64",
+    hypervisor: bool = True,
+    board: str | None = None,
+) -> SystemSpec:
+    """Read and check ``path``; the result carries the readers' findings."""
+    source = Path(path)
+    if not source.is_file():
+        raise Sel4VmmError(
+            f"cannot read '{source}': no such file",
+            location=Location(str(source)),
+            fix="give the path of a .system or .camkes file",
+        )
+    if board is not None and canonical_board_name(board) is None:
+        load_board(board)  # raises the error listing the known boards
+    if source.suffix == ".system":
+        from sel4vmm.config.microkit import MicrokitTarget, read_microkit
+
+        spec = read_microkit(source, MicrokitTarget(arch=arch, hypervisor=hypervisor))
+        spec.board = canonical_board_name(board) if board else board_from_path(source)
+        for vm in spec.vms:
+            vm.board = spec.board
+        return spec
+    if source.suffix == ".camkes":
+        from sel4vmm.config.camkes import read_camkes
+
+        defines: dict[str, str] = {}
+        if board is not None:
+            platform = _camkes_platform(source, board)
+            if platform is not None:
+                defines["PLAT"] = platform
+        spec = read_camkes(source, defines=defines)
+        if board is not None:
+            spec.board = canonical_board_name(board)
+            for vm in spec.vms:
+                vm.board = spec.board
+        return spec
+    raise Sel4VmmError(
+        f"'{source}' is neither a Microkit system description (.system) nor a CAmkES "
+        "configuration (.camkes)",
+        location=Location(str(source)),
+        fix="rename it to .system or .camkes, whichever it is",
+    )

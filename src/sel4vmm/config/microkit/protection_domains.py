@@ -1,0 +1,507 @@
+"""``<protection_domain>`` and everything nested in it, including ``<virtual_machine>``.
+
+A PD is a program image plus its scheduling parameters and the resources it is given:
+maps, IRQs (three architecture-specific forms), x86 I/O ports, setvars, extra caps and at
+most one virtual machine.  Child PDs nest inside their parent.  The rules checked here are
+the ones the tool applies while reading a single PD; rules that need the whole system
+(duplicate names, overlapping maps, channel ids) live in :mod:`.system_checks`.
+"""
+
+from __future__ import annotations
+
+from sel4vmm.config.microkit.attributes import (
+    check_attributes,
+    optional_bool,
+    optional_number,
+    required,
+    required_number,
+)
+from sel4vmm.config.microkit.diagnostics import (
+    Diagnostic,
+    MicrokitError,
+    location_text,
+    warning,
+)
+from sel4vmm.config.microkit.model import (
+    CapMap,
+    DomainSchedule,
+    IoPort,
+    Irq,
+    ProtectionDomain,
+    SetVar,
+    VirtualCpu,
+    VirtualMachine,
+)
+from sel4vmm.config.microkit.numbers import I64, U8
+from sel4vmm.config.microkit.pci import PciAddressError, parse_pci_address
+from sel4vmm.config.microkit.regions import parse_map
+from sel4vmm.config.microkit.target import MicrokitTarget
+from sel4vmm.config.microkit.xmlsource import XmlElement
+
+#: Badge bits left for channel/IRQ/child ids (two are used by the PPC and fault flags).
+PD_MAX_ID = 61
+VCPU_MAX_ID = PD_MAX_ID
+PD_MAX_PRIORITY = 254
+BUDGET_DEFAULT = 1000
+PD_DEFAULT_STACK_SIZE = 0x2000
+PD_MIN_STACK_SIZE = 0x1000
+PD_MAX_STACK_SIZE = 16 * 1024 * 1024
+X86_IRQ_VECTOR_MAX = 107
+CAP_MAP_MAX_SLOT = 128
+
+PD_ATTRIBUTES = (
+    "name",
+    "priority",
+    "budget",
+    "period",
+    "passive",
+    "stack_size",
+    "smc",
+    "cpu",
+    "domain",
+    "fpu",
+)
+CHILD_PD_ATTRIBUTES = ("id", "setvar_id")
+CAP_MAP_TYPES = {"cap_tcb": "Tcb", "cap_sc": "Sc", "cap_vspace": "VSpace"}
+
+#: Attributes Microkit 1.x accepted and the current tool rejects.  Real systems (libvmm's
+#: virtio-snd example, sel4-gpi) still carry them, so we accept them with a warning rather
+#: than refusing files that build with the SDK they were written for.
+LEGACY_PD_ATTRIBUTES = ("pp",)
+LEGACY_VM_ATTRIBUTES = ("id",)
+
+
+def add_setvar(setvars: list[SetVar], setvar: SetVar, element: XmlElement) -> None:
+    """Record a setvar; a symbol can only be patched once per program image."""
+    if any(existing.symbol == setvar.symbol for existing in setvars):
+        raise MicrokitError.on_element(
+            element,
+            f"setvar on symbol '{setvar.symbol}' already exists",
+            fix="use a different symbol name",
+        )
+    setvars.append(setvar)
+
+
+def _check_id(element: XmlElement, value: int) -> int:
+    if value > PD_MAX_ID:
+        raise MicrokitError.on_element(
+            element, f"id must be < {PD_MAX_ID + 1}", fix=f"use an id from 0 to {PD_MAX_ID}"
+        )
+    if value < 0:
+        raise MicrokitError.on_element(element, "id must be >= 0")
+    return value
+
+
+class _PdReader:
+    """Reads one ``<protection_domain>`` element (recursively for children)."""
+
+    def __init__(
+        self, target: MicrokitTarget, domains: DomainSchedule, warnings: list[Diagnostic]
+    ) -> None:
+        self.target = target
+        self.domains = domains
+        self.warnings = warnings
+
+    def read(self, element: XmlElement, *, is_child: bool) -> ProtectionDomain:
+        target = self.target
+        check_attributes(
+            element,
+            PD_ATTRIBUTES + (CHILD_PD_ATTRIBUTES if is_child else ()) + LEGACY_PD_ATTRIBUTES,
+        )
+        name = required(element, "name")
+        if element.get("pp") is not None:
+            self.warnings.append(
+                warning(
+                    f"attribute 'pp' on protection domain '{name}' is from Microkit 1.x and "
+                    "is ignored; current releases reject it",
+                    element.location,
+                    fix='remove it and put pp="true" on the calling <end> of each channel',
+                )
+            )
+        child_id = required_number(element, "id") if is_child else None
+        setvar_id = element.get("setvar_id") if is_child else None
+
+        budget = optional_number(element, "budget")
+        budget = BUDGET_DEFAULT if budget is None else budget
+        period = optional_number(element, "period")
+        period = budget if period is None else period
+        if budget > period:
+            raise MicrokitError.on_element(
+                element,
+                f"budget ({budget}) must be less than, or equal to, period ({period})",
+            )
+        passive = bool(optional_bool(element, "passive"))
+        stack_size = optional_number(element, "stack_size")
+        stack_size = PD_DEFAULT_STACK_SIZE if stack_size is None else stack_size
+        smc = bool(optional_bool(element, "smc"))
+        if smc:
+            self._check_smc(element)
+        cpu = optional_number(element, "cpu", U8) or 0
+        if cpu >= target.num_cores:
+            raise MicrokitError.on_element(
+                element, f"cpu core must be less than {target.num_cores}, got {cpu}"
+            )
+        domain = self._domain(element)
+        if not PD_MIN_STACK_SIZE <= stack_size <= PD_MAX_STACK_SIZE:
+            raise MicrokitError.on_element(
+                element,
+                f"stack size must be between {PD_MIN_STACK_SIZE:#x} bytes and "
+                f"{PD_MAX_STACK_SIZE:#x} bytes",
+            )
+        if stack_size % target.page_sizes[0]:
+            raise MicrokitError.on_element(
+                element,
+                "stack size must be aligned to the smallest page size, "
+                f"{target.page_sizes[0]} bytes",
+            )
+        priority = optional_number(element, "priority") or 0
+        if priority > PD_MAX_PRIORITY:
+            raise MicrokitError.on_element(
+                element, f"priority must be between 0 and {PD_MAX_PRIORITY}"
+            )
+        fpu = optional_bool(element, "fpu")
+
+        pd = ProtectionDomain(
+            name=name,
+            location=element.location,
+            program_image="",
+            priority=priority,
+            budget=budget,
+            period=period,
+            passive=passive,
+            stack_size=stack_size,
+            smc=smc,
+            cpu=cpu,
+            fpu=True if fpu is None else fpu,
+            domain=domain,
+            id=child_id,
+            setvar_id=setvar_id,
+        )
+        seen_program_image = False
+        seen_cspace = False
+        for child in element.children:
+            tag = child.tag
+            if tag == "program_image":
+                check_attributes(child, ("path", "path_for_symbols"))
+                if seen_program_image:
+                    raise MicrokitError.on_element(
+                        element, "program_image must only be specified once"
+                    )
+                seen_program_image = True
+                pd.program_image = required(child, "path")
+            elif tag == "map":
+                self._map(pd, child)
+            elif tag == "irq":
+                pd.irqs.append(self._irq(pd, child))
+            elif tag == "ioport":
+                if target.arch != "x86_64":
+                    raise MicrokitError.on_element(element, "I/O Ports are only available on x86")
+                pd.ioports.append(self._ioport(pd, child, element))
+            elif tag == "setvar":
+                check_attributes(child, ("symbol", "region_paddr"))
+                symbol = required(child, "symbol")
+                region = required(child, "region_paddr")
+                add_setvar(pd.setvars, SetVar(symbol, "paddr", region), child)
+            elif tag == "protection_domain":
+                nested = self.read(child, is_child=True)
+                if nested.setvar_id is not None and nested.id is not None:
+                    add_setvar(pd.setvars, SetVar(nested.setvar_id, "id", nested.id), child)
+                pd.children.append(nested)
+            elif tag == "virtual_machine":
+                if not target.hypervisor:
+                    raise MicrokitError.on_element(
+                        element,
+                        "seL4 has not been built as a hypervisor, virtual machines are disabled",
+                        fix="build seL4 in hypervisor mode (drop --no-hypervisor)",
+                    )
+                if pd.virtual_machine is not None:
+                    raise MicrokitError.on_element(
+                        element,
+                        "virtual_machine must only be specified once",
+                        fix="give each virtual machine its own VMM protection domain",
+                    )
+                vm = self._virtual_machine(child)
+                for vcpu in vm.vcpus:
+                    if vcpu.setvar_id is not None:
+                        add_setvar(pd.setvars, SetVar(vcpu.setvar_id, "id", vcpu.id), child)
+                pd.virtual_machine = vm
+            elif tag == "cspace":
+                if seen_cspace:
+                    raise MicrokitError.on_element(element, "cspace must only be specified once")
+                seen_cspace = True
+                pd.cap_maps.extend(_cap_maps(child))
+            else:
+                raise MicrokitError.plain(
+                    f"Invalid XML element '{tag}': {location_text(child.location)}",
+                    location=child.location,
+                    message=f"invalid XML element '{tag}' in <protection_domain>",
+                )
+        if not seen_program_image:
+            raise MicrokitError.bare(
+                f"missing 'program_image' element on protection_domain: '{name}'",
+                location=element.location,
+                fix='add <program_image path="your.elf" /> to the protection domain',
+            )
+        return pd
+
+    def _check_smc(self, element: XmlElement) -> None:
+        forwarding = self.target.arm_smc
+        if self.target.arch != "aarch64":
+            raise MicrokitError.plain(
+                "ARM SMC forwarding support is not available for this architecture",
+                location=element.location,
+            )
+        if forwarding is False:
+            raise MicrokitError.on_element(
+                element,
+                "Using SMC support without ARM SMC forwarding support enabled in the kernel "
+                "for this platform",
+            )
+
+    def _domain(self, element: XmlElement) -> int | None:
+        if self.domains.declared:
+            domain_name = required(element, "domain")
+            if domain_name not in self.domains.ids:
+                raise MicrokitError.on_element(
+                    element, f"domain '{domain_name}' not declared in <domains>:"
+                )
+            return self.domains.ids[domain_name]
+        undeclared = element.get("domain")
+        if undeclared is not None:
+            raise MicrokitError.on_element(
+                element,
+                f"Specifying a domain '{undeclared}' without declaring a domain schedule "
+                "is not allowed:",
+                fix="declare the domain in a <domains> element before this PD",
+            )
+        return None
+
+    def _map(self, pd: ProtectionDomain, element: XmlElement) -> None:
+        mapping = parse_map(
+            element, allow_setvar=True, max_vaddr=self.target.pd_map_max_vaddr(pd.stack_size)
+        )
+        symbol = element.get("setvar_vaddr")
+        if symbol is not None:
+            add_setvar(pd.setvars, SetVar(symbol, "vaddr", mapping.vaddr), element)
+        symbol = element.get("setvar_size")
+        if symbol is not None:
+            add_setvar(pd.setvars, SetVar(symbol, "size", mapping.mr), element)
+        symbol = element.get("setvar_prefill_size")
+        if symbol is not None:
+            add_setvar(pd.setvars, SetVar(symbol, "prefill_size", mapping.mr), element)
+        pd.maps.append(mapping)
+
+    def _irq(self, pd: ProtectionDomain, element: XmlElement) -> Irq:
+        x86 = self.target.arch == "x86_64"
+        irq_id = _check_id(element, required_number(element, "id", I64))
+        symbol = element.get("setvar_id")
+        if symbol is not None:
+            add_setvar(pd.setvars, SetVar(symbol, "id", irq_id), element)
+
+        if element.get("irq") is not None:
+            if x86:
+                raise MicrokitError.on_element(
+                    element,
+                    "ARM and RISC-V IRQs are not supported on x86",
+                    fix='use the I/O APIC form (pin="..." vector="...") or MSI (pcidev="...")',
+                )
+            check_attributes(element, ("irq", "id", "setvar_id", "trigger"))
+            number = required_number(element, "irq")
+            return Irq(irq_id, "conventional", number, trigger=_trigger(element))
+        if element.get("pin") is not None:
+            if not x86:
+                raise MicrokitError.on_element(
+                    element, "x86 I/O APIC IRQ isn't supported on ARM and RISC-V"
+                )
+            check_attributes(
+                element, ("id", "setvar_id", "ioapic", "pin", "trigger", "polarity", "vector")
+            )
+            ioapic = optional_number(element, "ioapic", I64) or 0
+            if ioapic < 0:
+                raise MicrokitError.on_element(element, "ioapic must be >= 0")
+            pin = required_number(element, "pin", I64)
+            if pin < 0:
+                raise MicrokitError.on_element(element, "pin must be >= 0")
+            trigger = _trigger(element)
+            polarity = element.get("polarity") or "high"
+            if polarity not in ("low", "high"):
+                raise MicrokitError.on_element(element, "polarity must be either 'low' or 'high'")
+            vector = _vector(element)
+            return Irq(
+                irq_id, "ioapic", vector, trigger=trigger, polarity=polarity, ioapic=ioapic, pin=pin
+            )
+        if element.get("pcidev") is not None:
+            if not x86:
+                raise MicrokitError.on_element(
+                    element, "x86 MSI IRQ isn't supported on ARM and RISC-V"
+                )
+            check_attributes(element, ("id", "setvar_id", "pcidev", "handle", "vector"))
+            try:
+                device = parse_pci_address(required(element, "pcidev"))
+            except PciAddressError as reason:
+                raise MicrokitError.on_element(element, str(reason)) from None
+            handle = required_number(element, "handle", I64)
+            if handle < 0:
+                raise MicrokitError.on_element(element, "handle must be >= 0")
+            vector = _vector(element)
+            return Irq(irq_id, "msi", vector, pci_device=device, handle=handle)
+        # No form could be recognised: name the attribute this architecture needs first.
+        raise MicrokitError.missing_attribute(element, "pin" if x86 else "irq")
+
+    def _ioport(self, pd: ProtectionDomain, element: XmlElement, pd_element: XmlElement) -> IoPort:
+        check_attributes(element, ("id", "setvar_id", "setvar_addr", "addr", "size"))
+        port_id = _check_id(element, required_number(element, "id", I64))
+        symbol = element.get("setvar_id")
+        if symbol is not None:
+            add_setvar(pd.setvars, SetVar(symbol, "id", port_id), element)
+        addr = required_number(element, "addr")
+        symbol = element.get("setvar_addr")
+        if symbol is not None:
+            add_setvar(pd.setvars, SetVar(symbol, "ioport_addr", addr), element)
+        size = required_number(element, "size", I64)
+        if size <= 0:
+            raise MicrokitError.on_element(element, "size must be > 0")
+        return IoPort(port_id, addr, size, pd_element.location)
+
+    def _virtual_machine(self, element: XmlElement) -> VirtualMachine:
+        target = self.target
+        aarch64 = target.arch == "aarch64"
+        check_attributes(
+            element,
+            (("name", "budget", "period", "priority") if aarch64 else ("name",))
+            + LEGACY_VM_ATTRIBUTES,
+        )
+        name = required(element, "name")
+        vm = VirtualMachine(name=name, vcpus=[], maps=[], location=element.location)
+        legacy_id = optional_number(element, "id")
+        if aarch64:
+            budget = optional_number(element, "budget")
+            vm.budget = BUDGET_DEFAULT if budget is None else budget
+            period = optional_number(element, "period")
+            vm.period = vm.budget if period is None else period
+            if vm.budget > vm.period:
+                raise MicrokitError.on_element(
+                    element,
+                    f"budget ({vm.budget}) must be less than, or equal to, period ({vm.period})",
+                )
+            vm.priority = optional_number(element, "priority", U8) or 0
+            if vm.priority > PD_MAX_PRIORITY:
+                raise MicrokitError.on_element(
+                    element, f"priority must be between 0 and {PD_MAX_PRIORITY}"
+                )
+        for child in element.children:
+            if child.tag == "vcpu":
+                vm.vcpus.append(self._vcpu(vm, child))
+            elif child.tag == "map":
+                vm.maps.append(
+                    parse_map(child, allow_setvar=False, max_vaddr=target.vm_map_max_vaddr())
+                )
+            else:
+                raise MicrokitError.colon(
+                    f"invalid XML element '{child.tag}'",
+                    element.location,
+                    fix="a <virtual_machine> holds only <vcpu> and <map> elements",
+                )
+        if legacy_id is not None:
+            self._legacy_vm_id(vm, legacy_id)
+        if not vm.vcpus:
+            raise MicrokitError.bare(
+                f"missing 'vcpu' element on virtual_machine: '{name}'",
+                location=element.location,
+                fix='add <vcpu id="0" /> to the virtual machine',
+            )
+        return vm
+
+    def _legacy_vm_id(self, vm: VirtualMachine, legacy_id: int) -> None:
+        """Microkit 1.x: ``<virtual_machine id="N">`` with no ``<vcpu>`` meant one vCPU N."""
+        implied = not vm.vcpus
+        self.warnings.append(
+            warning(
+                f"attribute 'id' on virtual machine '{vm.name}' is from Microkit 1.x"
+                + (f'; treating it as <vcpu id="{legacy_id}" />' if implied else " and is ignored"),
+                vm.location,
+                fix=f'replace it with a child element <vcpu id="{legacy_id}" />',
+            )
+        )
+        if implied:
+            if legacy_id > VCPU_MAX_ID:
+                raise MicrokitError.colon(
+                    f"id must be < {VCPU_MAX_ID + 1} on element 'virtual_machine'", vm.location
+                )
+            vm.vcpus.append(VirtualCpu(legacy_id, None, None, vm.location))
+
+    def _vcpu(self, vm: VirtualMachine, element: XmlElement) -> VirtualCpu:
+        check_attributes(element, ("id", "setvar_id", "cpu"))
+        vcpu_id = required_number(element, "id")
+        if vcpu_id > VCPU_MAX_ID:
+            raise MicrokitError.on_element(element, f"id must be < {VCPU_MAX_ID + 1}")
+        if any(existing.id == vcpu_id for existing in vm.vcpus):
+            raise MicrokitError.at(
+                f"duplicate vcpu id {vcpu_id} in virtual machine '{vm.name}'", element.location
+            )
+        cpu = optional_number(element, "cpu")
+        if cpu is not None and cpu >= self.target.num_cores:
+            raise MicrokitError.on_element(
+                element, f"cpu core must be less than {self.target.num_cores}, got {cpu}"
+            )
+        return VirtualCpu(vcpu_id, cpu, element.get("setvar_id"), element.location)
+
+
+def _trigger(element: XmlElement) -> str:
+    trigger = element.get("trigger") or "level"
+    if trigger not in ("level", "edge"):
+        raise MicrokitError.on_element(element, "trigger must be either 'level' or 'edge'")
+    return trigger
+
+
+def _vector(element: XmlElement) -> int:
+    vector = required_number(element, "vector", I64)
+    if not 0 <= vector <= X86_IRQ_VECTOR_MAX:
+        raise MicrokitError.on_element(element, f"vector must be within [0..{X86_IRQ_VECTOR_MAX}]")
+    return vector
+
+
+def _cap_maps(element: XmlElement) -> list[CapMap]:
+    check_attributes(element, ())
+    cap_maps = []
+    for child in element.children:
+        cap_type = CAP_MAP_TYPES.get(child.tag)
+        where = location_text(child.location)
+        if cap_type is None:
+            if child.tag.startswith("cap_"):
+                raise MicrokitError.plain(
+                    f"Cap type: '{child.tag[4:]}' is not supported at '{where}'",
+                    location=child.location,
+                    fix="use cap_tcb, cap_sc or cap_vspace",
+                )
+            raise MicrokitError.plain(
+                f"Element '{child.tag}' is not supported in a <cspace> element at '{where}'",
+                location=child.location,
+            )
+        check_attributes(child, ("slot", "pd"))
+        pd_name = required(child, "pd")
+        slot = required_number(child, "slot")
+        if slot == 0:
+            raise MicrokitError.on_element(
+                child, "The destination slot 0 has been reserved for Microkit CNode"
+            )
+        if slot >= CAP_MAP_MAX_SLOT:
+            raise MicrokitError.on_element(
+                child,
+                f"There are only {CAP_MAP_MAX_SLOT} destination cspace slots available.",
+            )
+        cap_maps.append(CapMap(cap_type, pd_name, slot, child.location))
+    return cap_maps
+
+
+def parse_protection_domain(
+    element: XmlElement,
+    target: MicrokitTarget,
+    domains: DomainSchedule,
+    warnings: list[Diagnostic],
+) -> ProtectionDomain:
+    """Read a top-level ``<protection_domain>`` and its nested children.
+
+    Warnings (legacy attributes accepted) are appended to ``warnings``.
+    """
+    return _PdReader(target, domains, warnings).read(element, is_child=False)

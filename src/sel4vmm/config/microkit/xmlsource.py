@@ -1,0 +1,174 @@
+"""A tiny XML tree that remembers where every element and text run started.
+
+The Microkit tool reports each problem at the ``row:col`` where the offending element's
+``<`` is (1-based, counted in characters, as roxmltree does).  The standard library's
+ElementTree forgets positions, so this module drives expat directly and records, for each
+element, its tag, its attributes *in document order* (the tool reports the first invalid
+attribute it meets), its children and the non-whitespace text that sits directly inside
+it.  Comments and processing instructions are dropped, as the tool ignores them.
+
+Broken XML never escapes as an expat exception: it becomes one :class:`MicrokitError`
+that points at the place expat gave up.
+"""
+
+from __future__ import annotations
+
+import bisect
+import xml.parsers.expat
+from dataclasses import dataclass, field
+
+from sel4vmm.config.microkit.diagnostics import MicrokitError, SourceFile
+from sel4vmm.errors import Location
+
+#: Nesting limit: real descriptions are a handful of levels deep; the limit keeps the
+#: recursive readers far from Python's recursion limit on hostile input.
+MAX_DEPTH = 100
+
+
+class _TooDeep(Exception):
+    def __init__(self, location: Location) -> None:
+        super().__init__(str(location))
+        self.location = location
+
+
+@dataclass(frozen=True)
+class TextRun:
+    """Character data directly inside an element, with where it starts."""
+
+    text: str
+    location: Location
+    #: True when nothing (element, comment, other text) came before it in its parent.
+    is_first_child: bool
+
+
+@dataclass
+class XmlElement:
+    """One element: tag, ordered attributes, element children, its own text runs."""
+
+    tag: str
+    attributes: dict[str, str]
+    location: Location
+    children: list[XmlElement] = field(default_factory=list)
+    texts: list[TextRun] = field(default_factory=list)
+
+    def get(self, name: str) -> str | None:
+        """The attribute's value, or None when the element does not carry it."""
+        return self.attributes.get(name)
+
+
+class _LineIndex:
+    """Turns expat's byte offsets into 1-based (line, character column) pairs."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._line_starts = [0]
+        start = data.find(b"\n")
+        while start != -1:
+            self._line_starts.append(start + 1)
+            start = data.find(b"\n", start + 1)
+
+    def position(self, byte_index: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self._line_starts, byte_index)
+        line_start = self._line_starts[line - 1]
+        column = len(self._data[line_start:byte_index].decode("utf-8", errors="replace")) + 1
+        return line, column
+
+
+def parse_xml(source: SourceFile) -> XmlElement:
+    """Parse ``source`` into a tree; raise :class:`MicrokitError` for malformed XML."""
+    # Lone surrogates cannot be encoded; "replace" keeps one character per character so
+    # positions stay right, and expat then sees ordinary (if odd) text.
+    data = source.text.encode("utf-8", errors="replace")
+    index = _LineIndex(data)
+    # The text is already decoded; a declared encoding (even a bogus one) must not apply.
+    parser = xml.parsers.expat.ParserCreate(encoding="utf-8")
+    parser.ordered_attributes = True
+
+    stack: list[XmlElement] = []
+    roots: list[XmlElement] = []
+    # expat may deliver one text run in several pieces (per line, per entity); they are
+    # joined here and the run keeps the position of its first piece.
+    pending: list[str] = []
+    pending_start: list[Location] = []
+    # How many child nodes (elements, comments, text runs) each open element has so far:
+    # the tool treats text specially when it is the very first child node.
+    nodes_seen: list[int] = []
+
+    def here() -> Location:
+        line, column = index.position(parser.CurrentByteIndex)
+        return source.location(line, column)
+
+    def flush_text() -> None:
+        if pending and stack:
+            text = "".join(pending)
+            parent = stack[-1]
+            if text.strip():
+                parent.texts.append(
+                    TextRun(text=text, location=pending_start[0], is_first_child=not nodes_seen[-1])
+                )
+            nodes_seen[-1] += 1
+        pending.clear()
+        pending_start.clear()
+
+    def start(tag: str, flat_attributes: list[str]) -> None:
+        flush_text()
+        if len(stack) >= MAX_DEPTH:
+            raise _TooDeep(here())
+        attributes = dict(zip(flat_attributes[0::2], flat_attributes[1::2], strict=True))
+        element = XmlElement(tag=tag, attributes=attributes, location=here())
+        if stack:
+            stack[-1].children.append(element)
+            nodes_seen[-1] += 1
+        else:
+            roots.append(element)
+        stack.append(element)
+        nodes_seen.append(0)
+
+    def end(tag: str) -> None:
+        del tag
+        flush_text()
+        stack.pop()
+        nodes_seen.pop()
+
+    def characters(text: str) -> None:
+        if not pending:
+            pending_start.append(here())
+        pending.append(text)
+
+    def comment(text: str) -> None:
+        del text
+        flush_text()
+        if nodes_seen:
+            nodes_seen[-1] += 1
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = characters
+    parser.CommentHandler = comment
+    try:
+        parser.Parse(data, True)
+    except _TooDeep as too_deep:
+        raise MicrokitError.colon(
+            f"elements nested too deeply (more than {MAX_DEPTH} levels)",
+            too_deep.location,
+            fix="no system description needs this depth; check for unclosed elements",
+        ) from None
+    except xml.parsers.expat.ExpatError as error:
+        line, column = index.position(max(0, parser.ErrorByteIndex))
+        location = source.location(line, column)
+        reason = xml.parsers.expat.errors.messages[error.code]
+        raise MicrokitError.plain(
+            f"Could not parse '{source.name}': {reason} at {line}:{column}",
+            location=location,
+            message=f"malformed XML: {reason}",
+            fix="fix the XML syntax at this position (unclosed tag, stray '&' or '<', "
+            "duplicate attribute?)",
+        ) from None
+    if not roots:
+        raise MicrokitError.plain(
+            f"Could not parse '{source.name}': no root element",
+            location=source.location(1, 1),
+            message="the file has no XML root element",
+            fix="a system description is a single <system> element",
+        )
+    return roots[0]

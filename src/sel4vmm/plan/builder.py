@@ -1,0 +1,316 @@
+"""Build every VM of a configuration on a board, the way a run would, and record it all.
+
+Two passes, as the system builders do: first everything at a fixed physical address (1:1
+RAM, RAM with ``phys_addr``, passthrough devices), then what may go anywhere (pool-backed
+RAM, shared regions).  A failure in one region becomes a finding at that region's place in
+the file and planning goes on, so one run of ``plan`` lists every problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from sel4vmm.boards import Board, load_board
+from sel4vmm.config.spec import Finding, GuestRegion, RegionKind, SystemSpec, VmSpec
+from sel4vmm.errors import Location, ResourceExhausted, Sel4VmmError
+from sel4vmm.memory.address_space import frame_iterator
+from sel4vmm.plan.checks import check_image_addresses, check_ram_layout, check_untyped_sizes
+from sel4vmm.plan.model import MapEntry, SystemPlan, VmPlan
+from sel4vmm.sel4.arch import arch_by_name
+from sel4vmm.sel4.objects import ObjectKind, human_size
+from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
+from sel4vmm.sel4.platform import Sel4Platform
+from sel4vmm.vm import DeviceFramesRequest, DeviceUntypedRequest, PoolRequest, VirtualMachine
+
+DEFAULT_BOARDS = {"aarch64": "qemu_virt_aarch64", "x86_64": "x86_64_generic"}
+#: The largest QEMU ``-m`` a plan suggests before it gives up.
+MAX_QEMU_RAM = 1 << 40
+
+
+def _default_board(spec: SystemSpec) -> str:
+    arch = spec.vms[0].arch if spec.vms else "aarch64"
+    return DEFAULT_BOARDS.get(arch, "qemu_virt_aarch64")
+
+
+def plan_system(
+    spec: SystemSpec, *, board: str | None = None, ram_size: int | None = None
+) -> SystemPlan:
+    """Plan ``spec`` on ``board`` (else the one the configuration names, else a default)."""
+    name = board or spec.board or _default_board(spec)
+    notes: list[Finding] = []
+    if board is None and spec.board is None:
+        notes.append(
+            Finding(
+                "note",
+                f"no board given or named by the configuration; planned for {name}",
+                Location(spec.path),
+                "pass --board NAME",
+            )
+        )
+    the_board = load_board(name, ram_size)
+    plan = _plan_on(spec, the_board)
+    plan.findings[:0] = notes
+    if the_board.ram_configurable and _board_ram_short(plan):
+        plan.findings.append(_qemu_ram_finding(spec, the_board))
+    return plan
+
+
+def _board_ram_short(plan: SystemPlan) -> bool:
+    return any(f.message.startswith("board RAM:") for f in plan.all_findings())
+
+
+def _qemu_ram_finding(spec: SystemSpec, board: Board) -> Finding:
+    size = board.ram_size
+    while size < MAX_QEMU_RAM:
+        size *= 2
+        trial = _plan_on(spec, load_board(board.name, size))
+        if not _board_ram_short(trial):
+            return Finding(
+                "error",
+                f"the QEMU RAM size {human_size(board.ram_size)} is smaller than this "
+                f"configuration needs",
+                Location(spec.path),
+                f"run QEMU with -m {size >> 20}M (and build seL4 for that much RAM)",
+            )
+    return Finding(
+        "error",
+        f"no QEMU RAM size up to {human_size(MAX_QEMU_RAM)} holds this configuration",
+        Location(spec.path),
+        "shrink the pools",
+    )
+
+
+def _one_to_one_ranges(spec: SystemSpec, physmem: PhysicalMemory) -> list[MemoryRange]:
+    """RAM the VMs take as device untyped (``untyped_mmios`` inside RAM), merged."""
+    wanted: list[tuple[int, int]] = []
+    for vm in spec.vms:
+        for untyped in vm.device_untypeds:
+            base, size = untyped.paddr, 1 << untyped.size_bits
+            if any(r.contains(base, size) for r in physmem.ram_ranges):
+                wanted.append((base, base + size))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(wanted):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return [MemoryRange(s, e - s, name="reserved for 1:1 guest RAM") for s, e in merged]
+
+
+def _plan_on(spec: SystemSpec, board: Board) -> SystemPlan:
+    physmem = PhysicalMemory(board.memory_ranges())
+    arch = arch_by_name(spec.vms[0].arch if spec.vms else "aarch64")
+    platform = Sel4Platform(
+        physmem,
+        arch,
+        device_reserved=_one_to_one_ranges(spec, physmem),
+        board_name=board.name,
+    )
+    plan = SystemPlan(spec.path, spec.format, board, findings=list(spec.findings))
+    builders: list[tuple[VmPlan, VmSpec]] = []
+    for vm_spec in spec.vms:
+        vm_plan = VmPlan(vm_spec.name, vm_spec.arch, vm_spec.ram_base, vm_spec.ram_size)
+        vm_plan.findings += check_untyped_sizes(vm_spec, arch)
+        vm_plan.findings += check_ram_layout(vm_spec, board)
+        vm_plan.findings += check_image_addresses(vm_spec)
+        plan.vms.append(vm_plan)
+        builders.append((vm_plan, vm_spec))
+        if any(f.severity == "error" and "untyped" in f.message for f in vm_plan.findings):
+            continue
+        vm_plan.vm = _create_vm(vm_spec, platform, vm_plan, spec.format)
+    for fixed in (True, False):
+        for vm_plan, vm_spec in builders:
+            if vm_plan.vm is not None:
+                _place_regions(vm_spec, vm_plan, board, fixed)
+    for vm_plan, vm_spec in builders:
+        vm_plan.entries = _map_entries(vm_spec, vm_plan)
+        if vm_plan.vm is not None:
+            vm_plan.resources = vm_plan.vm.resources()
+    return plan
+
+
+def _create_vm(
+    vm_spec: VmSpec, platform: Sel4Platform, vm_plan: VmPlan, fmt: str
+) -> VirtualMachine | None:
+    try:
+        return VirtualMachine.create(
+            vm_spec.name,
+            platform,
+            pools=[PoolRequest(p.size_bits, p.count) for p in vm_spec.pools],
+            device_untypeds=[
+                DeviceUntypedRequest(u.paddr, u.size_bits) for u in vm_spec.device_untypeds
+            ],
+            device_frames=[
+                DeviceFramesRequest(f.paddr, f.size, f.page_bits) for f in vm_spec.device_frames
+            ],
+            num_vcpus=max(1, vm_spec.num_vcpus),
+            share_platform_memory=fmt == "microkit",
+        )
+    except Sel4VmmError as error:
+        location = vm_spec.pools[0].location if vm_spec.pools else vm_spec.location
+        message = error.message
+        if isinstance(error, ResourceExhausted) and "RAM" in message.split(":")[0]:
+            message = "board RAM: " + message
+        vm_plan.findings.append(Finding("error", message, location, error.fix))
+        return None
+
+
+def _region_is_fixed(vm_spec: VmSpec, region: GuestRegion) -> bool:
+    if region.kind is RegionKind.RAM:
+        return vm_spec.one_to_one or region.phys_addr is not None
+    return region.kind is RegionKind.PASSTHROUGH
+
+
+def _place_regions(vm_spec: VmSpec, vm_plan: VmPlan, board: Board, fixed: bool) -> None:
+    vm = vm_plan.vm
+    assert vm is not None
+    for region in sorted(vm_spec.regions, key=lambda r: r.guest_addr):
+        if _region_is_fixed(vm_spec, region) != fixed:
+            continue
+        _attempt(vm_plan, vm_spec, region, partial(_place, vm, vm_spec, region))
+    if fixed and vm_spec.arch == "aarch64" and board.gic is not None:
+        _board_gic(vm, vm_spec, vm_plan, board)
+
+
+def _attempt(
+    vm_plan: VmPlan, vm_spec: VmSpec, region: GuestRegion, action: Callable[[], object]
+) -> None:
+    try:
+        action()
+    except ResourceExhausted as error:
+        # A pool that is too small is fixed at the pool, so point there.
+        location = region.location
+        if "pool exhausted" in error.message and vm_spec.pools:
+            location = vm_spec.pools[0].location or location
+        vm_plan.findings.append(
+            Finding("error", f"{region.name}: {error.message}", location, error.fix)
+        )
+    except Sel4VmmError as error:
+        vm_plan.findings.append(
+            Finding("error", f"{region.name}: {error.message}", region.location, error.fix)
+        )
+
+
+def _place(vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion) -> None:
+    if region.kind is RegionKind.RAM:
+        if vm_spec.one_to_one:
+            vm.ram.register_at(
+                region.guest_addr, region.size, one_to_one=True, page_bits=region.page_bits
+            )
+        else:
+            vm.ram.register_at(
+                region.guest_addr,
+                region.size,
+                page_bits=region.page_bits,
+                paddr=region.phys_addr,
+            )
+        vm.memory.find(region.guest_addr).label = region.name  # type: ignore[union-attr]
+    elif region.kind is RegionKind.PASSTHROUGH:
+        assert region.phys_addr is not None
+        vm.map_device(
+            region.guest_addr,
+            region.phys_addr,
+            region.size,
+            page_bits=region.page_bits,
+            label=region.name,
+        )
+    elif region.kind is RegionKind.EMULATED:
+        vm.memory.reserve_at(region.guest_addr, region.size, label=region.name)
+    else:  # SHARED: frames anywhere, mapped into the guest
+        bits = region.page_bits
+        runs = vm.allocator.retype(ObjectKind.FRAME, bits, region.size >> bits)
+        reservation = vm.memory.reserve_at(region.guest_addr, region.size, label=region.name)
+        vm.memory.map(reservation, frame_iterator(runs, region.guest_addr, region.perms or "r"))
+
+
+def _board_gic(vm: VirtualMachine, vm_spec: VmSpec, vm_plan: VmPlan, board: Board) -> None:
+    """The GIC a VMM always gives an AArch64 guest: distributor emulated through faults,
+    and (CAmkES's VM_Arm does this itself) the vCPU interface passed through where the
+    guest expects its CPU interface."""
+    gic = board.gic
+    assert gic is not None
+    dist = gic.distributor
+    if vm.memory.find(dist.base) is None:
+        try:
+            vm.memory.reserve_at(dist.base, dist.size, label="vgic distributor (emulated)")
+        except Sel4VmmError as error:
+            vm_plan.findings.append(Finding("error", error.message, vm_spec.location, error.fix))
+    cpu, vcpu = gic.cpu_interface, gic.vcpu_interface
+    camkes = vm_spec.extra.get("address_config") is not None
+    if camkes and cpu and vcpu and vm.memory.find(cpu.base) is None:
+        try:
+            vm.map_device(cpu.base, vcpu.base, 0x1000, label="vgic vcpu interface")
+        except Sel4VmmError as error:
+            vm_plan.findings.append(Finding("error", error.message, vm_spec.location, error.fix))
+
+
+def _map_entries(vm_spec: VmSpec, vm_plan: VmPlan) -> list[MapEntry]:
+    entries: list[MapEntry] = []
+    vm = vm_plan.vm
+    seen: set[int] = set()
+    if vm is not None:
+        for reservation in vm.memory.reservations():
+            region = next((r for r in vm_spec.regions if r.guest_addr == reservation.start), None)
+            kind = region.kind.value if region is not None else "emulated"
+            if reservation.extents:
+                one = all(e.guest_addr == e.paddr for e in reservation.extents)
+                device = all(e.device for e in reservation.extents)
+                if kind == "emulated":
+                    kind = "passthrough"
+                backing = (
+                    "1:1 frames"
+                    if one and kind == "ram"
+                    else "device frames"
+                    if device and kind != "ram"
+                    else "fixed frames"
+                    if region is not None and region.phys_addr is not None
+                    else "pool frames"
+                    if vm.allocator.given
+                    else "frames from board RAM"
+                )
+            else:
+                backing = "VMM emulation (faults)"
+            physical: list[tuple[int, int]] = []
+            for extent in reservation.extents:
+                if physical and physical[-1][0] + physical[-1][1] == extent.paddr:
+                    physical[-1] = (physical[-1][0], physical[-1][1] + extent.size)
+                else:
+                    physical.append((extent.paddr, extent.size))
+            bits = sorted({e.page_bits for e in reservation.extents})
+            entries.append(
+                MapEntry(
+                    reservation.start,
+                    reservation.size,
+                    kind,
+                    reservation.label or (region.name if region else ""),
+                    backing,
+                    bits[0] if bits else None,
+                    physical,
+                    region.location if region is not None else None,
+                )
+            )
+            seen.add(reservation.start)
+    for region in vm_spec.regions:
+        if region.guest_addr not in seen:
+            entries.append(
+                MapEntry(
+                    region.guest_addr,
+                    region.size,
+                    region.kind.value,
+                    region.name,
+                    "not backed (see findings)",
+                    region.page_bits,
+                    [],
+                    region.location,
+                )
+            )
+    entries.sort(key=lambda e: e.start)
+    with_holes: list[MapEntry] = []
+    cursor = 0
+    for entry in entries:
+        if entry.start > cursor:
+            with_holes.append(MapEntry(cursor, entry.start - cursor, "hole", ""))
+        with_holes.append(entry)
+        cursor = max(cursor, entry.end)
+    return with_holes

@@ -1,0 +1,81 @@
+"""The stable JSON form of a plan (``sel4vmm plan --json``).
+
+Schema, version 1 (documented in README.md; fields are only ever added):
+
+``{"schema": "sel4vmm-plan", "version": 1, "file", "format", "board": {"name", "arch",
+"ram": [{"base", "size"}]}, "findings": [FINDING], "vms": [{"name", "arch", "ram_base",
+"ram_size", "map": [{"start", "end", "size", "kind", "name", "backing", "page_bits",
+"physical": [{"paddr", "size"}], "location"}], "resources": RESOURCES | null,
+"findings": [FINDING]}]}``
+
+FINDING is ``{"severity", "message", "location": {"path", "line", "column"} | null, "fix"}``;
+RESOURCES is :meth:`sel4vmm.vm.ResourceReport.to_json`.  Addresses and sizes are integers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sel4vmm.config.spec import Finding
+from sel4vmm.errors import Location
+from sel4vmm.plan.model import SystemPlan
+
+SCHEMA = "sel4vmm-plan"
+VERSION = 1
+
+
+def location_json(location: Location | None) -> dict[str, Any] | None:
+    if location is None:
+        return None
+    return {"path": location.path, "line": location.line, "column": location.column}
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    return {
+        "severity": finding.severity,
+        "message": finding.message,
+        "location": location_json(finding.location),
+        "fix": finding.fix,
+    }
+
+
+def plan_json(plan: SystemPlan, vm_name: str | None = None) -> dict[str, Any]:
+    """The plan as a JSON-ready dict; ``vm_name`` keeps only that VM."""
+    vms = [vm for vm in plan.vms if vm_name is None or vm.name == vm_name]
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "file": plan.path,
+        "format": plan.format,
+        "board": {
+            "name": plan.board.name,
+            "arch": plan.board.arch,
+            "ram": [{"base": r.base, "size": r.size} for r in plan.board.ram],
+        },
+        "findings": [finding_json(f) for f in plan.findings],
+        "vms": [
+            {
+                "name": vm.name,
+                "arch": vm.arch,
+                "ram_base": vm.ram_base,
+                "ram_size": vm.ram_size,
+                "map": [
+                    {
+                        "start": e.start,
+                        "end": e.end,
+                        "size": e.size,
+                        "kind": e.kind,
+                        "name": e.name,
+                        "backing": e.backing,
+                        "page_bits": e.page_bits,
+                        "physical": [{"paddr": p, "size": n} for p, n in e.physical],
+                        "location": location_json(e.location),
+                    }
+                    for e in vm.entries
+                ],
+                "resources": vm.resources.to_json() if vm.resources is not None else None,
+                "findings": [finding_json(f) for f in vm.findings],
+            }
+            for vm in vms
+        ],
+    }
