@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sel4vmm.errors import Sel4VmmError
@@ -219,6 +219,33 @@ class VirtualMachine:
             reservation = self.memory.reserve_at(guest_addr, size, label=label)
             self.memory.map(reservation, frame_iterator(runs, guest_addr, "rw"))
             return reservation
+
+    def map_shared_frames(
+        self, guest_addr: int, runs: list[ObjectRun], *, label: str, rights: str = "rw"
+    ) -> Reservation:
+        """Map copies of frame caps another component holds (a Microkit memory region
+        mapped into several VMs, the GIC vCPU interface every VM sees): one copy per frame
+        in this VM's CSpace, the frames themselves shared."""
+        with self.undo.transaction():
+            copies = []
+            for run in runs:
+                copy = replace(run, first_cptr=0, mapped=None)
+                self.allocator.add_frames(copy)
+                copies.append(copy)
+            size = sum(run.size for run in runs)
+            reservation = self.memory.reserve_at(guest_addr, size, label=label)
+            self.memory.map(reservation, frame_iterator(copies, guest_addr, rights))
+            return reservation
+
+    def frames_of(self, reservation: Reservation) -> list[ObjectRun]:
+        """The frame runs mapped in ``reservation`` (to share them with another VM)."""
+        runs: list[ObjectRun] = []
+        for cptr, _count in reservation.mapped_caps:
+            found = self.cspace.lookup(cptr)
+            if found is not None and isinstance(found[0], ObjectRun):
+                if not runs or runs[-1] is not found[0]:
+                    runs.append(found[0])
+        return runs
 
     def resources(self) -> ResourceReport:
         """What this VM consumed so far: untyped, objects, CSpace."""

@@ -178,3 +178,35 @@ def test_real_camkes_vm_minimal_on_qemu(realworld: Path) -> None:
     ram = next(e for e in vm["map"] if e["kind"] == "ram")
     assert (ram["start"], ram["size"]) == (0x40000000, 0x20000000)
     assert vm["resources"]["cnode_size_bits"] == 18
+
+
+def _camkes_cases() -> list[tuple[str, str]]:
+    from sel4vmm.boards import canonical_board_name
+    from tests.helpers import REALWORLD
+
+    cases = []
+    for path in sorted(REALWORLD.glob("camkes-vm-examples/*/*.camkes")):
+        for platform in sorted(d.name for d in path.parent.iterdir() if d.is_dir()):
+            if canonical_board_name(platform) is not None:
+                cases.append((str(path.relative_to(REALWORLD)), platform))
+    return cases
+
+
+@pytest.mark.parametrize(("relative", "platform"), _camkes_cases())
+def test_every_real_camkes_configuration_plans_without_errors(
+    realworld: Path, relative: str, platform: str
+) -> None:
+    plan = plan_system(load_system(realworld / relative, board=platform))
+    assert not plan.has_errors, messages(plan)
+    assert plan.vms and all(vm.resources is not None for vm in plan.vms)
+
+
+def test_shared_device_frames_are_cap_copies_not_new_frames(realworld: Path) -> None:
+    """vm_multi gives all three VMs the same GIC vCPU-interface frame (mmios)."""
+    path = realworld / "camkes-vm-examples/vm_multi/vm_multi.camkes"
+    plan = plan_system(load_system(path, board="qemu-arm-virt"))
+    assert not plan.has_errors, messages(plan)
+    windows = [
+        next(e for e in vm.entries if e.name == "vgic vcpu interface").physical for vm in plan.vms
+    ]
+    assert windows == [[(0x8040000, 0x1000)]] * 3

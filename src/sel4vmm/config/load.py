@@ -33,6 +33,9 @@ def _camkes_platform(path: Path, board: str) -> str | None:
     for name in names:
         if (path.parent / name / "devices.camkes").is_file():
             return name
+        versions = sorted((path.parent / name).glob("*/devices.camkes"))
+        if versions:  # zcu102/2018_3, zcu102/2022_1: the newest tool version
+            return f"{name}/{versions[-1].parent.name}"
     for child in sorted(path.parent.iterdir()) if path.parent.is_dir() else []:
         if child.is_dir() and canonical_board_name(child.name) == canonical:
             return child.name

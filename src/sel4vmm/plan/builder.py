@@ -18,7 +18,7 @@ from sel4vmm.memory.address_space import frame_iterator
 from sel4vmm.plan.checks import check_image_addresses, check_ram_layout, check_untyped_sizes
 from sel4vmm.plan.model import MapEntry, SystemPlan, VmPlan
 from sel4vmm.sel4.arch import arch_by_name
-from sel4vmm.sel4.objects import ObjectKind, human_size
+from sel4vmm.sel4.objects import ObjectKind, ObjectRun, human_size
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform
 from sel4vmm.vm import DeviceFramesRequest, DeviceUntypedRequest, PoolRequest, VirtualMachine
@@ -64,7 +64,11 @@ def _qemu_ram_finding(spec: SystemSpec, board: Board) -> Finding:
     size = board.ram_size
     while size < MAX_QEMU_RAM:
         size *= 2
-        trial = _plan_on(spec, load_board(board.name, size))
+        try:
+            bigger = load_board(board.name, size)
+        except Sel4VmmError:
+            break
+        trial = _plan_on(spec, bigger)
         if not _board_ram_short(trial):
             return Finding(
                 "error",
@@ -75,7 +79,7 @@ def _qemu_ram_finding(spec: SystemSpec, board: Board) -> Finding:
             )
     return Finding(
         "error",
-        f"no QEMU RAM size up to {human_size(MAX_QEMU_RAM)} holds this configuration",
+        f"no QEMU RAM size up to {human_size(size)} holds this configuration",
         Location(spec.path),
         "shrink the pools",
     )
@@ -119,10 +123,11 @@ def _plan_on(spec: SystemSpec, board: Board) -> SystemPlan:
         if any(f.severity == "error" and "untyped" in f.message for f in vm_plan.findings):
             continue
         vm_plan.vm = _create_vm(vm_spec, platform, vm_plan, spec.format)
+    shared: SharedFrames = {}
     for fixed in (True, False):
         for vm_plan, vm_spec in builders:
             if vm_plan.vm is not None:
-                _place_regions(vm_spec, vm_plan, board, fixed)
+                _place_regions(vm_spec, vm_plan, board, fixed, shared)
     for vm_plan, vm_spec in builders:
         vm_plan.entries = _map_entries(vm_spec, vm_plan)
         if vm_plan.vm is not None:
@@ -150,7 +155,7 @@ def _create_vm(
     except Sel4VmmError as error:
         location = vm_spec.pools[0].location if vm_spec.pools else vm_spec.location
         message = error.message
-        if isinstance(error, ResourceExhausted) and "RAM" in message.split(":")[0]:
+        if isinstance(error, ResourceExhausted) and "out of untyped memory" in message:
             message = "board RAM: " + message
         vm_plan.findings.append(Finding("error", message, location, error.fix))
         return None
@@ -162,13 +167,20 @@ def _region_is_fixed(vm_spec: VmSpec, region: GuestRegion) -> bool:
     return region.kind is RegionKind.PASSTHROUGH
 
 
-def _place_regions(vm_spec: VmSpec, vm_plan: VmPlan, board: Board, fixed: bool) -> None:
+#: Frames already made for a device window or memory region, so a second VM that maps the
+#: same one gets copies of the caps rather than a second, impossible, set of frames.
+SharedFrames = dict[tuple[str, int, int], list[ObjectRun]]
+
+
+def _place_regions(
+    vm_spec: VmSpec, vm_plan: VmPlan, board: Board, fixed: bool, shared: SharedFrames
+) -> None:
     vm = vm_plan.vm
     assert vm is not None
     for region in sorted(vm_spec.regions, key=lambda r: r.guest_addr):
         if _region_is_fixed(vm_spec, region) != fixed:
             continue
-        _attempt(vm_plan, vm_spec, region, partial(_place, vm, vm_spec, region))
+        _attempt(vm_plan, vm_spec, region, partial(_place, vm, vm_spec, region, shared))
     if fixed and vm_spec.arch == "aarch64" and board.gic is not None:
         _board_gic(vm, vm_spec, vm_plan, board)
 
@@ -192,7 +204,21 @@ def _attempt(
         )
 
 
-def _place(vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion) -> None:
+def _share_key(region: GuestRegion) -> tuple[str, int, int]:
+    if region.phys_addr is not None:
+        return (f"phys:{region.phys_addr:#x}", region.size, region.page_bits)
+    return (f"region:{region.name}", region.size, region.page_bits)
+
+
+def _place(
+    vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion, shared: SharedFrames
+) -> None:
+    key = _share_key(region)
+    if region.kind in (RegionKind.PASSTHROUGH, RegionKind.SHARED) and key in shared:
+        vm.map_shared_frames(
+            region.guest_addr, shared[key], label=region.name, rights=region.perms or "r"
+        )
+        return
     if region.kind is RegionKind.RAM:
         if vm_spec.one_to_one:
             vm.ram.register_at(
@@ -208,13 +234,14 @@ def _place(vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion) -> None:
         vm.memory.find(region.guest_addr).label = region.name  # type: ignore[union-attr]
     elif region.kind is RegionKind.PASSTHROUGH:
         assert region.phys_addr is not None
-        vm.map_device(
+        reservation = vm.map_device(
             region.guest_addr,
             region.phys_addr,
             region.size,
             page_bits=region.page_bits,
             label=region.name,
         )
+        shared[key] = vm.frames_of(reservation)
     elif region.kind is RegionKind.EMULATED:
         vm.memory.reserve_at(region.guest_addr, region.size, label=region.name)
     else:  # SHARED: frames anywhere, mapped into the guest
@@ -222,6 +249,7 @@ def _place(vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion) -> None:
         runs = vm.allocator.retype(ObjectKind.FRAME, bits, region.size >> bits)
         reservation = vm.memory.reserve_at(region.guest_addr, region.size, label=region.name)
         vm.memory.map(reservation, frame_iterator(runs, region.guest_addr, region.perms or "r"))
+        shared[key] = runs
 
 
 def _board_gic(vm: VirtualMachine, vm_spec: VmSpec, vm_plan: VmPlan, board: Board) -> None:

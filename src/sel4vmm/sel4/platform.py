@@ -11,6 +11,8 @@ disjoint memory exactly as they would on the board.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
+from functools import partial
 
 from sel4vmm.errors import ResourceExhausted, Sel4VmmError
 from sel4vmm.sel4.allocator import ObjectAllocator
@@ -101,6 +103,7 @@ class Sel4Platform:
         )
         for untyped in boot_untypeds(physmem, arch, reserved, device_reserved):
             self.root.add_untyped(untyped)
+        self._device_frames: dict[tuple[int, int, int], ObjectRun] = {}
 
     def carve_untyped(self, size_bits: int, count: int, label: str) -> list[Untyped]:
         """``count`` RAM untyped objects of ``2**size_bits`` for a component's pool."""
@@ -131,7 +134,16 @@ class Sel4Platform:
         return Untyped(paddr, size_bits, device, label=label, parent=parent)
 
     def carve_frames_at(self, paddr: int, size: int, page_bits: int) -> ObjectRun:
-        """Device frames covering ``[paddr, paddr + size)`` (``mmios``)."""
+        """Device frames covering ``[paddr, paddr + size)`` (``mmios``).
+
+        The same window asked for again (every VM's GIC vCPU interface, a device two
+        components share) gets the same frames: the caller receives its own record to
+        hold its own cap copies, not a second set of frames, which could not exist.
+        """
+        key = (paddr, size, page_bits)
+        made = self._device_frames.get(key)
+        if made is not None:
+            return replace(made, first_cptr=0, mapped=None)
         page = 1 << page_bits
         if page_bits not in self.arch.page_bits:
             raise Sel4VmmError(
@@ -147,9 +159,12 @@ class Sel4Platform:
             )
         runs = self.root.retype_at(ObjectKind.FRAME, paddr, page_bits, size // page)
         first = runs[0]
-        return ObjectRun(
+        run = ObjectRun(
             ObjectKind.FRAME, paddr, page_bits, size // page, 0, first.untyped, first.device
         )
+        self._device_frames[key] = run
+        self.undo.record(partial(self._device_frames.__delitem__, key))
+        return replace(run)
 
     def _check_untyped_bits(self, size_bits: int) -> None:
         low, high = self.arch.min_untyped_bits, self.arch.max_untyped_bits
