@@ -42,8 +42,10 @@ def main() -> None:
             plan_system(load_system(largest))
 
         seconds = min(timed(real_run) for _ in range(5))
-        print(f"largest real file {largest.relative_to(REALWORLD)}: check + plan "
-              f"{seconds * 1e3:.1f} ms (target < 200 ms)")
+        print(
+            f"largest real file {largest.relative_to(REALWORLD)}: check + plan "
+            f"{seconds * 1e3:.1f} ms (target < 200 ms)"
+        )
     target = MicrokitTarget(max_pds=10_000)
     baseline = None
     for count in (10, 100, 1000):
@@ -58,8 +60,10 @@ def main() -> None:
 
         seconds = min(timed(run) for _ in range(3 if count < 1000 else 1))
         baseline = baseline or seconds
-        print(f"{count:5d} VMs: check + plan {seconds * 1e3:9.1f} ms   x{seconds / baseline:6.1f} "
-              f"vs 10 VMs ({seconds / count * 1e3:.2f} ms per VM)")
+        print(
+            f"{count:5d} VMs: check + plan {seconds * 1e3:9.1f} ms   x{seconds / baseline:6.1f} "
+            f"vs 10 VMs ({seconds / count * 1e3:.2f} ms per VM)"
+        )
 
 
 if __name__ == "__main__":

@@ -242,9 +242,9 @@ class VirtualMachine:
         runs: list[ObjectRun] = []
         for cptr, _count in reservation.mapped_caps:
             found = self.cspace.lookup(cptr)
-            if found is not None and isinstance(found[0], ObjectRun):
-                if not runs or runs[-1] is not found[0]:
-                    runs.append(found[0])
+            owner = found[0] if found is not None else None
+            if isinstance(owner, ObjectRun) and (not runs or runs[-1] is not owner):
+                runs.append(owner)
         return runs
 
     def resources(self) -> ResourceReport:

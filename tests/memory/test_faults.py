@@ -172,3 +172,21 @@ def test_listeners_follow_maps_and_frees(vm: VirtualMachine) -> None:
     vm.memory.map(reservation, frame_iterator(frames, 0x70000000), None)
     vm.memory.free(reservation)
     assert events[1:] == [("map", 0x70000000, 0x2000), ("unmap", 0x70000000, 0x2000)]
+
+
+def test_listeners_are_told_when_a_mapping_is_rolled_back(vm: VirtualMachine) -> None:
+    events: list[str] = []
+
+    class Listener:
+        def extent_mapped(self, extent: Any) -> None:
+            events.append(f"map {extent.guest_addr:#x}")
+
+        def extent_unmapped(self, extent: Any) -> None:
+            events.append(f"unmap {extent.guest_addr:#x}")
+
+    vm.memory.add_listener(Listener())
+    with pytest.raises(RuntimeError), vm.undo.transaction():
+        vm.ram.register_at(0x40000000, 0x10000)
+        raise RuntimeError("a later step of the same operation failed")
+    assert events == ["map 0x40000000", "unmap 0x40000000"]
+    assert vm.memory.reservations() == []

@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-from types import TracebackType
 
+from sel4vmm.closing import Closing
 from sel4vmm.errors import Location, Sel4VmmError
 
 
-class ImageBlob:
+class ImageBlob(Closing):
     """An image's bytes: a read-only file mapping, or bytes built in memory."""
 
     def __init__(self, data: bytes | bytearray | memoryview, path: str = "<memory>") -> None:
@@ -90,17 +90,6 @@ class ImageBlob:
             with contextlib.suppress(BufferError):
                 self._mmap.close()
             self._mmap = None
-
-    def __enter__(self) -> ImageBlob:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def require(data: bytes | memoryview, needed: int, what: str, path: str) -> None:

@@ -491,9 +491,7 @@ class GuestAddressSpace:
             reservation.extents = merged
             reservation.mapped_caps = [(run.first_cptr + i, n) for _, run, i, n in pieces]
             self.undo.record(lambda: self._forget_mapping(reservation))
-        for extent in merged:
-            for listener in self._listeners:
-                listener.extent_mapped(extent)
+            self._notify(merged, mapped=True)
 
     def _forget_mapping(self, reservation: Reservation) -> None:
         self._set_mapped(reservation.mapped_caps, False)
@@ -514,9 +512,25 @@ class GuestAddressSpace:
             self._set_mapped(caps, True)
 
         self.undo.record(undo)
+        self._notify(extents, mapped=False)
+
+    def _notify(self, extents: list[MappedExtent], *, mapped: bool) -> None:
+        """Tell the backends; if the surrounding operation is rolled back, tell them again."""
         for extent in extents:
             for listener in self._listeners:
-                listener.extent_unmapped(extent)
+                if mapped:
+                    listener.extent_mapped(extent)
+                else:
+                    listener.extent_unmapped(extent)
+        self.undo.record(lambda: self._notify_reverse(extents, mapped=mapped))
+
+    def _notify_reverse(self, extents: list[MappedExtent], *, mapped: bool) -> None:
+        for extent in reversed(extents):
+            for listener in self._listeners:
+                if mapped:
+                    listener.extent_unmapped(extent)
+                else:
+                    listener.extent_mapped(extent)
 
     # -- translation ---------------------------------------------------------------------
     def translate(self, addr: int, size: int) -> list[tuple[int, int]]:
@@ -574,10 +588,10 @@ class GuestAddressSpace:
             self.last_error = f"{fault} hit {reservation}, which has no fault callback"
             return FaultResult.ERROR
         else:
-            result = self._call(reservation.callback, fault, reservation.cookie, str(reservation))
+            result = self._call(reservation.callback, fault, reservation.cookie, reservation)
         if result is FaultResult.UNHANDLED and self._unhandled is not None:
             callback, cookie = self._unhandled
-            result = self._call(callback, fault, cookie, "the unhandled-fault handler")
+            result = self._call(callback, fault, cookie, None)
             if result is FaultResult.UNHANDLED:
                 self.last_error = f"{fault}: the unhandled-fault handler did not handle it"
                 result = FaultResult.ERROR
@@ -586,20 +600,32 @@ class GuestAddressSpace:
         return result
 
     def _call(
-        self, callback: FaultCallback, fault: MemoryFault, cookie: Any, who: str
+        self, callback: FaultCallback, fault: MemoryFault, cookie: Any, owner: Reservation | None
     ) -> FaultResult:
+        """Run a callback; anything but a proper answer becomes ERROR with a reason.
+
+        ``owner`` is the reservation whose callback it is (None: the unhandled-fault
+        handler); it is only turned into text when something went wrong, as this is the
+        hot path of every emulated device access.
+        """
         try:
             result = callback(self.vm, fault, cookie)
         except Exception as error:  # a buggy device model must not take the VMM down
-            self.last_error = f"{fault}: {who} raised {type(error).__name__}: {error}"
+            self.last_error = f"{fault}: {_who(owner)} raised {type(error).__name__}: {error}"
             return FaultResult.ERROR
+        if result is FaultResult.HANDLED:
+            if fault.read_value is None and not fault.is_write:
+                self.last_error = f"{fault}: {_who(owner)} handled a read without giving a value"
+                return FaultResult.ERROR
+            return result
         if not isinstance(result, FaultResult):
-            self.last_error = f"{fault}: {who} returned {result!r}, not a FaultResult"
-            return FaultResult.ERROR
-        if result is FaultResult.HANDLED and not fault.is_write and fault.read_value is None:
-            self.last_error = f"{fault}: {who} handled a read without giving a value"
+            self.last_error = f"{fault}: {_who(owner)} returned {result!r}, not a FaultResult"
             return FaultResult.ERROR
         return result
+
+
+def _who(owner: Reservation | None) -> str:
+    return str(owner) if owner is not None else "the unhandled-fault handler"
 
 
 def frame_iterator(

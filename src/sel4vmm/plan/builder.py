@@ -210,9 +210,7 @@ def _share_key(region: GuestRegion) -> tuple[str, int, int]:
     return (f"region:{region.name}", region.size, region.page_bits)
 
 
-def _place(
-    vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion, shared: SharedFrames
-) -> None:
+def _place(vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion, shared: SharedFrames) -> None:
     key = _share_key(region)
     if region.kind in (RegionKind.PASSTHROUGH, RegionKind.SHARED) and key in shared:
         vm.map_shared_frames(

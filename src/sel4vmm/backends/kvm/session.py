@@ -17,7 +17,6 @@ VirtualMachine stays usable (another backend can run it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
 
 from sel4vmm.backends.kvm import x86_boot
 from sel4vmm.backends.kvm.dirty import DirtyPageLog
@@ -28,12 +27,13 @@ from sel4vmm.backends.kvm.system import KvmSystem
 from sel4vmm.backends.kvm.uart8250 import COM1_IRQ, COM1_PORT, Uart8250
 from sel4vmm.backends.kvm.vcpu import KvmVcpu
 from sel4vmm.backends.kvm.vm import KvmVm
+from sel4vmm.closing import Closing
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.images.elf import is_elf, parse_elf
 from sel4vmm.vm import VirtualMachine
 
 
-class KvmSession:
+class KvmSession(Closing):
     """One VirtualMachine, one KVM VM with one vCPU, devices and the exit loop."""
 
     def __init__(
@@ -147,14 +147,3 @@ class KvmSession:
             self.kvm_vm = None
         if self._owns_system:
             self.system.close()
-
-    def __enter__(self) -> KvmSession:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

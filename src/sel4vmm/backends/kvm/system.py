@@ -12,12 +12,13 @@ import os
 from typing import Final
 
 from sel4vmm.backends.kvm import ioctls
+from sel4vmm.closing import Closing
 from sel4vmm.errors import Sel4VmmError
 
 KVM_DEVICE: Final = "/dev/kvm"
 
 
-class KvmSystem:
+class KvmSystem(Closing):
     """An open ``/dev/kvm``: the factory of VMs and the source of system-wide facts."""
 
     def __init__(self, device: str = KVM_DEVICE) -> None:
@@ -62,12 +63,6 @@ class KvmSystem:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-    def __enter__(self) -> KvmSystem:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 def kvm_unavailable_reason(device: str = KVM_DEVICE) -> str | None:

@@ -1,0 +1,261 @@
+"""``run_qemu``: boot Linux in QEMU from guest RAM that sel4vmm placed and loaded.
+
+The steps, each owned by one module of this package:
+
+1. the Microkit system (or CAmkES configuration) says where guest RAM is, how big, and
+   how many vCPUs (:func:`vm_layout`);
+2. :class:`~.shared_ram.SharedGuestRam` makes that RAM a shared-memory file and gives it to
+   a :class:`~sel4vmm.vm.VirtualMachine` 1:1;
+3. QEMU is started *paused* on the same file (:mod:`.machine`, :mod:`.process`) with the
+   machine the guest's device tree needs (:mod:`.tree_requirements`);
+4. meanwhile :func:`~.loading.load_for_qemu` places and writes kernel, initrd, DTB and
+   boot stub through ``vm.ram``;
+5. ``cont`` over QMP (:mod:`.monitor`) starts the CPU at the stub; QEMU plays the board's
+   devices (PL011 on stdout, GIC, PSCI) and the console is streamed until the guest
+   powers off.
+
+The RAM file is removed and QEMU is killed on every way out (timeout, error, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+
+from sel4vmm.backends.qemu.console import ConsoleSink, ConsoleStream
+from sel4vmm.backends.qemu.loading import BootFiles, LoadedBoot, load_for_qemu
+from sel4vmm.backends.qemu.machine import (
+    DEFAULT_CPU,
+    QemuMachine,
+    dump_dtb_command,
+    find_qemu,
+    sel4vmm_boot_command,
+)
+from sel4vmm.backends.qemu.monitor import QmpClient, QmpError
+from sel4vmm.backends.qemu.process import ProcessOutcome, QemuProcess
+from sel4vmm.backends.qemu.shared_ram import SharedGuestRam
+from sel4vmm.backends.qemu.tree_requirements import tree_requirements
+from sel4vmm.config.load import load_system
+from sel4vmm.config.spec import RegionKind, VmSpec
+from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.images.prepare import ram_windows_of
+
+#: The board QEMU plays (CAmkES configurations pick their platform directory by it).
+QEMU_BOARD = "qemu_virt_aarch64"
+#: Seconds QEMU may take to write its device tree and exit (no guest runs).
+DUMP_DTB_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class VmLayout:
+    """What the QEMU backend takes from a system description: the VM and its RAM."""
+
+    name: str
+    ram_base: int
+    ram_size: int
+    page_bits: int
+    source: str
+    num_vcpus: int = 1
+
+
+@dataclass
+class QemuRunResult:
+    """How a QEMU run ended."""
+
+    #: QEMU's exit status (0 after the guest's PSCI SYSTEM_OFF); None when it was killed.
+    exit_code: int | None
+    console: str
+    timed_out: bool
+    #: Seconds from the start of :func:`run_qemu` to the marker, or None if never seen.
+    marker_seconds: float | None
+    #: Seconds spent reading, placing and writing the images (before QEMU started).
+    load_seconds: float
+    command: list[str]
+    boot: LoadedBoot
+    stderr: str = ""
+    layout: VmLayout | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """QEMU exited by itself with status 0 (the guest powered off)."""
+        return self.exit_code == 0 and not self.timed_out
+
+
+def bundled_system() -> Path:
+    """The qemu_virt_aarch64 system shipped with sel4vmm (libvmm's ``simple.system``)."""
+    return Path(str(resources.files("sel4vmm") / "data" / "systems" / "qemu_virt_aarch64.system"))
+
+
+def vm_layout(system_path: Path, vm_name: str | None = None) -> VmLayout:
+    """Read a Microkit ``.system`` or CAmkES ``.camkes`` configuration for QEMU virt and take
+    the guest RAM and vCPUs of one of its virtual machines."""
+    spec = load_system(system_path, board=QEMU_BOARD)
+    errors = [f for f in spec.findings if f.severity == "error"]
+    if errors:
+        first = errors[0]
+        raise Sel4VmmError(
+            f"{system_path} is not a valid system description: {first.message}",
+            location=first.location or Location(str(system_path)),
+            fix=first.fix or "run 'sel4vmm check' on it for every problem",
+        )
+    candidates = [vm for vm in spec.vms if vm_name is None or vm.name == vm_name]
+    if not candidates:
+        names = ", ".join(vm.name for vm in spec.vms) or "none"
+        raise Sel4VmmError(
+            f"{system_path} has no virtual machine"
+            + (f" called '{vm_name}'" if vm_name else "")
+            + f" (virtual machines: {names})",
+            location=Location(str(system_path)),
+            fix="name one of its <virtual_machine>s"
+            if spec.vms
+            else "run a system whose VMM protection domain contains a <virtual_machine>",
+        )
+    return layout_of(candidates[0], str(system_path))
+
+
+def layout_of(vm: VmSpec, source: str) -> VmLayout:
+    """The one RAM window of ``vm`` (a QEMU virt machine has a single RAM bank)."""
+    windows = ram_windows_of(vm)
+    if not windows:
+        raise Sel4VmmError(
+            f"virtual machine '{vm.name}' has no guest RAM",
+            location=vm.location or Location(source),
+            fix="map a memory region into both the virtual machine and its VMM",
+        )
+    if len(windows) > 1:
+        shown = ", ".join(f"[{w.base:#x}, {w.end:#x})" for w in windows)
+        raise Sel4VmmError(
+            f"virtual machine '{vm.name}' has {len(windows)} separate RAM windows ({shown}); "
+            "QEMU virt has one RAM bank",
+            location=vm.ram_location or vm.location or Location(source),
+            fix="give the guest one contiguous RAM region, or use the emulator backend",
+        )
+    ram_regions = [r for r in vm.regions if r.kind is RegionKind.RAM]
+    page_bits = min((r.page_bits for r in ram_regions), default=12)
+    return VmLayout(
+        vm.name, windows[0].base, windows[0].size, page_bits, source, num_vcpus=vm.num_vcpus
+    )
+
+
+def qemu_device_tree(qemu: str, machine: QemuMachine, directory: Path) -> Path:
+    """The device tree QEMU generates for ``machine`` (``-M ...,dumpdtb=``), as a file.
+
+    It describes exactly the devices QEMU emulates, so it is the right base when the user
+    has no device tree of their own; sel4vmm still rewrites its memory and /chosen.
+    """
+    output = directory / "qemu-virt.dtb"
+    with QemuProcess(dump_dtb_command(qemu, machine, output)) as process:
+        outcome = process.stream(ConsoleStream(), DUMP_DTB_TIMEOUT)
+    if outcome.exit_code != 0 or not output.is_file():
+        lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+        raise Sel4VmmError(
+            "QEMU could not produce its device tree (dumpdtb): "
+            + (lines[-1] if lines else f"exit status {outcome.exit_code}"),
+            fix="pass the guest's device tree with --dtb or --dts",
+        )
+    return output
+
+
+def _resume(process: QemuProcess, qmp_socket: Path) -> ProcessOutcome | None:
+    """Start the paused CPU; if QEMU died instead, how it ended (its stderr says why)."""
+    try:
+        client = QmpClient.connect(qmp_socket, alive=process.alive)
+    except QmpError:
+        if process.alive():
+            raise
+        return process.stream(ConsoleStream())
+    try:
+        client.command("cont")
+    finally:
+        client.close()
+    return None
+
+
+def run_qemu(
+    system_path: Path | None,
+    kernel: Path,
+    initrd: Path | None = None,
+    dtb: Path | None = None,
+    dts: Path | None = None,
+    overlays: list[Path] | None = None,
+    bootargs: str | None = None,
+    console: ConsoleSink | None = None,
+    timeout: float | None = None,
+    marker: str | None = None,
+    *,
+    vm_name: str | None = None,
+    qemu_binary: str | os.PathLike[str] | None = None,
+    cpu: str = DEFAULT_CPU,
+    interactive: bool = False,
+) -> QemuRunResult:
+    """Boot ``kernel`` in QEMU from RAM sel4vmm loaded, stream the console, wait for exit.
+
+    ``system_path`` (default: the bundled qemu_virt_aarch64 system) gives guest RAM;
+    ``dtb`` or ``dts`` + ``overlays`` the guest's device tree (default: the one QEMU
+    generates), whose ``/memory`` and ``/chosen`` (``bootargs``, initrd) sel4vmm
+    rewrites.  ``timeout`` kills QEMU that many seconds after it started; ``marker`` is a
+    console string whose first appearance is timed.  ``interactive`` connects the
+    terminal's input to the guest UART.
+    """
+    started = time.monotonic()
+    qemu = find_qemu(qemu_binary)
+    layout = vm_layout(system_path if system_path is not None else bundled_system(), vm_name)
+    files = BootFiles(kernel, initrd, dtb, dts, tuple(overlays or ()), bootargs)
+    stream = ConsoleStream(console, marker, started=started)
+    notes: list[str] = []
+    with (
+        SharedGuestRam(
+            layout.name, layout.ram_size, ram_base=layout.ram_base, page_bits=layout.page_bits
+        ) as ram,
+        tempfile.TemporaryDirectory(prefix="sel4vmm-qemu-") as scratch,
+    ):
+        if files.dtb is None and files.dts is None and not files.overlays:
+            default = QemuMachine(layout.ram_size, cpu=cpu, cpus=layout.num_vcpus)
+            files = replace(files, dtb=qemu_device_tree(qemu, default, Path(scratch)))
+            notes.append("no device tree given: QEMU virt's own (dumpdtb) was used")
+        tree = files.open_tree()
+        needs = tree_requirements(tree.to_bytes(), files.tree_source)
+        machine = QemuMachine(
+            layout.ram_size,
+            cpu=cpu,
+            cpus=layout.num_vcpus,
+            gic_version=needs.gic_version,
+            virtualization=needs.psci_smc,
+        )
+        qmp_socket = Path(scratch) / "qmp.sock"
+        command = sel4vmm_boot_command(
+            qemu, machine, ram.path, ram.stub_addr, qmp_socket=qmp_socket
+        )
+        with QemuProcess(command, interactive=interactive) as process:
+            # QEMU starts paused and initialises while the images are loaded.
+            boot = load_for_qemu(ram, files, tree)
+            load_seconds = time.monotonic() - started
+            outcome = _resume(process, qmp_socket)
+            if outcome is None:
+                outcome = process.stream(stream, timeout)
+    if outcome.exit_code not in (0, None) and not stream.text:
+        lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+        raise Sel4VmmError(
+            f"QEMU refused to start (exit status {outcome.exit_code}): "
+            + (lines[-1] if lines else "no message"),
+            fix="check that QEMU is 7.2 or newer and supports this machine",
+        )
+    if outcome.timed_out:
+        notes.append(f"the guest was still running after {timeout:g} s; QEMU was stopped")
+    return QemuRunResult(
+        exit_code=outcome.exit_code,
+        console=stream.text,
+        timed_out=outcome.timed_out,
+        marker_seconds=stream.marker_seconds,
+        load_seconds=load_seconds,
+        command=command,
+        boot=boot,
+        stderr=outcome.stderr,
+        layout=layout,
+        notes=notes,
+    )

@@ -1,0 +1,312 @@
+"""The emulated qemu-virt AArch64 board and one VM on it, assembled from the parts.
+
+This is what a Microkit VMM such as libvmm's ``simple`` example sets up at start-up, done
+with the core's seL4 model underneath:
+
+* the board's physical memory (RAM, the PL011, the GIC frames) and a booted
+  :class:`~sel4vmm.sel4.platform.Sel4Platform`;
+* the VM with the resources a system description would give it: guest RAM either 1:1
+  (a device untyped at the RAM's own physical address, ``map_one_to_one``) or from
+  untyped pools, and the device frames it passes through;
+* the guest-physical map: RAM, the UART and the GIC's virtual CPU interface mapped as
+  frames, the GIC distributor and the DMA engine as fault-callback reservations;
+* unicorn, its address-map listener, the vGIC, timer, UART and DMA models, the DTB and
+  the kernel image, and the event loop that runs it all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from unicorn.arm64_const import UC_ARM64_REG_PC, UC_ARM64_REG_PSTATE, UC_ARM64_REG_X0
+
+from sel4vmm.backends.unicorn.address_map import DeviceWindow, UnicornAddressMap
+from sel4vmm.backends.unicorn.cpu import Vcpu
+from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
+from sel4vmm.backends.unicorn.dma import DMA_FRAME_SIZE, DmaEngine
+from sel4vmm.backends.unicorn.event_loop import EventLoop, LevelSource
+from sel4vmm.backends.unicorn.gic import DISTRIBUTOR_FRAME_SIZE, Vgic
+from sel4vmm.backends.unicorn.pl011 import PL011_FRAME_SIZE, Pl011
+from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
+from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.memory.address_space import frame_iterator
+from sel4vmm.sel4.arch import AARCH64
+from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
+from sel4vmm.sel4.platform import Sel4Platform
+from sel4vmm.vm import (
+    DeviceFramesRequest,
+    DeviceUntypedRequest,
+    PoolRequest,
+    VirtualMachine,
+)
+
+#: qemu virt's physical map (hw/arm/virt.c): GIC distributor, CPU interface, virtual CPU
+#: interface (GICV), PL011, and RAM from 1 GiB.
+QEMU_VIRT_GICD = 0x0800_0000
+QEMU_VIRT_GICC = 0x0801_0000
+QEMU_VIRT_GICV = 0x0804_0000
+QEMU_VIRT_UART = 0x0900_0000
+QEMU_VIRT_RAM = 0x4000_0000
+#: Board RAM: 1 GiB, like ``qemu-system-aarch64 -m 1G`` for libvmm's examples.
+QEMU_VIRT_RAM_SIZE = 0x4000_0000
+#: The PL011's interrupt: SPI 1, INTID 33 (``<irq irq="33" id="1"/>``).
+QEMU_VIRT_UART_INTID = 33
+#: Where the VMM emulates the test DMA engine (a free window of qemu virt's map).
+DMA_GUEST_ADDRESS = 0x0B00_0000
+#: Linux's arm64 image offset from the start of RAM; the DTB goes at the start of RAM.
+KERNEL_OFFSET = 0x8_0000
+#: PSTATE at entry: EL1h with D, A, I, F masked (Documentation/arm64/booting.rst).
+ENTRY_PSTATE = 0x3C5
+#: Size of the RAM untyped objects guest RAM is carved from when it is not 1:1 (seed 000).
+POOL_UNTYPED_BITS = 24
+
+
+@dataclass(frozen=True)
+class PassthroughMap:
+    """A board device frame the guest reaches directly: guest address, physical address."""
+
+    name: str
+    guest_addr: int
+    paddr: int
+    size: int
+
+
+@dataclass(frozen=True)
+class GuestLayout:
+    """Where the guest's RAM and devices are, as a system description states them.
+
+    The defaults are libvmm's ``simple.system`` for qemu virt: 256 MiB of RAM at
+    0x40000000, the UART passed through at 0x9000000 and the GIC's virtual CPU interface
+    (physical 0x8040000) at the guest's GICC address 0x8010000.
+    """
+
+    name: str = "linux"
+    ram_base: int = QEMU_VIRT_RAM
+    ram_size: int = 0x1000_0000
+    one_to_one: bool = True
+    ram_page_bits: int = 21
+    uart: PassthroughMap = PassthroughMap("serial", QEMU_VIRT_UART, QEMU_VIRT_UART, 0x1000)
+    gic_vcpu: PassthroughMap = PassthroughMap("gic_vcpu", QEMU_VIRT_GICC, QEMU_VIRT_GICV, 0x1000)
+    gicd_base: int = QEMU_VIRT_GICD
+    uart_intid: int = QEMU_VIRT_UART_INTID
+    dma_base: int | None = DMA_GUEST_ADDRESS
+    bootargs: str = "console=ttyAMA0 earlycon=pl011,0x9000000"
+    source: str = "built-in qemu_virt_aarch64 layout"
+
+    def with_ram(self, *, one_to_one: bool | None = None, size: int | None = None) -> GuestLayout:
+        return replace(
+            self,
+            one_to_one=self.one_to_one if one_to_one is None else one_to_one,
+            ram_size=self.ram_size if size is None else size,
+        )
+
+
+def board_physical_memory() -> PhysicalMemory:
+    """qemu virt's physical memory as the model needs it: the GIC, the UART and 1 GiB RAM."""
+    return PhysicalMemory(
+        [
+            MemoryRange(QEMU_VIRT_GICD, 0x5_0000, device=True, name="gic"),
+            MemoryRange(QEMU_VIRT_UART, 0x1000, device=True, name="pl011"),
+            MemoryRange(QEMU_VIRT_RAM, QEMU_VIRT_RAM_SIZE, name="ram"),
+        ]
+    )
+
+
+def one_to_one_request(layout: GuestLayout) -> DeviceUntypedRequest:
+    """The device untyped that backs 1:1 guest RAM (``untyped_mmios``).
+
+    The RAM is reserved from seL4 (libvmm's ``overlay-reserve-vm-memory.dts``), so the
+    kernel turns it into device untyped, handed to the VMM at the RAM's own address.
+    """
+    size_bits = layout.ram_size.bit_length() - 1
+    if 1 << size_bits != layout.ram_size or layout.ram_base % layout.ram_size:
+        raise Sel4VmmError(
+            f"1:1 guest RAM of {layout.ram_size:#x} bytes at {layout.ram_base:#x} cannot be "
+            "one untyped object",
+            location=Location(layout.source),
+            fix="use a power-of-two RAM size aligned to itself, or RAM from pools",
+        )
+    return DeviceUntypedRequest(layout.ram_base, size_bits)
+
+
+def pool_requests(layout: GuestLayout) -> list[PoolRequest]:
+    """Untyped pools for the VM: RAM frames (unless 1:1) and the kernel objects."""
+    if layout.one_to_one:
+        return [PoolRequest(POOL_UNTYPED_BITS, 1)]
+    pool = 1 << POOL_UNTYPED_BITS
+    # One extra untyped for the kernel objects and paging structures, as seed 000 sizes
+    # its pool (512 MiB: 32 untyped of 2^24 plus one).
+    return [PoolRequest(POOL_UNTYPED_BITS, (layout.ram_size + pool - 1) // pool + 1)]
+
+
+@dataclass
+class Console:
+    """Where the guest's UART output goes: kept, and passed to an optional sink."""
+
+    sink: Callable[[bytes], None] | None = None
+    output: bytearray = field(default_factory=bytearray)
+
+    def write(self, data: bytes) -> None:
+        self.output += data
+        if self.sink is not None:
+            self.sink(data)
+
+
+class EmulatedBoard:
+    """One VM on the emulated qemu-virt board, ready to load a kernel and run."""
+
+    def __init__(
+        self,
+        layout: GuestLayout,
+        console: Console,
+        *,
+        wait_for_input: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.layout = layout
+        self.console = console
+        self.physmem = board_physical_memory()
+        # 1:1 guest RAM is reserved from the kernel (it becomes device untyped); otherwise
+        # the first 16 MiB of board RAM hold seL4 and the VMM, so pool frames never sit at
+        # the guest's own addresses.
+        guest_ram = MemoryRange(layout.ram_base, layout.ram_size, name="vm-memory")
+        self.platform = Sel4Platform(
+            self.physmem,
+            AARCH64,
+            reserved=[] if layout.one_to_one else [MemoryRange(QEMU_VIRT_RAM, 16 << 20)],
+            device_reserved=[guest_ram] if layout.one_to_one else [],
+            board_name="qemu-virt",
+        )
+        frames = [DeviceFramesRequest(m.paddr, m.size, 12) for m in (layout.uart, layout.gic_vcpu)]
+        self.vm = VirtualMachine.create(
+            layout.name,
+            self.platform,
+            pools=pool_requests(layout),
+            device_untypeds=[one_to_one_request(layout)] if layout.one_to_one else [],
+            device_frames=frames,
+        )
+        self.clock = GuestClock()
+        self.timer = VirtualTimer(self.clock)
+        self.vcpu = Vcpu(self.vm, self.timer)
+        self.vgic = Vgic(on_eoi=self._on_eoi, on_signal=self.vcpu.request_exit)
+        self.uart = Pl011(console.write, irq_line=self._on_uart_line)
+        self.dma = DmaEngine(self.physmem)
+        self.address_map = UnicornAddressMap(
+            self.vcpu.uc,
+            self.physmem,
+            [
+                DeviceWindow("pl011", layout.uart.paddr, PL011_FRAME_SIZE, self.uart),
+                DeviceWindow("gicv", layout.gic_vcpu.paddr, 0x2000, self.vgic.cpu),
+            ],
+            self.vcpu.mmio_access,
+            AARCH64.guest_address_bits,
+        )
+        self.vcpu.queued_extent = self.address_map.queued_extent
+        self.vm.memory.add_listener(self.address_map)
+        self._map_guest()
+        self.loop = EventLoop(
+            self.vcpu,
+            self.vgic,
+            self.timer,
+            self.address_map,
+            [LevelSource(layout.uart_intid, lambda: self.uart.irq_asserted)],
+            wait_for_input=wait_for_input,
+        )
+
+    # -- guest-physical map --------------------------------------------------------------
+    def _map_guest(self) -> None:
+        layout = self.layout
+        memory = self.vm.memory
+        self.vm.ram.register_at(
+            layout.ram_base,
+            layout.ram_size,
+            one_to_one=layout.one_to_one,
+            page_bits=layout.ram_page_bits,
+        )
+        for passthrough in (layout.uart, layout.gic_vcpu):
+            run, index = self.vm.device_frame_run(passthrough.paddr, passthrough.size)
+            if index:
+                raise Sel4VmmError(f"{passthrough.name}: device frames must start the run")
+            reservation = memory.reserve_at(
+                passthrough.guest_addr, passthrough.size, label=passthrough.name
+            )
+            memory.map(reservation, frame_iterator([run], passthrough.guest_addr, "rw"))
+        memory.reserve_at(
+            layout.gicd_base,
+            DISTRIBUTOR_FRAME_SIZE,
+            self.vgic.distributor_fault,
+            layout.gicd_base,
+            label="vgic distributor",
+        )
+        if layout.dma_base is not None:
+            memory.reserve_at(
+                layout.dma_base,
+                DMA_FRAME_SIZE,
+                self.dma.register_fault,
+                layout.dma_base,
+                label="dma engine",
+            )
+
+    # -- interrupts ----------------------------------------------------------------------
+    def _on_uart_line(self, asserted: bool) -> None:
+        if asserted:
+            self.loop.sample_interrupts()
+
+    def _on_eoi(self, intid: int) -> None:
+        del intid
+        # A level source still asserted after EOI is pending again (the VMM re-injects).
+        self.loop.sample_interrupts()
+
+    # -- images --------------------------------------------------------------------------
+    def device_tree(self) -> bytes:
+        layout = self.layout
+        return build_device_tree(
+            GuestDeviceTree(
+                ram_base=layout.ram_base,
+                ram_size=layout.ram_size,
+                uart_base=layout.uart.guest_addr,
+                uart_spi=layout.uart_intid,
+                gicd_base=layout.gicd_base,
+                gicc_base=layout.gic_vcpu.guest_addr,
+                bootargs=layout.bootargs,
+                dma_base=layout.dma_base,
+            )
+        )
+
+    def load(self, kernel: bytes, kernel_name: str = "kernel") -> int:
+        """Place the kernel at RAM + 0x80000 and the DTB at the start of RAM; set x0/PC."""
+        layout = self.layout
+        dtb = self.device_tree()
+        entry = layout.ram_base + KERNEL_OFFSET
+        if len(dtb) > KERNEL_OFFSET:
+            raise Sel4VmmError(f"the generated DTB ({len(dtb)} bytes) overlaps the kernel")
+        if KERNEL_OFFSET + len(kernel) > layout.ram_size:
+            raise Sel4VmmError(
+                f"{kernel_name} ({len(kernel)} bytes) does not fit in {layout.ram_size:#x} "
+                "bytes of guest RAM at offset 0x80000",
+                location=Location(kernel_name),
+                fix="give the guest more RAM",
+            )
+        self.vm.ram.write(layout.ram_base, dtb)
+        self.vm.ram.write(entry, kernel)
+        uc = self.vcpu.uc
+        uc.reg_write(UC_ARM64_REG_X0, layout.ram_base)
+        uc.reg_write(UC_ARM64_REG_PSTATE, ENTRY_PSTATE)
+        uc.reg_write(UC_ARM64_REG_PC, entry)
+        return entry
+
+    def load_file(self, path: Path) -> int:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise Sel4VmmError(
+                f"cannot read the guest kernel '{path}': {error.strerror}",
+                location=Location(str(path)),
+                fix="check the path given to --kernel",
+            ) from None
+        return self.load(data, str(path))
+
+    def close(self) -> None:
+        """Release unicorn's references to host memory before the mapping goes away."""
+        self.vcpu.uc.emu_stop()

@@ -1,0 +1,445 @@
+"""One AArch64 vCPU on unicorn: the traps a seL4 VMM sees, turned into VMM calls.
+
+On seL4 a vCPU thread runs until something traps to the VMM: a stage-2 fault, an
+``HVC``/``SMC``, a trapped system register, a ``WFI``.  unicorn gives the same events
+through its hooks, and this class routes them the way libvmm/libsel4vm do:
+
+* accesses to unmapped guest-physical addresses (the :mod:`address_map` holes) go to the
+  core's ``vm.memory.handle_fault`` and its five answers are honoured (see
+  :meth:`Vcpu._memory_fault`);
+* ``HVC``/``SMC`` from EL1 are PSCI calls (:mod:`psci`); ``SVC`` and undefined
+  instructions are vectored back into the guest (:mod:`exceptions`), since unicorn stops
+  instead of taking them;
+* ``MRS``/``MSR`` of the virtual-timer registers are answered by :mod:`timer`.
+
+Anything a guest does that the VMM cannot handle stops *this VM* with a
+:class:`GuestDiagnostic` (PC, address, access, registers); it never raises out of the VMM.
+
+**Replays.**  unicorn checks for a stop request after every memory access, and when it
+stops there the access has happened but the PC still points at the instruction, which
+therefore runs again when the vCPU resumes (measured: a 32-bit MMIO load stopped this way
+reaches the device twice).  A device must see each guest access once — a second UART
+write prints a character twice, a second ``GICC_IAR`` read loses an interrupt.  The
+backend therefore never stops the vCPU asynchronously while it may touch a device (the
+event loop preempts with instruction counts, which stop between instructions), and when
+it asks to stop from inside a hook (:meth:`Vcpu.request_exit`), the first emulated
+access after the request is the one that will be replayed: :meth:`Vcpu.mmio_access`
+records it, and :meth:`Vcpu.finish_interrupted_instruction` re-runs that instruction
+alone with the recorded answer before anything else happens.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
+from unicorn.arm64_const import (
+    UC_ARM64_INS_MRS,
+    UC_ARM64_INS_MSR,
+    UC_ARM64_REG_ELR_EL1,
+    UC_ARM64_REG_ESR_EL1,
+    UC_ARM64_REG_PC,
+    UC_ARM64_REG_PSTATE,
+    UC_ARM64_REG_SP,
+    UC_ARM64_REG_VBAR_EL1,
+    UC_ARM64_REG_X0,
+    UC_ARM64_REG_X1,
+    UC_ARM64_REG_X2,
+    UC_ARM64_REG_X3,
+    UC_ARM64_REG_X29,
+    UC_ARM64_REG_X30,
+    UC_ARM64_REG_XZR,
+)
+
+from sel4vmm.backends.unicorn.address_map import BoardDevice
+from sel4vmm.backends.unicorn.engine import (
+    AArch64Engine,
+    UcError,
+    new_aarch64_engine,
+    register_reader,
+)
+from sel4vmm.backends.unicorn.exceptions import (
+    EC_SVC64,
+    EC_UNKNOWN,
+    ESR_IL,
+    INSN_HVC,
+    INSN_SMC,
+    INSN_SVC,
+    ExceptionKind,
+    exception_generating_kind,
+    take_exception,
+)
+from sel4vmm.backends.unicorn.psci import PsciAction, handle_psci
+from sel4vmm.backends.unicorn.timer import SysReg, VirtualTimer
+from sel4vmm.memory import FaultResult, MemoryFault
+
+#: qemu's exception numbers as unicorn reports them to UC_HOOK_INTR.
+EXCP_UDEF = 1
+EXCP_SWI = 2
+_EXCEPTION_NAMES = {
+    1: "undefined instruction",
+    2: "SVC",
+    3: "prefetch abort",
+    4: "data abort",
+    5: "IRQ",
+    6: "FIQ",
+    7: "breakpoint",
+    8: "exception exit",
+    9: "kernel trap",
+    10: "HVC",
+    11: "HYP trap",
+    12: "SMC",
+    13: "virtual IRQ",
+    14: "virtual FIQ",
+    15: "semihosting",
+    16: "no hardware",
+    17: "kernel trap",
+    18: "stack limit",
+    19: "invalid state",
+    20: "unaligned access",
+}
+
+#: Unicorn's ids for X0..X28 are consecutive; X29/X30 are separate.
+_GPR_IDS = [UC_ARM64_REG_X0 + i for i in range(29)] + [UC_ARM64_REG_X29, UC_ARM64_REG_X30]
+
+
+class StopReason(Enum):
+    """Why the vCPU stopped for good."""
+
+    SYSTEM_OFF = "the guest powered the system off (PSCI SYSTEM_OFF)"
+    SYSTEM_RESET = "the guest asked for a reset (PSCI SYSTEM_RESET)"
+    CPU_OFF = "the guest turned its only vCPU off (PSCI CPU_OFF)"
+    GUEST_FAULT = "the guest made an access the VMM could not handle"
+    CPU_EXCEPTION = "the guest hit an exception the VMM cannot deliver"
+    IDLE_FOREVER = "the guest waits for an interrupt that can never arrive"
+    TIME_LIMIT = "the run reached its time limit"
+
+
+@dataclass
+class GuestDiagnostic:
+    """What the VMM reports when it stops a guest: where, what, and the register file."""
+
+    message: str
+    pc: int
+    registers: dict[str, int] = field(default_factory=dict)
+    address: int | None = None
+    access: str | None = None
+
+    def __str__(self) -> str:
+        lines = [self.message, f"  pc  {self.pc:#018x}"]
+        if self.address is not None:
+            lines.append(f"  address {self.address:#x} ({self.access})")
+        names = [n for n in self.registers if n.startswith("x")]
+        for i in range(0, len(names), 4):
+            lines.append(
+                "  " + "  ".join(f"{n:>3} {self.registers[n]:#018x}" for n in names[i : i + 4])
+            )
+        for name in ("sp", "pstate", "elr_el1", "esr_el1", "vbar_el1"):
+            if name in self.registers:
+                lines.append(f"  {name} {self.registers[name]:#x}")
+        return "\n".join(lines)
+
+
+#: An emulated access the guest made and what it got back, as the tuple
+#: ``(address, width, is_write, value, result)``.
+_Access = tuple[int, int, bool, int, int]
+
+
+def _cp_key(cp: Any) -> SysReg:
+    return (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+
+
+class Vcpu:
+    """vCPU 0 of a VM: a unicorn instance plus the trap routing described above."""
+
+    def __init__(self, vm: Any, timer: VirtualTimer) -> None:
+        self.vm = vm
+        self.timer = timer
+        self.uc = new_aarch64_engine()
+        self._read_pc = register_reader(self.uc, UC_ARM64_REG_PC)
+        #: Fast readers of the register file diagnostics show.
+        self._register_readers = [
+            *((f"x{i}", register_reader(self.uc, r)) for i, r in enumerate(_GPR_IDS)),
+            ("sp", register_reader(self.uc, UC_ARM64_REG_SP)),
+            ("pstate", register_reader(self.uc, UC_ARM64_REG_PSTATE)),
+            ("elr_el1", register_reader(self.uc, UC_ARM64_REG_ELR_EL1)),
+            ("esr_el1", register_reader(self.uc, UC_ARM64_REG_ESR_EL1)),
+            ("vbar_el1", register_reader(self.uc, UC_ARM64_REG_VBAR_EL1)),
+        ]
+        self.stop_reason: StopReason | None = None
+        self.diagnostic: GuestDiagnostic | None = None
+        #: Set while the vCPU is inside unicorn: device events then ask it to leave.
+        self.running = False
+        #: Asked to leave unicorn early (an interrupt became deliverable, a map changed).
+        self.exit_requested = False
+        #: A stop was requested inside unicorn and has not taken effect yet.
+        self._stop_pending = False
+        #: Counters, for tests and the benchmark.
+        self.faults_handled = 0
+        self.psci_calls = 0
+        #: The address map's view of extents mapped during this slice (RESTART in flight).
+        self.queued_extent: Callable[[int], Any] | None = None
+        #: The accesses the pending stop lands after (two for a split 8-byte access); their
+        #: instruction runs again when the vCPU resumes and gets these answers.
+        self._replay: list[_Access] = []
+        #: General-purpose registers before an IGNOREd access: its instruction is skipped.
+        self._skip_restore: dict[int, int] | None = None
+        self.replays_suppressed = 0
+        self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
+        self.uc.hook_add(UC_HOOK_INSN, self._on_mrs, None, 1, 0, UC_ARM64_INS_MRS)
+        self.uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, UC_ARM64_INS_MSR)
+
+    # -- registers -----------------------------------------------------------------------
+    @property
+    def pc(self) -> int:
+        return self._read_pc()
+
+    def registers(self) -> dict[str, int]:
+        """The register file (general-purpose, SP, PSTATE and the EL1 exception state)."""
+        return {name: read() for name, read in self._register_readers}
+
+    def instruction_at(self, address: int) -> int | None:
+        """The A64 instruction word at a guest address, or None if nothing is mapped there."""
+        try:
+            return int(struct.unpack("<I", self.uc.mem_read(address, 4))[0])
+        except UcError:
+            return None
+
+    def stop(self, reason: StopReason, diagnostic: GuestDiagnostic | None = None) -> None:
+        """End the run; the first reason wins (a fault after SYSTEM_OFF is not news)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.diagnostic = diagnostic
+        if self.running:
+            self._stop_pending = True
+            self.uc.emu_stop()
+
+    def request_exit(self) -> None:
+        """Leave unicorn soon (at a translation-block boundary) so the loop can act."""
+        self.exit_requested = True
+        if self.running:
+            self._stop_pending = True
+            self.uc.emu_stop()
+
+    # -- emulated accesses and their replays ------------------------------------------------
+    def mmio_access(
+        self,
+        address: int,
+        width: int,
+        is_write: bool,
+        value: int,
+        device: BoardDevice | None,
+        offset: int,
+    ) -> int:
+        """Every emulated access: a board device's registers, or the fault path if None."""
+        if self._replay and not self._stop_pending:
+            # The interrupted instruction runs again (finish_interrupted_instruction):
+            # its accesses get the answers the device already gave.
+            recorded = self._replay.pop(0)
+            if recorded[:4] == (address, width, is_write, value):
+                self.replays_suppressed += 1
+                return recorded[4]
+            self._replay.clear()
+        if device is None:
+            result = self._memory_fault(address, width, is_write, value)
+        elif is_write:
+            device.write(offset, width, value)
+            result = 0
+        else:
+            result = device.read(offset, width)
+        if self._stop_pending:
+            self._replay.append((address, width, is_write, value, result))
+        return result
+
+    def settle_diagnostic(self) -> None:
+        """After a fault stop, take PC and registers where unicorn stopped.
+
+        Inside an access unicorn's PC may still be the start of the translation block;
+        the stop lands right after the access, where the PC is the faulting instruction.
+        """
+        if self.diagnostic is not None and self.diagnostic.address is not None:
+            self.diagnostic.pc = self.pc
+            self.diagnostic.registers = self.registers()
+
+    def begin_slice(self) -> None:
+        self._stop_pending = False
+
+    def finish_interrupted_instruction(self) -> None:
+        """Complete the instruction a stop interrupted after its access, alone, at once.
+
+        An IGNOREd access's instruction is skipped: its registers are put back as they
+        were before it and the PC moves past it (libsel4vm's ``ignore_fault``).  Any other
+        interrupted instruction runs again on its own, its accesses answered from the
+        record; nothing else (an interrupt, a device) may run first.  unicorn only counts
+        instructions in blocks it translates while counting, so the cached block at PC is
+        dropped around the single step.
+        """
+        self._stop_pending = False
+        pc = self.pc
+        if self._skip_restore is not None:
+            for reg_id, value in self._skip_restore.items():
+                self.uc.reg_write(reg_id, value)
+            self.uc.reg_write(UC_ARM64_REG_PC, pc + 4)
+            self._skip_restore = None
+            self._replay.clear()
+            return
+        if not self._replay:
+            return
+        self.running = True
+        try:
+            self.uc.ctl_remove_cache(pc, pc + 4)
+            self.uc.emu_start(pc, pc + 4, count=1)
+            self.uc.ctl_remove_cache(pc, pc + 4)
+        except UcError as error:
+            self.stop(
+                StopReason.CPU_EXCEPTION,
+                GuestDiagnostic(
+                    f"{self.vm.name}: the emulator stopped the guest: {error}",
+                    pc=pc,
+                    registers=self.registers(),
+                ),
+            )
+        finally:
+            self.running = False
+            self._stop_pending = False
+            self._replay.clear()
+
+    # -- stage-2 faults ------------------------------------------------------------------
+    def _memory_fault(self, address: int, width: int, is_write: bool, value: int) -> int:
+        """The fault path: an access to a guest-physical address with no frame behind it.
+
+        * HANDLED: a read's emulated value goes to the destination register (unicorn
+          does the register write, sign extension and writeback), a write is done.
+        * RESTART: a deferred map just happened.  The new frames are in the address space
+          but unicorn's map is only updated between slices, so the access is performed on
+          those frames now — the same outcome as re-executing the instruction.
+        * IGNORE: the instruction is skipped (libsel4vm advances the PC): the registers
+          are saved now, the vCPU stops right after the access, and
+          :meth:`finish_interrupted_instruction` restores them and steps past it.
+        * UNHANDLED (after the VM's unhandled-fault handler) and ERROR stop the VM with
+          a diagnostic.
+        """
+        if self.stop_reason is not None:
+            return 0  # the VM is stopping; the rest of this block has no effect that matters
+        extent = self.queued_extent(address) if self.queued_extent is not None else None
+        if extent is not None:
+            return self._access_frames(address, width, is_write, value)
+        fault = MemoryFault(address, width, is_write, value, vcpu=self)
+        result = self.vm.memory.handle_fault(fault)
+        if result is FaultResult.HANDLED:
+            self.faults_handled += 1
+            return 0 if fault.read_value is None else fault.read_value
+        if result is FaultResult.RESTART:
+            self.faults_handled += 1
+            self.request_exit()
+            try:
+                return self._access_frames(address, width, is_write, value)
+            except Exception as error:  # the restarted access still has no frame
+                self._fault_stop(fault, f"the access still faults after a restart: {error}")
+                return 0
+        if result is FaultResult.IGNORE:
+            self.faults_handled += 1
+            if self._skip_restore is None:
+                # The general-purpose registers are current inside an access (unlike the
+                # PC, which unicorn syncs lazily), so this is their value before the load.
+                self._skip_restore = {r: self.uc.reg_read(r) for r in _GPR_IDS}
+            self.request_exit()
+            return 0
+        why = getattr(self.vm.memory, "last_error", "") or f"fault result {result.name}"
+        self._fault_stop(fault, why)
+        return 0
+
+    def _access_frames(self, address: int, width: int, is_write: bool, value: int) -> int:
+        pieces = self.vm.memory.translate(address, width)
+        physmem = self.vm.physmem
+        if is_write:
+            data = value.to_bytes(width, "little")
+            for paddr, length in pieces:
+                physmem.view(paddr, length)[:] = data[:length]
+                data = data[length:]
+            return 0
+        raw = b"".join(bytes(physmem.view(paddr, length)) for paddr, length in pieces)
+        return int.from_bytes(raw, "little")
+
+    def _fault_stop(self, fault: MemoryFault, why: str) -> None:
+        access = "write" if fault.is_write else "read"
+        if fault.is_write:
+            access += f" of {fault.value:#x}"
+        diagnostic = GuestDiagnostic(
+            f"{self.vm.name}: guest {fault.width}-byte {access} at {fault.address:#x} "
+            f"stopped the VM: {why}",
+            pc=self.pc,
+            registers=self.registers(),
+            address=fault.address,
+            access=f"{fault.width}-byte {access}",
+        )
+        self.stop(StopReason.GUEST_FAULT, diagnostic)
+
+    # -- exceptions: PSCI, SVC, undefined instructions -----------------------------------
+    def _on_exception(self, uc: AArch64Engine, intno: int, _data: Any) -> None:
+        pc = self.pc
+        if intno == EXCP_SWI:
+            # unicorn reports SVC with the PC already past it; vector it to the guest.
+            svc = self.instruction_at(pc - 4) or 0
+            esr = EC_SVC64 << 26 | ESR_IL | (svc >> 5 & 0xFFFF)
+            take_exception(uc, ExceptionKind.SYNCHRONOUS, pc, esr=esr)
+            return
+        if intno == EXCP_UDEF:
+            insn = self.instruction_at(pc)
+            kind = exception_generating_kind(insn) if insn is not None else None
+            if kind in (INSN_HVC, INSN_SMC):
+                self._psci(uc, pc)
+                return
+            if kind == INSN_SVC:  # defensive: some unicorn versions report SVC as UDEF
+                take_exception(uc, ExceptionKind.SYNCHRONOUS, pc + 4, esr=EC_SVC64 << 26 | ESR_IL)
+                return
+            take_exception(uc, ExceptionKind.SYNCHRONOUS, pc, esr=EC_UNKNOWN << 26 | ESR_IL)
+            return
+        name = _EXCEPTION_NAMES.get(intno, f"exception {intno}")
+        self.stop(
+            StopReason.CPU_EXCEPTION,
+            GuestDiagnostic(
+                f"{self.vm.name}: the guest raised a {name} at {pc:#x} that the emulator "
+                "cannot vector (an alignment or translation fault of the guest's own)",
+                pc=pc,
+                registers=self.registers(),
+            ),
+        )
+
+    def _psci(self, uc: AArch64Engine, pc: int) -> None:
+        self.psci_calls += 1
+        function_id = int(uc.reg_read(UC_ARM64_REG_X0))
+        args = (
+            int(uc.reg_read(UC_ARM64_REG_X1)),
+            int(uc.reg_read(UC_ARM64_REG_X2)),
+            int(uc.reg_read(UC_ARM64_REG_X3)),
+        )
+        outcome = handle_psci(function_id, args)
+        uc.reg_write(UC_ARM64_REG_X0, outcome.x0)
+        uc.reg_write(UC_ARM64_REG_PC, pc + 4)
+        if outcome.action is PsciAction.SYSTEM_OFF:
+            self.stop(StopReason.SYSTEM_OFF)
+        elif outcome.action is PsciAction.SYSTEM_RESET:
+            self.stop(StopReason.SYSTEM_RESET)
+        elif outcome.action is PsciAction.CPU_OFF:
+            self.stop(StopReason.CPU_OFF)
+
+    # -- trapped system registers ----------------------------------------------------------
+    def _on_mrs(self, uc: AArch64Engine, reg: int, cp: Any, _data: Any) -> int:
+        value = self.timer.read(_cp_key(cp))
+        if value is None:
+            return 0  # not a register the VMM owns: let unicorn execute the MRS
+        if reg != UC_ARM64_REG_XZR:
+            uc.reg_write(reg, value)
+        return 1  # skip the instruction: its result is in place
+
+    def _on_msr(self, uc: AArch64Engine, reg: int, cp: Any, _data: Any) -> int:
+        del uc, reg
+        if not self.timer.write(_cp_key(cp), int(cp.val)):
+            return 0
+        self.request_exit()  # the timer deadline moved: the loop recomputes its slice
+        return 1

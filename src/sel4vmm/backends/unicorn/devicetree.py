@@ -1,0 +1,121 @@
+"""The device tree the emulated qemu-virt guest boots with.
+
+A guest learns its machine from the DTB the VMM passes in ``x0``: where RAM is (``/memory``),
+its console and command line (``/chosen``), and the UART, GIC and timer it may drive.  This
+builds that tree from the guest's layout with libfdt's sequential writer, using the
+bindings Linux expects on qemu's virt board (``arm,pl011``, ``arm,cortex-a15-gic``,
+``arm,armv8-timer``, ``arm,psci-1.0`` with the ``hvc`` method).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libfdt
+
+#: Interrupt specifier types of the GIC binding.
+_GIC_SPI = 0
+_GIC_PPI = 1
+_IRQ_LEVEL_HIGH = 4
+_IRQ_LEVEL_LOW = 8
+_GIC_PHANDLE = 1
+_CLOCK_PHANDLE = 2
+
+
+@dataclass(frozen=True)
+class GuestDeviceTree:
+    """What the tree describes (guest-physical addresses)."""
+
+    ram_base: int
+    ram_size: int
+    uart_base: int
+    uart_spi: int
+    gicd_base: int
+    gicc_base: int
+    bootargs: str
+    dma_base: int | None = None
+
+
+def _cells(*values: int) -> bytes:
+    """Big-endian 32-bit cells; 64-bit values become two cells."""
+    out = bytearray()
+    for value in values:
+        out += value.to_bytes(4, "big")
+    return bytes(out)
+
+
+def _reg(base: int, size: int) -> bytes:
+    return _cells(base >> 32, base & 0xFFFF_FFFF, size >> 32, size & 0xFFFF_FFFF)
+
+
+def build_device_tree(tree: GuestDeviceTree) -> bytes:
+    """A complete DTB (``#address-cells = #size-cells = 2``) for the guest."""
+    sw = libfdt.FdtSw()
+    sw.finish_reservemap()
+    with sw.add_node(""):
+        sw.property_string("compatible", "linux,dummy-virt")
+        sw.property_u32("#address-cells", 2)
+        sw.property_u32("#size-cells", 2)
+        sw.property_u32("interrupt-parent", _GIC_PHANDLE)
+        with sw.add_node("chosen"):
+            sw.property_string("bootargs", tree.bootargs)
+            sw.property_string("stdout-path", f"/pl011@{tree.uart_base:x}")
+        with sw.add_node(f"memory@{tree.ram_base:x}"):
+            sw.property_string("device_type", "memory")
+            sw.property("reg", _reg(tree.ram_base, tree.ram_size))
+        with sw.add_node("cpus"):
+            sw.property_u32("#address-cells", 1)
+            sw.property_u32("#size-cells", 0)
+            with sw.add_node("cpu@0"):
+                sw.property_string("device_type", "cpu")
+                sw.property_string("compatible", "arm,cortex-a53")
+                sw.property_u32("reg", 0)
+                sw.property_string("enable-method", "psci")
+        with sw.add_node("psci"):
+            sw.property_string("compatible", "arm,psci-1.0")
+            sw.property_string("method", "hvc")
+        with sw.add_node("apb-pclk"):
+            sw.property_string("compatible", "fixed-clock")
+            sw.property_u32("#clock-cells", 0)
+            sw.property_u32("clock-frequency", 24_000_000)
+            sw.property_u32("phandle", _CLOCK_PHANDLE)
+        with sw.add_node(f"pl011@{tree.uart_base:x}"):
+            sw.property("compatible", b"arm,pl011\0arm,primecell\0")
+            sw.property("reg", _reg(tree.uart_base, 0x1000))
+            sw.property("interrupts", _cells(_GIC_SPI, tree.uart_spi - 32, _IRQ_LEVEL_HIGH))
+            sw.property("clocks", _cells(_CLOCK_PHANDLE, _CLOCK_PHANDLE))
+            sw.property("clock-names", b"uartclk\0apb_pclk\0")
+        with sw.add_node(f"intc@{tree.gicd_base:x}"):
+            sw.property_string("compatible", "arm,cortex-a15-gic")
+            sw.property_u32("#interrupt-cells", 3)
+            sw.property_u32("#address-cells", 0)
+            sw.property("interrupt-controller", b"")
+            sw.property("reg", _reg(tree.gicd_base, 0x1000) + _reg(tree.gicc_base, 0x2000))
+            sw.property_u32("phandle", _GIC_PHANDLE)
+        with sw.add_node("timer"):
+            sw.property_string("compatible", "arm,armv8-timer")
+            flags = 0xF08 | _IRQ_LEVEL_LOW
+            # Secure, non-secure physical, virtual (PPI 11 = INTID 27), hypervisor.
+            sw.property(
+                "interrupts",
+                _cells(
+                    _GIC_PPI,
+                    13,
+                    flags,
+                    _GIC_PPI,
+                    14,
+                    flags,
+                    _GIC_PPI,
+                    11,
+                    flags,
+                    _GIC_PPI,
+                    10,
+                    flags,
+                ),
+            )
+            sw.property("always-on", b"")
+        if tree.dma_base is not None:
+            with sw.add_node(f"dma@{tree.dma_base:x}"):
+                sw.property_string("compatible", "sel4vmm,copy-dma")
+                sw.property("reg", _reg(tree.dma_base, 0x1000))
+    return bytes(sw.as_fdt().as_bytearray())

@@ -1,0 +1,165 @@
+"""``run_guest``: boot a kernel on the emulated board as a system description lays it out.
+
+This is the one entry point the command line (``sel4vmm run``, ``sel4vmm demo``) and the
+tests use.  With no system file it uses the bundled qemu-virt system (libvmm's
+``simple.system``); with no kernel it runs the bundled ``hello`` guest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+
+from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout, PassthroughMap
+from sel4vmm.backends.unicorn.cpu import GuestDiagnostic, StopReason
+from sel4vmm.backends.unicorn.event_loop import LoopStatistics
+from sel4vmm.errors import Location, Sel4VmmError
+
+#: The backends ``run_guest`` knows; QEMU and KVM runs live in their own modules.
+BACKENDS = ("emulator",)
+BUNDLED_GUESTS = ("hello", "memtest", "gictimer", "dma", "badaccess")
+
+
+def bundled_guest(name: str) -> Path:
+    """Path of a guest binary shipped in ``sel4vmm/data/guests/aarch64``."""
+    if name not in BUNDLED_GUESTS:
+        raise Sel4VmmError(
+            f"there is no bundled guest '{name}'", fix=f"use one of {', '.join(BUNDLED_GUESTS)}"
+        )
+    return Path(str(resources.files("sel4vmm") / "data" / "guests" / "aarch64" / f"{name}.bin"))
+
+
+def bundled_system() -> Path:
+    """The bundled qemu-virt system description (libvmm's ``simple.system``)."""
+    return Path(str(resources.files("sel4vmm") / "data" / "systems" / "qemu_virt_aarch64.system"))
+
+
+@dataclass
+class RunResult:
+    """How a guest run ended and what it printed."""
+
+    stop_reason: StopReason
+    console: bytes
+    diagnostic: GuestDiagnostic | None
+    layout: GuestLayout
+    statistics: LoopStatistics
+    faults_handled: int
+
+    @property
+    def console_text(self) -> str:
+        return self.console.decode("utf-8", "replace").replace("\r\n", "\n")
+
+    @property
+    def ok(self) -> bool:
+        """The guest powered itself off: the only clean end of a run."""
+        return self.stop_reason is StopReason.SYSTEM_OFF
+
+
+def layout_from_system(path: Path) -> GuestLayout:
+    """Read a Microkit ``.system`` and take the VM's RAM and passthrough maps from it.
+
+    The first ``<virtual_machine>`` is used: its executable map without ``phys_addr`` is
+    guest RAM; maps of regions with a ``phys_addr`` are passthrough devices, the one at
+    the UART's physical address is the console and the one at the GIC's virtual CPU
+    interface is the guest's GICC.
+    """
+    from sel4vmm.config.microkit.check import check_file
+
+    result = check_file(path)
+    if result.system is None or not result.ok:
+        first = result.errors[0] if result.errors else None
+        raise Sel4VmmError(
+            f"{path} is not a valid system description"
+            + (f": {first.message}" if first is not None else ""),
+            location=first.location if first is not None else Location(str(path)),
+            fix="run 'sel4vmm check' on it for every problem",
+        )
+    system = result.system
+    for pd in system.protection_domains:
+        vm = pd.virtual_machine
+        if vm is None:
+            continue
+        layout = GuestLayout(name=vm.name, source=str(path))
+        ram: tuple[int, int] | None = None
+        for mapping in vm.maps:
+            region = system.memory_region(mapping.mr)
+            if region is None:
+                continue
+            if region.phys_addr is None:
+                if mapping.execute and ram is None:
+                    ram = (mapping.vaddr, region.size)
+                continue
+            passthrough = PassthroughMap(region.name, mapping.vaddr, region.phys_addr, region.size)
+            if region.phys_addr == layout.uart.paddr:
+                layout = replace(layout, uart=passthrough)
+            elif region.phys_addr == layout.gic_vcpu.paddr:
+                layout = replace(layout, gic_vcpu=passthrough)
+        if ram is None:
+            raise Sel4VmmError(
+                f"virtual machine '{vm.name}' maps no RAM (an executable region without phys_addr)",
+                location=vm.location,
+                fix='map a memory region with perms="rwx" into the virtual machine',
+            )
+        return replace(layout, ram_base=ram[0], ram_size=ram[1])
+    raise Sel4VmmError(
+        f"{path} has no <virtual_machine>",
+        location=Location(str(path)),
+        fix="run a system whose VMM protection domain contains a virtual machine",
+    )
+
+
+def run_guest(
+    system_path: str | Path | None = None,
+    kernel_path: str | Path | None = None,
+    backend: str = "emulator",
+    console: Callable[[bytes], None] | None = None,
+    *,
+    one_to_one: bool = True,
+    ram_size: int | None = None,
+    console_input: bytes = b"",
+    wait_for_input: Callable[[float], bool] | None = None,
+    input_source: Callable[[], bytes] | None = None,
+    time_limit: float | None = 60.0,
+) -> RunResult:
+    """Boot ``kernel_path`` (default: the bundled hello guest) in the VM ``system_path``
+    describes (default: the bundled qemu-virt system) and run it until it stops.
+
+    ``console`` receives guest output as it is printed; ``console_input`` is typed into
+    the UART before the guest starts; ``wait_for_input(timeout)`` (with ``input_source``
+    reading what arrived) lets an idle guest wait for a terminal instead of stopping.
+    """
+    if backend not in BACKENDS:
+        raise Sel4VmmError(f"unknown backend '{backend}'", fix=f"use one of {', '.join(BACKENDS)}")
+    layout = layout_from_system(Path(system_path) if system_path else bundled_system())
+    layout = layout.with_ram(one_to_one=one_to_one, size=ram_size)
+    kernel = Path(kernel_path) if kernel_path else bundled_guest("hello")
+    sink = Console(console)
+
+    board: EmulatedBoard
+
+    def wait(timeout: float) -> bool:
+        assert wait_for_input is not None
+        if not wait_for_input(timeout):
+            return False
+        data = input_source() if input_source is not None else b""
+        board.uart.feed_input(data)
+        return True
+
+    board = EmulatedBoard(layout, sink, wait_for_input=wait if wait_for_input else None)
+    try:
+        entry = board.load_file(kernel)
+        if console_input:
+            board.uart.feed_input(console_input)
+        reason = board.loop.run(entry, time_limit=time_limit)
+    finally:
+        board.close()
+    return RunResult(
+        stop_reason=reason,
+        console=bytes(sink.output),
+        diagnostic=board.vcpu.diagnostic,
+        layout=layout,
+        statistics=board.loop.stats,
+        faults_handled=board.vcpu.faults_handled,
+    )

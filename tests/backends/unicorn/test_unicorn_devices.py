@@ -1,0 +1,212 @@
+"""Timer, PL011, PSCI, DMA engine and device tree models, without a CPU."""
+
+from __future__ import annotations
+
+import libfdt
+import pytest
+
+from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
+from sel4vmm.backends.unicorn.dma import (
+    DMA_CTRL,
+    DMA_DST_LO,
+    DMA_LEN,
+    DMA_SRC_LO,
+    DMA_STATUS,
+    STATUS_DONE,
+    STATUS_ERROR,
+    DmaEngine,
+)
+from sel4vmm.backends.unicorn.pl011 import (
+    FR_RXFE,
+    INT_RX,
+    UARTDR,
+    UARTFR,
+    UARTICR,
+    UARTIMSC,
+    UARTMIS,
+    Pl011,
+)
+from sel4vmm.backends.unicorn.psci import (
+    PSCI_ALREADY_ON,
+    PSCI_CPU_ON,
+    PSCI_FEATURES,
+    PSCI_INVALID_PARAMETERS,
+    PSCI_NOT_SUPPORTED,
+    PSCI_SYSTEM_OFF,
+    PSCI_VERSION,
+    PsciAction,
+    handle_psci,
+)
+from sel4vmm.backends.unicorn.timer import (
+    CNTFRQ_EL0,
+    CNTV_CTL_EL0,
+    CNTV_CVAL_EL0,
+    CNTV_TVAL_EL0,
+    CNTVCT_EL0,
+    CTL_ENABLE,
+    CTL_IMASK,
+    CTL_ISTATUS,
+    GuestClock,
+    VirtualTimer,
+)
+from sel4vmm.memory import FaultResult, MemoryFault
+from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
+
+
+class FakeHost:
+    """A host clock the test moves by hand (nanoseconds)."""
+
+    def __init__(self) -> None:
+        self.ns = 1_000
+
+    def __call__(self) -> int:
+        return self.ns
+
+
+# -- timer ---------------------------------------------------------------------------------
+def make_timer() -> tuple[VirtualTimer, FakeHost]:
+    host = FakeHost()
+    return VirtualTimer(GuestClock(frequency_hz=1_000_000_000, host_ns=host)), host
+
+
+def test_counter_follows_host_time_and_idle_skips() -> None:
+    timer, host = make_timer()
+    assert timer.read(CNTVCT_EL0) == 0
+    host.ns += 500
+    assert timer.read(CNTVCT_EL0) == 500
+    timer.clock.advance_to(10_000)
+    assert timer.read(CNTVCT_EL0) == 10_000
+    timer.clock.advance_to(5)  # never backwards
+    assert timer.read(CNTVCT_EL0) == 10_000
+    assert timer.read(CNTFRQ_EL0) == 1_000_000_000
+
+
+def test_tval_sets_a_deadline_and_the_line_asserts_when_reached() -> None:
+    timer, host = make_timer()
+    timer.write(CNTV_TVAL_EL0, 100)
+    timer.write(CNTV_CTL_EL0, CTL_ENABLE)
+    assert timer.next_deadline() == 100
+    assert not timer.line_asserted()
+    assert timer.read(CNTV_TVAL_EL0) == 100
+    host.ns += 100
+    assert timer.line_asserted()
+    assert timer.read(CNTV_CTL_EL0) == CTL_ENABLE | CTL_ISTATUS
+    timer.write(CNTV_CTL_EL0, CTL_ENABLE | CTL_IMASK)
+    assert not timer.line_asserted()
+    assert timer.next_deadline() is None
+    assert timer.read(CNTV_CVAL_EL0) == 100
+
+
+def test_negative_tval_is_a_deadline_in_the_past() -> None:
+    timer, host = make_timer()
+    host.ns += 50
+    timer.write(CNTV_TVAL_EL0, 0xFFFF_FFFF)  # -1: CVAL = counter - 1
+    timer.write(CNTV_CTL_EL0, CTL_ENABLE)
+    assert timer.line_asserted()
+
+
+def test_registers_the_vmm_does_not_own_are_left_to_the_cpu() -> None:
+    timer, _ = make_timer()
+    sctlr = (3, 0, 1, 0, 0)
+    assert timer.read(sctlr) is None
+    assert not timer.write(sctlr, 0)
+
+
+# -- PL011 ---------------------------------------------------------------------------------
+def test_uart_output_and_receive_interrupt_line() -> None:
+    out = bytearray()
+    levels: list[bool] = []
+    uart = Pl011(out.extend, levels.append)
+    uart.write(UARTDR, 4, ord("A"))
+    assert out == b"A"
+    assert uart.read(UARTFR, 4) & FR_RXFE
+    uart.feed_input(b"hi")
+    assert not uart.irq_asserted  # receive interrupt still masked
+    uart.write(UARTIMSC, 4, INT_RX)
+    assert uart.irq_asserted and levels == [True]
+    assert uart.read(UARTMIS, 4) & INT_RX
+    uart.write(UARTICR, 4, INT_RX)
+    assert uart.irq_asserted  # level: input is still queued
+    assert uart.read(UARTDR, 4) == ord("h")
+    assert uart.read(UARTDR, 4) == ord("i")
+    assert not uart.irq_asserted and levels == [True, False]
+    assert uart.read(0xFE0, 4) == 0x11  # UARTPeriphID0 of a PL011
+
+
+# -- PSCI ----------------------------------------------------------------------------------
+def test_psci_answers() -> None:
+    assert handle_psci(PSCI_VERSION, (0, 0, 0)).result == 0x10000
+    off = handle_psci(PSCI_SYSTEM_OFF, (0, 0, 0))
+    assert off.action is PsciAction.SYSTEM_OFF
+    assert handle_psci(PSCI_CPU_ON, (0, 0x4000_0000, 0)).result == PSCI_ALREADY_ON
+    assert handle_psci(PSCI_CPU_ON, (1, 0x4000_0000, 0)).result == PSCI_INVALID_PARAMETERS
+    assert handle_psci(PSCI_FEATURES, (PSCI_SYSTEM_OFF, 0, 0)).result == 0
+    unknown = handle_psci(0x8400_00FF, (0, 0, 0))
+    assert unknown.result == PSCI_NOT_SUPPORTED
+    assert unknown.x0 == (1 << 64) - 1
+
+
+# -- DMA -----------------------------------------------------------------------------------
+@pytest.fixture
+def physmem() -> PhysicalMemory:
+    return PhysicalMemory([MemoryRange(0x4000_0000, 0x10_0000, name="ram")])
+
+
+def program(engine: DmaEngine, src: int, dst: int, length: int) -> None:
+    base = 0x0B00_0000
+    for offset, value in ((DMA_SRC_LO, src), (DMA_DST_LO, dst), (DMA_LEN, length)):
+        fault = MemoryFault(base + offset, 4, True, value)
+        assert engine.register_fault(None, fault, base) is FaultResult.HANDLED
+        fault = MemoryFault(base + offset + 4, 4, True, value >> 32)
+        if offset != DMA_LEN:
+            engine.register_fault(None, fault, base)
+    engine.register_fault(None, MemoryFault(base + DMA_CTRL, 4, True, 1), base)
+
+
+def test_dma_copies_physical_memory_without_translation(physmem: PhysicalMemory) -> None:
+    physmem.view(0x4000_1000, 16)[:] = bytes(range(16))
+    engine = DmaEngine(physmem)
+    program(engine, 0x4000_1000, 0x4000_2000, 16)
+    assert engine.read(DMA_STATUS) == STATUS_DONE
+    assert bytes(physmem.view(0x4000_2000, 16)) == bytes(range(16))
+
+
+def test_dma_outside_the_board_reports_an_error(physmem: PhysicalMemory) -> None:
+    engine = DmaEngine(physmem)
+    program(engine, 0x1000, 0x4000_2000, 16)
+    assert engine.read(DMA_STATUS) == STATUS_DONE | STATUS_ERROR
+    assert engine.transfers == 0
+
+
+def test_dma_registers_are_32_bit_only(physmem: PhysicalMemory) -> None:
+    engine = DmaEngine(physmem)
+    fault = MemoryFault(0x0B00_0000, 1, False)
+    assert engine.register_fault(None, fault, 0x0B00_0000) is FaultResult.UNHANDLED
+
+
+# -- device tree ---------------------------------------------------------------------------
+def test_device_tree_describes_memory_chosen_and_devices() -> None:
+    blob = build_device_tree(
+        GuestDeviceTree(
+            ram_base=0x4000_0000,
+            ram_size=0x1000_0000,
+            uart_base=0x0900_0000,
+            uart_spi=33,
+            gicd_base=0x0800_0000,
+            gicc_base=0x0801_0000,
+            bootargs="console=ttyAMA0",
+            dma_base=0x0B00_0000,
+        )
+    )
+    fdt = libfdt.Fdt(blob)
+    memory = fdt.path_offset("/memory@40000000")
+    assert bytes(fdt.getprop(memory, "reg")) == bytes.fromhex("00000000400000000000000010000000")
+    chosen = fdt.path_offset("/chosen")
+    assert fdt.getprop(chosen, "bootargs").as_str() == "console=ttyAMA0"
+    assert fdt.getprop(chosen, "stdout-path").as_str() == "/pl011@9000000"
+    uart = fdt.path_offset("/pl011@9000000")
+    assert bytes(fdt.getprop(uart, "interrupts")) == bytes.fromhex("000000000000000100000004")
+    gic = fdt.path_offset("/intc@8000000")
+    assert len(bytes(fdt.getprop(gic, "reg"))) == 32
+    assert fdt.getprop(fdt.path_offset("/psci"), "method").as_str() == "hvc"
+    fdt.path_offset("/dma@b000000")
