@@ -20,6 +20,7 @@ from sel4vmm.images.detect import (
     read_kernel,
 )
 from sel4vmm.images.dtb import DeviceTree
+from tests.helpers import REPO
 from tests.images.synthetic import arm64_image, bzimage, elf64, payload, uimage, zimage
 
 
@@ -151,11 +152,22 @@ def test_real_debian_bzimage() -> None:
     assert header is not None
 
 
+def _real_arm64_kernel() -> str | None:
+    """SEL4VMM_TEST_ARM64_KERNEL, else Debian's kernel that install.sh unpacks."""
+    if os.environ.get("SEL4VMM_TEST_ARM64_KERNEL"):
+        return os.environ["SEL4VMM_TEST_ARM64_KERNEL"]
+    found = sorted(REPO.glob(".cache/debian-arm64/root/boot/vmlinuz-*"))
+    return str(found[-1]) if found else None
+
+
 @pytest.mark.skipif(
-    not os.environ.get("SEL4VMM_TEST_ARM64_KERNEL"),
-    reason="set SEL4VMM_TEST_ARM64_KERNEL to a real arm64 Image or vmlinuz",
+    _real_arm64_kernel() is None,
+    reason="no arm64 kernel: run ./install.sh (it unpacks Debian's linux-image-arm64 into "
+    ".cache/debian-arm64) or set SEL4VMM_TEST_ARM64_KERNEL",
 )
 def test_real_arm64_kernel() -> None:
-    kernel = read_kernel(os.environ["SEL4VMM_TEST_ARM64_KERNEL"], arch="aarch64")
+    path = _real_arm64_kernel()
+    assert path is not None
+    kernel = read_kernel(path, arch="aarch64")
     assert kernel.requirements.format == "arm64 Image"
     assert kernel.requirements.footprint >= kernel.requirements.load_size

@@ -568,7 +568,10 @@ class GuestAddressSpace:
         that fails, ends in ERROR with :attr:`last_error` saying why.
         """
         self.last_error = ""
-        reservation = self.find(fault.address)
+        address = fault.address
+        reservation = self._tlb.get(address >> 12)  # the common case: a device page again
+        if reservation is None or not reservation.start <= address < reservation.end:
+            reservation = self.find(address)
         fault.reservation = reservation
         result: FaultResult
         if reservation is None:
@@ -588,10 +591,24 @@ class GuestAddressSpace:
             self.last_error = f"{fault} hit {reservation}, which has no fault callback"
             return FaultResult.ERROR
         else:
-            result = self._call(reservation.callback, fault, reservation.cookie, reservation)
+            try:
+                result = reservation.callback(self.vm, fault, reservation.cookie)
+            except Exception as error:  # a buggy device model must not take the VMM down
+                self.last_error = f"{fault}: {reservation} raised {type(error).__name__}: {error}"
+                return FaultResult.ERROR
+            if result is FaultResult.HANDLED and (fault.is_write or fault.read_value is not None):
+                return result
+            result = self._checked(result, fault, reservation)
         if result is FaultResult.UNHANDLED and self._unhandled is not None:
             callback, cookie = self._unhandled
-            result = self._call(callback, fault, cookie, None)
+            try:
+                result = callback(self.vm, fault, cookie)
+            except Exception as error:  # a buggy device model must not take the VMM down
+                self.last_error = (
+                    f"{fault}: the unhandled-fault handler raised {type(error).__name__}: {error}"
+                )
+                return FaultResult.ERROR
+            result = self._checked(result, fault, None)
             if result is FaultResult.UNHANDLED:
                 self.last_error = f"{fault}: the unhandled-fault handler did not handle it"
                 result = FaultResult.ERROR
@@ -599,27 +616,19 @@ class GuestAddressSpace:
             self.last_error = f"{fault}: no reservation claims this address"
         return result
 
-    def _call(
-        self, callback: FaultCallback, fault: MemoryFault, cookie: Any, owner: Reservation | None
+    def _checked(
+        self, result: object, fault: MemoryFault, owner: Reservation | None
     ) -> FaultResult:
-        """Run a callback; anything but a proper answer becomes ERROR with a reason.
+        """A callback's answer, or ERROR with a reason when it is not a proper one.
 
-        ``owner`` is the reservation whose callback it is (None: the unhandled-fault
-        handler); it is only turned into text when something went wrong, as this is the
-        hot path of every emulated device access.
+        ``owner`` is only turned into text when something is wrong: this runs on the hot
+        path of every emulated device access.
         """
-        try:
-            result = callback(self.vm, fault, cookie)
-        except Exception as error:  # a buggy device model must not take the VMM down
-            self.last_error = f"{fault}: {_who(owner)} raised {type(error).__name__}: {error}"
-            return FaultResult.ERROR
-        if result is FaultResult.HANDLED:
-            if fault.read_value is None and not fault.is_write:
-                self.last_error = f"{fault}: {_who(owner)} handled a read without giving a value"
-                return FaultResult.ERROR
-            return result
         if not isinstance(result, FaultResult):
             self.last_error = f"{fault}: {_who(owner)} returned {result!r}, not a FaultResult"
+            return FaultResult.ERROR
+        if result is FaultResult.HANDLED and not fault.is_write and fault.read_value is None:
+            self.last_error = f"{fault}: {_who(owner)} handled a read without giving a value"
             return FaultResult.ERROR
         return result
 
