@@ -13,11 +13,11 @@ from sel4vmm.images.bootstate import (
     arm32_boot_state,
     arm64_boot_state,
     build_x86_boot_data,
-    read_e820,
     x86_boot_data_size,
 )
 from sel4vmm.images.bzimage import parse_bzimage
 from sel4vmm.images.placement import RamWindow
+from sel4vmm.images.zero_page import read_e820
 from tests.images.synthetic import bzimage
 
 
@@ -60,7 +60,12 @@ def test_zero_page_fields() -> None:
     assert struct.unpack_from("<I", page, 0x218)[0] == 0x23456000  # ramdisk_image, low
     assert struct.unpack_from("<I", page, 0x0C0)[0] == 0x1  # ext_ramdisk_image, high
     assert struct.unpack_from("<I", page, 0x21C)[0] == 0x2000
-    assert read_e820(page) == [(0, 0x80000000, 1), (0x100000000, 0x10000000, 1)]
+    assert [(e.base, e.size, int(e.type)) for e in read_e820(page)] == [
+        (0, 0xA0000, 1),
+        (0xA0000, 0x60000, 2),
+        (0x100000, 0x80000000 - 0x100000, 1),
+        (0x100000000, 0x10000000, 1),
+    ]
     assert state.registers() == {"rip": 0x100200, "rsi": 0x7000}
 
 

@@ -10,11 +10,12 @@ import pytest
 
 from sel4vmm.config.spec import GuestRegion, ImageSpec, RegionKind, VmSpec
 from sel4vmm.errors import Location, Sel4VmmError
-from sel4vmm.images.bootstate import Arm64BootState, X86BootState, read_e820
+from sel4vmm.images.bootstate import Arm64BootState, X86BootState
 from sel4vmm.images.cpio import InitramfsBuilder
 from sel4vmm.images.dtb import DeviceTree
 from sel4vmm.images.placement import RamWindow
 from sel4vmm.images.prepare import prepare_from_spec, ram_windows_of
+from sel4vmm.images.zero_page import E820Type, read_e820
 from tests.images.synthetic import arm64_image, bzimage
 
 MIB = 1 << 20
@@ -112,7 +113,8 @@ def test_x86_zero_page(images: Path) -> None:
     assert isinstance(boot.boot_state, X86BootState)
     assert boot.plan.boot_data is not None and boot.boot_data is not None
     assert boot.boot_state.rsi == boot.plan.boot_data.addr
-    assert read_e820(boot.boot_data[:4096]) == [(0, 512 * MIB, 1)]
+    usable = [(e.base, e.size) for e in read_e820(boot.boot_data[:4096]) if e.type is E820Type.RAM]
+    assert usable == [(0, 0xA0000), (0x100000, 512 * MIB - 0x100000)]
     assert boot.boot_data.endswith(b"console=ttyS0\0")
 
 

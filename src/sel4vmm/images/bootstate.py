@@ -15,13 +15,18 @@ identity page tables and GDT the 64-bit entry also needs belong to the CPU backe
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sel4vmm.errors import Sel4VmmError
-from sel4vmm.images.bzimage import SETUP_HEADER_OFFSET, BzImageHeader
+from sel4vmm.images.bzimage import BzImageHeader
 from sel4vmm.images.placement import RamWindow
+from sel4vmm.images.zero_page import (
+    ZERO_PAGE_SIZE,
+    BootParameters,
+    build_zero_page,
+    e820_from_ram,
+)
 
 #: PSTATE for arm64 entry: D, A, I, F masked (bits 9..6) and mode EL1h (0b0101).
 ARM64_PSTATE_EL1H_DAIF_MASKED = 0x3C5
@@ -29,25 +34,6 @@ ARM64_PSTATE_EL1H_DAIF_MASKED = 0x3C5
 ARM32_CPSR_SVC_MASKED = 0x1D3
 #: r1 for a device-tree boot: "machine type" ~0 tells Linux to read the DTB in r2.
 ARM32_DT_MACHINE_TYPE = 0xFFFFFFFF
-
-ZERO_PAGE_SIZE = 0x1000
-#: ``struct boot_params`` offsets (Documentation/x86/zero-page.rst).
-_EXT_RAMDISK_IMAGE = 0x0C0
-_EXT_RAMDISK_SIZE = 0x0C4
-_EXT_CMD_LINE_PTR = 0x0C8
-_E820_ENTRIES = 0x1E8
-_E820_TABLE = 0x2D0
-E820_MAX_ENTRIES = 128
-E820_RAM = 1
-#: Setup-header fields, as offsets into the zero page (same as in the bzImage file).
-_VID_MODE = 0x1FA
-_TYPE_OF_LOADER = 0x210
-_RAMDISK_IMAGE = 0x218
-_RAMDISK_SIZE = 0x21C
-_CMD_LINE_PTR = 0x228
-#: "Undefined" boot loader id: sel4vmm has no assigned loader number (libvmm uses the same).
-TYPE_OF_LOADER_UNDEFINED = 0xFF
-VID_MODE_NORMAL = 0xFFFF
 
 
 @dataclass(frozen=True)
@@ -120,8 +106,9 @@ def build_x86_boot_data(
     """The zero page (at ``addr``) followed by the NUL-terminated command line.
 
     ``entry`` is the 64-bit entry (kernel load address + 0x200); ``initrd`` is
-    ``(address, size)``.  Raises if the command line is longer than the kernel
-    accepts (``cmdline_size``) or RAM needs more e820 entries than the zero page holds.
+    ``(address, size)``.  The page itself is :func:`sel4vmm.images.zero_page.build_zero_page`
+    (the one the KVM backend boots with); this adds the command line and checks it
+    against the kernel's ``cmdline_size``.
     """
     encoded = cmdline.encode()
     if header.cmdline_size and len(encoded) > header.cmdline_size:
@@ -130,39 +117,16 @@ def build_x86_boot_data(
             f"{header.cmdline_size} (cmdline_size)",
             fix="shorten bootargs",
         )
-    if len(ram) > E820_MAX_ENTRIES:
-        raise Sel4VmmError(
-            f"{len(ram)} RAM windows do not fit the zero page's {E820_MAX_ENTRIES} e820 entries",
-            fix="merge adjacent RAM regions",
-        )
-    page = bytearray(ZERO_PAGE_SIZE)
-    setup = header.setup_header
-    page[SETUP_HEADER_OFFSET : SETUP_HEADER_OFFSET + len(setup)] = setup
     cmdline_addr = addr + ZERO_PAGE_SIZE
-    struct.pack_into("<H", page, _VID_MODE, VID_MODE_NORMAL)
-    page[_TYPE_OF_LOADER] = TYPE_OF_LOADER_UNDEFINED
-    struct.pack_into("<I", page, _CMD_LINE_PTR, cmdline_addr & 0xFFFFFFFF)
-    struct.pack_into("<I", page, _EXT_CMD_LINE_PTR, cmdline_addr >> 32)
-    if initrd is not None:
-        start, size = initrd
-        struct.pack_into("<I", page, _RAMDISK_IMAGE, start & 0xFFFFFFFF)
-        struct.pack_into("<I", page, _RAMDISK_SIZE, size & 0xFFFFFFFF)
-        struct.pack_into("<I", page, _EXT_RAMDISK_IMAGE, start >> 32)
-        struct.pack_into("<I", page, _EXT_RAMDISK_SIZE, size >> 32)
-    windows = sorted(ram, key=lambda w: w.base)
-    page[_E820_ENTRIES] = len(windows)
-    for index, window in enumerate(windows):
-        struct.pack_into("<QQI", page, _E820_TABLE + 20 * index, window.base, window.size, E820_RAM)
-    state = X86BootState(
-        rip=entry,
-        rsi=addr,
-        zero_page_addr=addr,
-        cmdline_addr=cmdline_addr,
+    start, size = initrd if initrd is not None else (0, 0)
+    page = build_zero_page(
+        BootParameters(
+            e820=e820_from_ram((w.base, w.size) for w in ram),
+            cmdline_addr=cmdline_addr,
+            initrd_addr=start,
+            initrd_size=size,
+            setup_header=header.setup_header,
+        )
     )
-    return bytes(page) + encoded + b"\0", state
-
-
-def read_e820(zero_page: bytes) -> list[tuple[int, int, int]]:
-    """``(base, size, type)`` entries of a zero page (for checks and reports)."""
-    count = zero_page[_E820_ENTRIES]
-    return [struct.unpack_from("<QQI", zero_page, _E820_TABLE + 20 * i) for i in range(count)]
+    state = X86BootState(rip=entry, rsi=addr, zero_page_addr=addr, cmdline_addr=cmdline_addr)
+    return page + encoded + b"\0", state

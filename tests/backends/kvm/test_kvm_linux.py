@@ -19,9 +19,9 @@ from sel4vmm.backends.kvm.linux import LinuxBoot, load_linux
 from sel4vmm.backends.kvm.run import RunOutcome, StopReason
 from sel4vmm.backends.kvm.session import KvmSession
 from sel4vmm.backends.kvm.speed import measure_kernel_mode_speed
-from sel4vmm.backends.kvm.zero_page import LEGACY_HOLE, E820Entry, E820Type
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.images.bzimage import parse_bzimage
+from sel4vmm.images.zero_page import LEGACY_HOLE, E820Entry, E820Type
 from sel4vmm.sel4.arch import X86_64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform

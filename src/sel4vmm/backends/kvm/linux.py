@@ -19,7 +19,7 @@ from typing import Final
 
 from sel4vmm.backends.kvm import x86_boot
 from sel4vmm.backends.kvm.session import KvmSession
-from sel4vmm.backends.kvm.zero_page import (
+from sel4vmm.images.zero_page import (
     ZERO_PAGE_SIZE,
     BootParameters,
     E820Entry,

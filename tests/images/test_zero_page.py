@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sel4vmm.backends.kvm.zero_page import (
+from sel4vmm.errors import Sel4VmmError
+from sel4vmm.images.bzimage import parse_bzimage
+from sel4vmm.images.zero_page import (
     BootParameters,
     E820Entry,
     E820Type,
@@ -15,8 +17,6 @@ from sel4vmm.backends.kvm.zero_page import (
     e820_from_ram,
     read_e820,
 )
-from sel4vmm.errors import Sel4VmmError
-from sel4vmm.images.bzimage import parse_bzimage
 
 
 def u32(page: bytes, offset: int) -> int:
