@@ -44,7 +44,12 @@ def main() -> None:
     try:
         app()
     except Sel4VmmError as error:
-        err_console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+        where = f"{error.location}: " if error.location else ""
+        err_console.print(
+            f"{escape(where)}[bold red]error:[/] {escape(error.message)}", soft_wrap=True
+        )
+        if error.fix:
+            err_console.print(f"    fix: {escape(error.fix)}", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -84,6 +84,14 @@ def prepare_for_qemu(
     ``tree`` is ``files``' device tree when the caller opened it already; it is edited.
     """
     kernel = read_kernel(files.kernel, arch="aarch64")
+    if kernel.requirements.format != "arm64 Image":
+        raise Sel4VmmError(
+            f"{files.kernel} is not an arm64 Linux Image ({kernel.description}); the QEMU "
+            "backend boots Linux by the arm64 boot protocol",
+            location=Location(str(files.kernel)),
+            fix="pass arch/arm64/boot/Image (or a gzip'd vmlinuz); run bare-metal binaries "
+            "with --backend emulator",
+        )
     initrd = read_initrd(files.initrd) if files.initrd is not None else None
     if tree is None:
         tree = files.open_tree()

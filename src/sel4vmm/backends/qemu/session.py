@@ -82,8 +82,13 @@ class QemuRunResult:
 
     @property
     def ok(self) -> bool:
-        """QEMU exited by itself with status 0 (the guest powered off)."""
-        return self.exit_code == 0 and not self.timed_out
+        """QEMU exited by itself with status 0 (the guest powered off).
+
+        QEMU also exits 0 when somebody else sends it SIGTERM; it says so on stderr, and
+        that is not a power-off.
+        """
+        killed = "terminating on signal" in self.stderr
+        return self.exit_code == 0 and not self.timed_out and not killed
 
 
 def bundled_system() -> Path:
