@@ -169,7 +169,9 @@ def read_newc(data: bytes | memoryview, path: str = "<memory>") -> list[CpioEntr
                 location=where,
                 fix="the archive was cut short; rebuild it",
             )
-        name = bytes(view[name_start : name_start + name_size]).rstrip(b"\0").decode()
+        raw_name = bytes(view[name_start : name_start + name_size]).rstrip(b"\0")
+        # Linux's initramfs unpacker takes names as bytes; keep non-UTF-8 ones readable.
+        name = raw_name.decode("utf-8", "surrogateescape")
         pos = data_end + _pad4(file_size)
         if name == TRAILER:
             saw_trailer = True

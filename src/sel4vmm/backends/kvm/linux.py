@@ -19,6 +19,9 @@ from typing import Final
 
 from sel4vmm.backends.kvm import x86_boot
 from sel4vmm.backends.kvm.session import KvmSession
+from sel4vmm.errors import Sel4VmmError
+from sel4vmm.images.bzimage import is_bzimage, parse_bzimage
+from sel4vmm.images.elf import is_elf, parse_elf
 from sel4vmm.images.zero_page import (
     ZERO_PAGE_SIZE,
     BootParameters,
@@ -26,9 +29,6 @@ from sel4vmm.images.zero_page import (
     build_zero_page,
     e820_from_ram,
 )
-from sel4vmm.errors import Sel4VmmError
-from sel4vmm.images.bzimage import is_bzimage, parse_bzimage
-from sel4vmm.images.elf import is_elf, parse_elf
 
 ZERO_PAGE_ADDR: Final = 0x7000
 BOOT_STACK_TOP: Final = 0x9000
