@@ -8,6 +8,7 @@ that runs out) is raised as a :class:`Sel4VmmError` carrying *what* went wrong, 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 
@@ -53,3 +54,15 @@ class AddressSpaceError(Sel4VmmError):
 
 class GuestFault(Sel4VmmError):
     """A guest access could not be handled and the VM was stopped."""
+
+
+def read_user_file(path: str | os.PathLike[str], what: str, fix: str) -> bytes:
+    """The bytes of a file the user named; an unreadable one is a located error, not a
+    traceback (``what`` says which file it was meant to be: "the guest kernel")."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise Sel4VmmError(
+            f"cannot read {what}: {error.strerror}", location=Location(os.fspath(path)), fix=fix
+        ) from None

@@ -28,7 +28,7 @@ from rich.table import Table
 from sel4vmm.cli.render import make_console
 from sel4vmm.config import load as config_load
 from sel4vmm.config.spec import SystemSpec, VmSpec
-from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.errors import Sel4VmmError, read_user_file
 from sel4vmm.images.cpio import DEFAULT_INIT, InitramfsBuilder
 from sel4vmm.images.loader import ProgressCallback, write_ram_image
 from sel4vmm.images.prepare import PreparedBoot, prepare_from_spec
@@ -229,12 +229,9 @@ def build_initramfs(
         )
     script: str | None = None
     if init is not None:
-        try:
-            script = init.read_text()
-        except OSError as error:
-            raise Sel4VmmError(
-                f"cannot read the init script: {error.strerror}", location=Location(str(init))
-            ) from None
+        script = read_user_file(init, "the init script", "check the path given to --init").decode(
+            "utf-8", "replace"
+        )
     builder = InitramfsBuilder()
     if busybox is not None:
         builder.add_busybox(busybox, init_script=script or DEFAULT_INIT)

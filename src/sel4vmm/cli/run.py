@@ -12,6 +12,7 @@ where and why).
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import sys
@@ -71,6 +72,21 @@ def _kernel_path(kernel: str | None) -> Path | None:
 
 
 BACKENDS = ("emulator", "qemu")
+
+
+def _open_log(path: Path) -> BinaryIO:
+    """The console log file, or a clear error when it cannot be written."""
+    try:
+        return path.open("wb")
+    except OSError as error:
+        raise Sel4VmmError(
+            f"cannot write the console log {path}: {error.strerror}",
+            fix="give --log a writable path",
+        ) from None
+
+
+def _open_text_log(path: Path) -> TextIO:
+    return io.TextIOWrapper(_open_log(path), encoding="utf-8", write_through=True)
 
 
 def run(
@@ -165,14 +181,7 @@ def run_on_emulator(
             raise Sel4VmmError(
                 f"--ram-size '{ram_size}' is not a number", fix="write it like 0x10000000"
             ) from None
-    log_file: BinaryIO | None = None
-    if log is not None:
-        try:
-            log_file = log.open("wb")
-        except OSError as error:
-            raise Sel4VmmError(
-                f"cannot write {log}: {error.strerror}", fix="check the path"
-            ) from None
+    log_file = _open_log(log) if log is not None else None
     out = log_file if log_file is not None else sys.stdout.buffer
 
     def console(data: bytes) -> None:
@@ -231,13 +240,7 @@ def run_on_qemu(request: QemuRequest) -> None:
     sink: TextIO = sys.stdout
     log_file: TextIO | None = None
     if request.log is not None:
-        try:
-            log_file = request.log.open("w", encoding="utf-8")
-        except OSError as error:
-            raise Sel4VmmError(
-                f"cannot write {request.log}: {error.strerror}", fix="check the path"
-            ) from None
-        sink = log_file
+        log_file = sink = _open_text_log(request.log)
     try:
         result = run_qemu(
             request.system,

@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.errors import Location, Sel4VmmError, read_user_file
 from sel4vmm.images.compression import gzip_bytes, is_gzip, other_compressor
 from sel4vmm.images.elf import interpreter
 
@@ -273,14 +273,9 @@ class InitramfsBuilder:
     ) -> None:
         """A working root: /bin/busybox (must be static), applet links, /init, mount points."""
         path = Path(busybox)
-        try:
-            binary = path.read_bytes()
-        except OSError as error:
-            raise Sel4VmmError(
-                f"cannot read busybox: {error.strerror}",
-                location=Location(str(path)),
-                fix="install busybox-static or pass the path of a static busybox",
-            ) from None
+        binary = read_user_file(
+            path, "busybox", "install busybox-static or pass the path of a static busybox"
+        )
         if not binary.startswith(b"\x7fELF"):
             raise Sel4VmmError(
                 "busybox is not an ELF executable",

@@ -30,7 +30,7 @@ from sel4vmm.backends.unicorn.event_loop import EventLoop, LevelSource
 from sel4vmm.backends.unicorn.gic import DISTRIBUTOR_FRAME_SIZE, Vgic
 from sel4vmm.backends.unicorn.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
-from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.errors import Location, Sel4VmmError, read_user_file
 from sel4vmm.memory.address_space import frame_iterator
 from sel4vmm.sel4.arch import AARCH64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
@@ -297,14 +297,7 @@ class EmulatedBoard:
         return entry
 
     def load_file(self, path: Path) -> int:
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise Sel4VmmError(
-                f"cannot read the guest kernel '{path}': {error.strerror}",
-                location=Location(str(path)),
-                fix="check the path given to --kernel",
-            ) from None
+        data = read_user_file(path, "the guest kernel", "check the path given to --kernel")
         return self.load(data, str(path))
 
     def close(self) -> None:
