@@ -13,6 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from sel4vmm.cli import images as images_cli
+from sel4vmm.config.load import pick_vm
 from sel4vmm.config.spec import ImageSpec, SystemSpec, VmSpec
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.compression import gunzip
@@ -147,10 +148,10 @@ def test_vm_selection(files: Path) -> None:
     spec = system(files / "s.system")
     spec.vms.append(VmSpec(name="second"))
     with pytest.raises(Sel4VmmError, match="choose one with --vm"):
-        images_cli.select_vm(spec, None)
-    assert images_cli.select_vm(spec, "second").name == "second"
+        pick_vm(spec, None)
+    assert pick_vm(spec, "second").name == "second"
     with pytest.raises(Sel4VmmError, match="no VM named 'third'"):
-        images_cli.select_vm(spec, "third")
+        pick_vm(spec, "third")
 
 
 def test_command_line(files: Path, monkeypatch: pytest.MonkeyPatch) -> None:

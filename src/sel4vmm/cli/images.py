@@ -42,27 +42,6 @@ def load_system(path: Path, *, arch: str | None, board: str | None) -> SystemSpe
     return config_load.load_system(path, arch=arch or "aarch64", board=board)
 
 
-def select_vm(system: SystemSpec, name: str | None) -> VmSpec:
-    if not system.vms:
-        raise Sel4VmmError(
-            "the configuration describes no virtual machine",
-            fix="add a <virtual_machine> (Microkit) or a VM component (CAmkES)",
-        )
-    if name is None:
-        if len(system.vms) > 1:
-            names = ", ".join(vm.name for vm in system.vms)
-            raise Sel4VmmError(
-                f"the configuration has {len(system.vms)} VMs ({names})",
-                fix="choose one with --vm NAME",
-            )
-        return system.vms[0]
-    for vm in system.vms:
-        if vm.name == name:
-            return vm
-    names = ", ".join(vm.name for vm in system.vms)
-    raise Sel4VmmError(f"no VM named '{name}'", fix=f"use one of: {names}")
-
-
 def boot_to_json(vm: VmSpec, boot: PreparedBoot) -> dict[str, Any]:
     plan = boot.plan
     return {
@@ -173,7 +152,7 @@ def run_images(
     """The command's work, separated from argument parsing so tests can call it."""
     if dtb is not None and dts is not None:
         raise Sel4VmmError("--dtb and --dts are alternatives", fix="pass only one of them")
-    vm = select_vm(system, vm_name)
+    vm = config_load.pick_vm(system, vm_name)
     boot = prepare_from_spec(
         vm,
         kernel=kernel,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sel4vmm.boards import canonical_board_name, load_board
-from sel4vmm.config.spec import SystemSpec
+from sel4vmm.config.spec import SystemSpec, VmSpec
 from sel4vmm.errors import Location, Sel4VmmError
 
 
@@ -87,3 +87,49 @@ def load_system(
         location=Location(str(source)),
         fix="rename it to .system or .camkes, whichever it is",
     )
+
+
+def pick_vm(spec: SystemSpec, name: str | None, *, first_if_many: bool = False) -> VmSpec:
+    """The VM called ``name``, or the only one; several without a name need ``--vm``
+    unless ``first_if_many`` (a run of the first ``<virtual_machine>``, as libvmm does)."""
+    where = Location(spec.path)
+    names = ", ".join(vm.name for vm in spec.vms)
+    if not spec.vms:
+        raise Sel4VmmError(
+            "the configuration describes no virtual machine",
+            location=where,
+            fix="add a <virtual_machine> (Microkit) or a VM component (CAmkES)",
+        )
+    if name is None:
+        if len(spec.vms) > 1 and not first_if_many:
+            raise Sel4VmmError(
+                f"the configuration has {len(spec.vms)} VMs ({names})",
+                location=where,
+                fix="choose one with --vm NAME",
+            )
+        return spec.vms[0]
+    for vm in spec.vms:
+        if vm.name == name:
+            return vm
+    raise Sel4VmmError(f"no VM named '{name}'", location=where, fix=f"use one of: {names}")
+
+
+def load_vm(
+    path: str | Path,
+    *,
+    vm_name: str | None = None,
+    arch: str = "aarch64",
+    board: str | None = None,
+    first_if_many: bool = False,
+) -> VmSpec:
+    """One VM of a configuration that must be free of errors (for running it)."""
+    spec = load_system(path, arch=arch, board=board)
+    errors = [f for f in spec.findings if f.severity == "error"]
+    if errors:
+        first = errors[0]
+        raise Sel4VmmError(
+            f"{path} is not a valid system description: {first.message}",
+            location=first.location or Location(str(path)),
+            fix=first.fix or "run 'sel4vmm check' on it for every problem",
+        )
+    return pick_vm(spec, vm_name, first_if_many=first_if_many)

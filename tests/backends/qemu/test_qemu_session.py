@@ -63,9 +63,9 @@ def test_system_without_a_virtual_machine_is_refused(tmp_path: Path) -> None:
         '    <protection_domain name="pd"><program_image path="pd.elf" /></protection_domain>\n'
         "</system>\n"
     )
-    with pytest.raises(Sel4VmmError, match="has no virtual machine"):
+    with pytest.raises(Sel4VmmError, match="describes no virtual machine"):
         vm_layout(system)
-    with pytest.raises(Sel4VmmError, match="called 'other'"):
+    with pytest.raises(Sel4VmmError, match="no VM named 'other'"):
         vm_layout(bundled_system(), "other")
 
 

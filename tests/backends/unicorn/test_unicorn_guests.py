@@ -119,7 +119,7 @@ def test_a_system_without_a_virtual_machine_is_refused(tmp_path: Path) -> None:
         '  <protection_domain name="pd"><program_image path="pd.elf"/></protection_domain>\n'
         "</system>\n"
     )
-    with pytest.raises(Sel4VmmError, match="no <virtual_machine>"):
+    with pytest.raises(Sel4VmmError, match="describes no virtual machine"):
         run_guest(system)
 
 

@@ -39,7 +39,7 @@ from sel4vmm.backends.qemu.monitor import QmpClient, QmpError
 from sel4vmm.backends.qemu.process import ProcessOutcome, QemuProcess
 from sel4vmm.backends.qemu.shared_ram import SharedGuestRam
 from sel4vmm.backends.qemu.tree_requirements import tree_requirements
-from sel4vmm.config.load import load_system
+from sel4vmm.config.load import load_vm
 from sel4vmm.config.spec import RegionKind, VmSpec
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.prepare import ram_windows_of
@@ -99,28 +99,8 @@ def bundled_system() -> Path:
 def vm_layout(system_path: Path, vm_name: str | None = None) -> VmLayout:
     """Read a Microkit ``.system`` or CAmkES ``.camkes`` configuration for QEMU virt and take
     the guest RAM and vCPUs of one of its virtual machines."""
-    spec = load_system(system_path, board=QEMU_BOARD)
-    errors = [f for f in spec.findings if f.severity == "error"]
-    if errors:
-        first = errors[0]
-        raise Sel4VmmError(
-            f"{system_path} is not a valid system description: {first.message}",
-            location=first.location or Location(str(system_path)),
-            fix=first.fix or "run 'sel4vmm check' on it for every problem",
-        )
-    candidates = [vm for vm in spec.vms if vm_name is None or vm.name == vm_name]
-    if not candidates:
-        names = ", ".join(vm.name for vm in spec.vms) or "none"
-        raise Sel4VmmError(
-            f"{system_path} has no virtual machine"
-            + (f" called '{vm_name}'" if vm_name else "")
-            + f" (virtual machines: {names})",
-            location=Location(str(system_path)),
-            fix="name one of its <virtual_machine>s"
-            if spec.vms
-            else "run a system whose VMM protection domain contains a <virtual_machine>",
-        )
-    return layout_of(candidates[0], str(system_path))
+    vm = load_vm(system_path, vm_name=vm_name, board=QEMU_BOARD, first_if_many=True)
+    return layout_of(vm, str(system_path))
 
 
 def layout_of(vm: VmSpec, source: str) -> VmLayout:

@@ -15,6 +15,8 @@ from pathlib import Path
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout, PassthroughMap
 from sel4vmm.backends.unicorn.cpu import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.event_loop import LoopStatistics
+from sel4vmm.config.load import load_vm
+from sel4vmm.config.spec import RegionKind
 from sel4vmm.errors import Location, Sel4VmmError
 
 #: The backends ``run_guest`` knows; QEMU and KVM runs live in their own modules.
@@ -58,56 +60,31 @@ class RunResult:
 
 
 def layout_from_system(path: Path) -> GuestLayout:
-    """Read a Microkit ``.system`` and take the VM's RAM and passthrough maps from it.
+    """Take the first virtual machine's RAM and passthrough maps from a configuration.
 
-    The first ``<virtual_machine>`` is used: its executable map without ``phys_addr`` is
-    guest RAM; maps of regions with a ``phys_addr`` are passthrough devices, the one at
-    the UART's physical address is the console and the one at the GIC's virtual CPU
-    interface is the guest's GICC.
+    Microkit ``.system`` and CAmkES ``.camkes`` files are read by the configuration
+    readers (which decide which region is guest RAM); of the passthrough regions, the
+    one at the UART's physical address is the console and the one at the GIC's virtual
+    CPU interface is the guest's GICC.
     """
-    from sel4vmm.config.microkit.check import check_file
-
-    result = check_file(path)
-    if result.system is None or not result.ok:
-        first = result.errors[0] if result.errors else None
+    vm = load_vm(path, board="qemu_virt_aarch64", first_if_many=True)
+    layout = GuestLayout(name=vm.name, source=str(path))
+    ram = [r for r in vm.regions if r.kind is RegionKind.RAM]
+    if not ram:
         raise Sel4VmmError(
-            f"{path} is not a valid system description"
-            + (f": {first.message}" if first is not None else ""),
-            location=first.location if first is not None else Location(str(path)),
-            fix="run 'sel4vmm check' on it for every problem",
+            f"virtual machine '{vm.name}' maps no RAM (an executable region without phys_addr)",
+            location=vm.location or Location(str(path)),
+            fix='map a memory region with perms="rwx" into the virtual machine',
         )
-    system = result.system
-    for pd in system.protection_domains:
-        vm = pd.virtual_machine
-        if vm is None:
+    for region in vm.regions:
+        if region.kind is not RegionKind.PASSTHROUGH or region.phys_addr is None:
             continue
-        layout = GuestLayout(name=vm.name, source=str(path))
-        ram: tuple[int, int] | None = None
-        for mapping in vm.maps:
-            region = system.memory_region(mapping.mr)
-            if region is None:
-                continue
-            if region.phys_addr is None:
-                if mapping.execute and ram is None:
-                    ram = (mapping.vaddr, region.size)
-                continue
-            passthrough = PassthroughMap(region.name, mapping.vaddr, region.phys_addr, region.size)
-            if region.phys_addr == layout.uart.paddr:
-                layout = replace(layout, uart=passthrough)
-            elif region.phys_addr == layout.gic_vcpu.paddr:
-                layout = replace(layout, gic_vcpu=passthrough)
-        if ram is None:
-            raise Sel4VmmError(
-                f"virtual machine '{vm.name}' maps no RAM (an executable region without phys_addr)",
-                location=vm.location,
-                fix='map a memory region with perms="rwx" into the virtual machine',
-            )
-        return replace(layout, ram_base=ram[0], ram_size=ram[1])
-    raise Sel4VmmError(
-        f"{path} has no <virtual_machine>",
-        location=Location(str(path)),
-        fix="run a system whose VMM protection domain contains a virtual machine",
-    )
+        passthrough = PassthroughMap(region.name, region.guest_addr, region.phys_addr, region.size)
+        if region.phys_addr == layout.uart.paddr:
+            layout = replace(layout, uart=passthrough)
+        elif region.phys_addr == layout.gic_vcpu.paddr:
+            layout = replace(layout, gic_vcpu=passthrough)
+    return replace(layout, ram_base=ram[0].guest_addr, ram_size=ram[0].size)
 
 
 def run_guest(
