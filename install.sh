@@ -44,6 +44,12 @@ if [ ! -e "$ARM64_DIR/.done" ]; then
     touch "$ARM64_DIR/.done"
 fi
 
+# A fresh Debian has python3 but not always pip.
+if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt-get update -qq
+    apt-get install -y -qq python3-pip >/dev/null
+fi
+
 PIP=(python3 -m pip install -q --disable-pip-version-check)
 if ! "${PIP[@]}" -e '.[test]' 2>/tmp/sel4vmm-pip.err; then
     if grep -q externally-managed /tmp/sel4vmm-pip.err; then
