@@ -48,3 +48,17 @@ def test_bad_ram_size_is_a_user_error() -> None:
     result = CliRunner().invoke(make_app(), ["run", "--ram-size", "lots"])
     assert result.exit_code == 1
     assert "is not a number" in str(result.exception)
+
+
+def test_vcpus_runs_the_smp_guest_on_that_many_vcpus() -> None:
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "smp", "--vcpus", "3"])
+    assert result.exit_code == 0, result.output
+    assert "smp: 3 cpus (gic: 3)" in result.output
+    assert "cpu 2 up: context 2" in result.output
+    assert "sgi 3 from cpu 0 taken by cpu 1" in result.output
+
+
+def test_too_many_vcpus_is_a_user_error() -> None:
+    result = CliRunner().invoke(make_app(), ["run", "--vcpus", "9"])
+    assert result.exit_code == 1
+    assert "1 to 8" in str(result.exception)

@@ -133,6 +133,10 @@ def run(
     time_limit: Annotated[
         float | None, typer.Option(help="stop the guest after this many seconds")
     ] = None,
+    vcpus: Annotated[
+        int | None,
+        typer.Option("--vcpus", help="emulator: number of vCPUs (default: the system's, else 1)"),
+    ] = None,
 ) -> None:
     """Boot a guest and stream its console; exit 0 when it powers off, 1 if it was stopped."""
     if backend == "qemu":
@@ -160,7 +164,7 @@ def run(
         return
     if backend != "emulator":
         raise Sel4VmmError(f"unknown backend '{backend}'", fix=f"use one of {', '.join(BACKENDS)}")
-    run_on_emulator(system, kernel, pools, ram_size, send, log, time_limit or 60.0)
+    run_on_emulator(system, kernel, pools, ram_size, send, log, time_limit or 60.0, vcpus)
 
 
 def run_on_emulator(
@@ -171,6 +175,7 @@ def run_on_emulator(
     send: str | None,
     log: Path | None,
     time_limit: float,
+    vcpus: int | None = None,
 ) -> None:
     """The unicorn backend: the bundled board, a bare-metal guest, its console."""
     size = None
@@ -201,6 +206,7 @@ def run_on_emulator(
             wait_for_input=terminal.wait if terminal else None,
             input_source=terminal.take if terminal else None,
             time_limit=time_limit,
+            num_vcpus=vcpus,
         )
     finally:
         if log_file is not None:

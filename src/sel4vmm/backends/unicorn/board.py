@@ -10,8 +10,10 @@ with the core's seL4 model underneath:
   untyped pools, and the device frames it passes through;
 * the guest-physical map: RAM, the UART and the GIC's virtual CPU interface mapped as
   frames, the GIC distributor and the DMA engine as fault-callback reservations;
-* unicorn, its address-map listener, the vGIC, timer, UART and DMA models, the DTB and
-  the kernel image, and the event loop that runs it all.
+* one unicorn engine, address-map listener and virtual timer per vCPU (all engines map
+  the same host memory, so the vCPUs share guest RAM without copies), the vGIC with one
+  virtual CPU interface per vCPU, the UART and DMA models, the DTB and the kernel image,
+  and the event loop that runs it all.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sel4vmm.backends.unicorn.cpu import Vcpu
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
 from sel4vmm.backends.unicorn.dma import DMA_FRAME_SIZE, DmaEngine
 from sel4vmm.backends.unicorn.event_loop import EventLoop, LevelSource
-from sel4vmm.backends.unicorn.gic import DISTRIBUTOR_FRAME_SIZE, Vgic
+from sel4vmm.backends.unicorn.gic import DISTRIBUTOR_FRAME_SIZE, MAX_CPUS, Vgic
 from sel4vmm.backends.unicorn.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
 from sel4vmm.errors import Location, Sel4VmmError, read_user_file
@@ -94,12 +96,29 @@ class GuestLayout:
     dma_base: int | None = DMA_GUEST_ADDRESS
     bootargs: str = "console=ttyAMA0 earlycon=pl011,0x9000000"
     source: str = "built-in qemu_virt_aarch64 layout"
+    #: vCPUs: vCPU 0 boots the kernel, the others wait for PSCI CPU_ON.
+    num_vcpus: int = 1
 
     def with_ram(self, *, one_to_one: bool | None = None, size: int | None = None) -> GuestLayout:
         return replace(
             self,
             one_to_one=self.one_to_one if one_to_one is None else one_to_one,
             ram_size=self.ram_size if size is None else size,
+        )
+
+    def with_vcpus(self, num_vcpus: int | None) -> GuestLayout:
+        """The layout with ``num_vcpus`` vCPUs (None: keep the configuration's)."""
+        return self if num_vcpus is None else replace(self, num_vcpus=num_vcpus)
+
+
+def check_vcpus(layout: GuestLayout) -> None:
+    """The emulated GICv2 serves at most eight CPU interfaces (8-bit target masks)."""
+    if not 1 <= layout.num_vcpus <= MAX_CPUS:
+        raise Sel4VmmError(
+            f"{layout.name}: {layout.num_vcpus} vCPUs: the emulated GICv2 board has 1 to "
+            f"{MAX_CPUS}",
+            location=Location(layout.source),
+            fix=f"ask for between 1 and {MAX_CPUS} vCPUs",
         )
 
 
@@ -164,6 +183,7 @@ class EmulatedBoard:
         *,
         wait_for_input: Callable[[float], bool] | None = None,
     ) -> None:
+        check_vcpus(layout)
         self.layout = layout
         self.console = console
         self.physmem = board_physical_memory()
@@ -185,34 +205,55 @@ class EmulatedBoard:
             pools=pool_requests(layout),
             device_untypeds=[one_to_one_request(layout)] if layout.one_to_one else [],
             device_frames=frames,
+            num_vcpus=layout.num_vcpus,
         )
         self.clock = GuestClock()
-        self.timer = VirtualTimer(self.clock)
-        self.vcpu = Vcpu(self.vm, self.timer)
-        self.vgic = Vgic(on_eoi=self._on_eoi, on_signal=self.vcpu.request_exit)
+        self.timers = [VirtualTimer(self.clock) for _ in range(layout.num_vcpus)]
+        self.vcpus = [Vcpu(self.vm, timer, index) for index, timer in enumerate(self.timers)]
+        self.vgic = Vgic(on_eoi=self._on_eoi, on_signal=self._on_signal, num_cpus=layout.num_vcpus)
         self.uart = Pl011(console.write, irq_line=self._on_uart_line)
         self.dma = DmaEngine(self.physmem)
-        self.address_map = UnicornAddressMap(
-            self.vcpu.uc,
-            self.physmem,
-            [
-                DeviceWindow("pl011", layout.uart.paddr, PL011_FRAME_SIZE, self.uart),
-                DeviceWindow("gicv", layout.gic_vcpu.paddr, 0x2000, self.vgic.cpu),
-            ],
-            self.vcpu.mmio_access,
-            AARCH64.guest_address_bits,
-        )
-        self.vcpu.queued_extent = self.address_map.queued_extent
-        self.vm.memory.add_listener(self.address_map)
+        # Each engine has its own map of the same guest-physical space; only the GIC's
+        # virtual CPU interface differs: the one of the vCPU that accesses it.
+        self.address_maps = [
+            UnicornAddressMap(
+                vcpu.uc,
+                self.physmem,
+                [
+                    DeviceWindow("pl011", layout.uart.paddr, PL011_FRAME_SIZE, self.uart),
+                    DeviceWindow("gicv", layout.gic_vcpu.paddr, 0x2000, self.vgic.cpus[i]),
+                ],
+                vcpu.mmio_access,
+                AARCH64.guest_address_bits,
+            )
+            for i, vcpu in enumerate(self.vcpus)
+        ]
+        for vcpu, address_map in zip(self.vcpus, self.address_maps, strict=True):
+            vcpu.queued_extent = address_map.queued_extent
+            self.vm.memory.add_listener(address_map)
         self._map_guest()
         self.loop = EventLoop(
-            self.vcpu,
+            self.vcpus,
             self.vgic,
-            self.timer,
-            self.address_map,
+            self.address_maps,
             [LevelSource(layout.uart_intid, lambda: self.uart.irq_asserted)],
             wait_for_input=wait_for_input,
         )
+        for vcpu in self.vcpus:
+            vcpu.power = self.loop
+
+    # -- vCPU 0, which is the whole VM with one vCPU ---------------------------------------
+    @property
+    def vcpu(self) -> Vcpu:
+        return self.vcpus[0]
+
+    @property
+    def timer(self) -> VirtualTimer:
+        return self.timers[0]
+
+    @property
+    def address_map(self) -> UnicornAddressMap:
+        return self.address_maps[0]
 
     # -- guest-physical map --------------------------------------------------------------
     def _map_guest(self) -> None:
@@ -253,6 +294,9 @@ class EmulatedBoard:
         if asserted:
             self.loop.sample_interrupts()
 
+    def _on_signal(self, cpu: int) -> None:
+        self.loop.signal(cpu)
+
     def _on_eoi(self, intid: int) -> None:
         del intid
         # A level source still asserted after EOI is pending again (the VMM re-injects).
@@ -271,6 +315,7 @@ class EmulatedBoard:
                 gicc_base=layout.gic_vcpu.guest_addr,
                 bootargs=layout.bootargs,
                 dma_base=layout.dma_base,
+                num_cpus=layout.num_vcpus,
             )
         )
 
@@ -302,4 +347,5 @@ class EmulatedBoard:
 
     def close(self) -> None:
         """Release unicorn's references to host memory before the mapping goes away."""
-        self.vcpu.uc.emu_stop()
+        for vcpu in self.vcpus:
+            vcpu.uc.emu_stop()

@@ -10,7 +10,13 @@ through its hooks, and this class routes them the way libvmm/libsel4vm do:
 * ``HVC``/``SMC`` from EL1 are PSCI calls (:mod:`psci`); ``SVC`` and undefined
   instructions are vectored back into the guest (:mod:`exceptions`), since unicorn stops
   instead of taking them;
-* ``MRS``/``MSR`` of the virtual-timer registers are answered by :mod:`timer`.
+* ``MRS``/``MSR`` of the virtual-timer registers are answered by :mod:`timer`, and
+  ``MRS MPIDR_EL1`` by the vCPU's own affinity (unicorn has no register id for it and
+  reports 0x80000000 on every instance).
+
+A VM has one :class:`Vcpu` per vCPU, each its own unicorn instance over the same guest
+memory; the secondaries start powered off until the guest's PSCI ``CPU_ON`` (see
+:meth:`Vcpu.power_on`) and the event loop runs the powered-on ones in turn.
 
 Anything a guest does that the VMM cannot handle stops *this VM* with a
 :class:`GuestDiagnostic` (PC, address, access, registers); it never raises out of the VMM.
@@ -69,11 +75,13 @@ from sel4vmm.backends.unicorn.exceptions import (
     INSN_HVC,
     INSN_SMC,
     INSN_SVC,
+    PSTATE_DAIF,
+    PSTATE_MODE_EL1H,
     ExceptionKind,
     exception_generating_kind,
     take_exception,
 )
-from sel4vmm.backends.unicorn.psci import PsciAction, handle_psci
+from sel4vmm.backends.unicorn.psci import CpuPower, PsciAction, handle_psci
 from sel4vmm.backends.unicorn.timer import SysReg, VirtualTimer
 from sel4vmm.memory import FaultResult, MemoryFault
 
@@ -103,6 +111,15 @@ _EXCEPTION_NAMES = {
     20: "unaligned access",
 }
 
+#: MPIDR_EL1 as (op0, op1, CRn, CRm, op2), and its RES1 bit 31 (bit 30, U, clear: the vCPU
+#: is part of a multiprocessor system).
+MPIDR_EL1 = (3, 0, 0, 0, 5)
+MPIDR_RES1 = 1 << 31
+#: SCTLR_EL1 as (op0, op1, CRn, CRm, op2): reset on CPU_ON so the MMU and caches are off.
+SCTLR_EL1 = (3, 0, 1, 0, 0)
+#: PSTATE of a vCPU PSCI powers on: EL1h with D, A, I, F masked (PSCI 1.0, 6.4.3).
+POWER_ON_PSTATE = PSTATE_DAIF | PSTATE_MODE_EL1H
+
 #: Unicorn's ids for X0..X28 are consecutive; X29/X30 are separate.
 _GPR_IDS = [UC_ARM64_REG_X0 + i for i in range(29)] + [UC_ARM64_REG_X29, UC_ARM64_REG_X30]
 
@@ -112,7 +129,7 @@ class StopReason(Enum):
 
     SYSTEM_OFF = "the guest powered the system off (PSCI SYSTEM_OFF)"
     SYSTEM_RESET = "the guest asked for a reset (PSCI SYSTEM_RESET)"
-    CPU_OFF = "the guest turned its only vCPU off (PSCI CPU_OFF)"
+    CPU_OFF = "the guest turned its last running vCPU off (PSCI CPU_OFF)"
     GUEST_FAULT = "the guest made an access the VMM could not handle"
     CPU_EXCEPTION = "the guest hit an exception the VMM cannot deliver"
     IDLE_FOREVER = "the guest waits for an interrupt that can never arrive"
@@ -154,12 +171,28 @@ def _cp_key(cp: Any) -> SysReg:
 
 
 class Vcpu:
-    """vCPU 0 of a VM: a unicorn instance plus the trap routing described above."""
+    """One vCPU of a VM: a unicorn instance plus the trap routing described above.
 
-    def __init__(self, vm: Any, timer: VirtualTimer) -> None:
+    ``index`` is its number (MPIDR Aff0 and its GIC CPU interface); vCPU 0 starts powered
+    on, the others powered off.  ``power`` answers PSCI's questions about the other vCPUs
+    (None: this is the VM's only one).
+    """
+
+    def __init__(
+        self, vm: Any, timer: VirtualTimer, index: int = 0, power: CpuPower | None = None
+    ) -> None:
         self.vm = vm
         self.timer = timer
+        self.index = index
+        self.power = power
+        self.mpidr = MPIDR_RES1 | index
+        #: Powered on (PSCI), and, if so, idle in WFI waiting for an interrupt.
+        self.powered = index == 0
+        self.waiting = False
+        #: Whether this engine's translated code counts instructions (see the event loop).
+        self.counting = False
         self.uc = new_aarch64_engine()
+        self._sctlr_reset = int(self.uc.cpr_read(*SCTLR_EL1))
         self._read_pc = register_reader(self.uc, UC_ARM64_REG_PC)
         #: Fast readers of the register file diagnostics show.
         self._register_readers = [
@@ -264,6 +297,24 @@ class Vcpu:
         if self.diagnostic is not None and self.diagnostic.address is not None:
             self.diagnostic.pc = self.pc
             self.diagnostic.registers = self.registers()
+
+    def power_on(self, entry: int, context_id: int) -> None:
+        """PSCI CPU_ON: start at ``entry`` with ``x0 = context_id``, EL1h, DAIF masked and
+        the MMU off, as a core coming out of reset into the guest's EL1."""
+        uc = self.uc
+        for reg_id in _GPR_IDS:
+            uc.reg_write(reg_id, 0)
+        uc.reg_write(UC_ARM64_REG_X0, context_id)
+        uc.cpr_write(*SCTLR_EL1, self._sctlr_reset)
+        uc.reg_write(UC_ARM64_REG_PSTATE, POWER_ON_PSTATE)
+        uc.reg_write(UC_ARM64_REG_PC, entry)
+        # Code other vCPUs wrote since this engine last ran is not seen by its translation
+        # cache (unicorn tracks self-modifying code per instance): start from a clean one.
+        uc.ctl_flush_tb()
+        self._replay.clear()
+        self._skip_restore = None
+        self.waiting = False
+        self.powered = True
 
     def begin_slice(self) -> None:
         self._stop_pending = False
@@ -418,7 +469,7 @@ class Vcpu:
             int(uc.reg_read(UC_ARM64_REG_X2)),
             int(uc.reg_read(UC_ARM64_REG_X3)),
         )
-        outcome = handle_psci(function_id, args)
+        outcome = handle_psci(function_id, args, self.power)
         uc.reg_write(UC_ARM64_REG_X0, outcome.x0)
         uc.reg_write(UC_ARM64_REG_PC, pc + 4)
         if outcome.action is PsciAction.SYSTEM_OFF:
@@ -426,11 +477,14 @@ class Vcpu:
         elif outcome.action is PsciAction.SYSTEM_RESET:
             self.stop(StopReason.SYSTEM_RESET)
         elif outcome.action is PsciAction.CPU_OFF:
-            self.stop(StopReason.CPU_OFF)
+            # This vCPU stops; the event loop ends the run when no vCPU is left on.
+            self.powered = False
+            self.request_exit()
 
     # -- trapped system registers ----------------------------------------------------------
     def _on_mrs(self, uc: AArch64Engine, reg: int, cp: Any, _data: Any) -> int:
-        value = self.timer.read(_cp_key(cp))
+        key = _cp_key(cp)
+        value = self.mpidr if key == MPIDR_EL1 else self.timer.read(key)
         if value is None:
             return 0  # not a register the VMM owns: let unicorn execute the MRS
         if reg != UC_ARM64_REG_XZR:

@@ -34,6 +34,8 @@ class GuestDeviceTree:
     gicc_base: int
     bootargs: str
     dma_base: int | None = None
+    #: One ``/cpus/cpu@N`` node per vCPU, ``reg`` = its MPIDR affinity, started by PSCI.
+    num_cpus: int = 1
 
 
 def _cells(*values: int) -> bytes:
@@ -66,11 +68,12 @@ def build_device_tree(tree: GuestDeviceTree) -> bytes:
         with sw.add_node("cpus"):
             sw.property_u32("#address-cells", 1)
             sw.property_u32("#size-cells", 0)
-            with sw.add_node("cpu@0"):
-                sw.property_string("device_type", "cpu")
-                sw.property_string("compatible", "arm,cortex-a53")
-                sw.property_u32("reg", 0)
-                sw.property_string("enable-method", "psci")
+            for cpu in range(tree.num_cpus):
+                with sw.add_node(f"cpu@{cpu}"):
+                    sw.property_string("device_type", "cpu")
+                    sw.property_string("compatible", "arm,cortex-a53")
+                    sw.property_u32("reg", cpu)
+                    sw.property_string("enable-method", "psci")
         with sw.add_node("psci"):
             sw.property_string("compatible", "arm,psci-1.0")
             sw.property_string("method", "hvc")

@@ -1,7 +1,7 @@
 """The typed slice of unicorn's API the backend uses, and the one place it is created.
 
 unicorn's Python binding is only partly annotated (``reg_read``, ``hook_add``,
-``emu_start`` are untyped, and ``cpr_write`` lives on an architecture subclass), so the
+``emu_start`` are untyped, and ``cpr_read``/``cpr_write`` live on an architecture subclass), so the
 rest of the backend talks to this :class:`AArch64Engine` protocol instead and stays
 ``mypy --strict`` clean without sprinkling ``Any``.
 """
@@ -30,6 +30,8 @@ class AArch64Engine(Protocol):
     def reg_write(self, reg_id: int, value: int) -> None: ...
 
     def cpr_write(self, op0: int, op1: int, crn: int, crm: int, op2: int, value: int) -> None: ...
+
+    def cpr_read(self, op0: int, op1: int, crn: int, crm: int, op2: int) -> int: ...
 
     def mem_read(self, address: int, size: int) -> bytearray: ...
 

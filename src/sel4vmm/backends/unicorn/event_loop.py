@@ -1,23 +1,30 @@
-"""The VMM's event loop: run the vCPU in slices and handle everything else in one place.
+"""The VMM's event loop: run the vCPUs in slices and handle everything else in one place.
 
-A seL4 VMM is a loop around ``seL4_Recv``: the vCPU runs until a fault, an interrupt or a
-timer event arrives, the VMM handles it, and the vCPU resumes.  Here the vCPU runs inside
-``emu_start`` for a *slice*.  When nothing can preempt the guest (no timer armed, no
-terminal typing) a slice runs freely until the guest traps (``WFI``, PSCI, a device asking
-for attention), at full unicorn speed.  Otherwise slices are counted in instructions
+A seL4 VMM is a loop around ``seL4_Recv``: a vCPU runs until a fault, an interrupt or a
+timer event arrives, the VMM handles it, and the vCPU resumes.  Here a vCPU runs inside
+its engine's ``emu_start`` for a *slice*, and the powered-on vCPUs take turns, round
+robin (one host thread, as unicorn is not thread-safe across shared memory hooks).  When
+nothing can preempt the guest (one vCPU running, no timer armed, no terminal typing) a
+slice runs freely until the guest traps (``WFI``, PSCI, a device asking for attention),
+at full unicorn speed.  Otherwise slices are counted in instructions
 (:attr:`EventLoop.slice_instructions`), because a count stops *between* instructions; an
 asynchronous ``emu_stop`` can land just after a device access and make unicorn repeat it
 (see :mod:`cpu`).  The :mod:`watchdog` only enforces the run's time limit, which ends the
-run anyway.  Between slices the
-loop:
+run anyway.  Between slices the loop:
 
 1. applies address-map changes made during the slice (deferred maps);
-2. samples the level-triggered interrupt sources (the virtual timer's PPI 27, the UART's
-   SPI) into the vGIC, as the VMM does on a ``VTimer`` fault or a device notification;
-3. delivers a virtual IRQ by vectoring it (the virtual CPU interface asserts the line and
-   ``PSTATE.I`` is clear);
-4. when the guest idles in ``WFI`` with nothing pending, skips guest time to the next timer
-   deadline, waits for console input, or stops the VM if nothing could ever wake it.
+2. samples the level-triggered interrupt sources (each vCPU's virtual timer, PPI 27 in
+   its own bank, and the UART's SPI) into the vGIC, as the VMM does on a ``VTimer`` fault
+   or a device notification;
+3. delivers a virtual IRQ to the vCPU about to run by vectoring it (its virtual CPU
+   interface asserts the line and ``PSTATE.I`` is clear);
+4. skips vCPUs idle in ``WFI`` until an interrupt is pending for them; when every
+   powered-on vCPU idles, skips guest time to the next timer deadline, waits for console
+   input, or stops the VM if nothing could ever wake it.
+
+The loop is also the VM's PSCI power controller (:class:`~.psci.CpuPower`): ``CPU_ON``
+powers a secondary on at once, and the run ends when the last vCPU turns itself off or
+any vCPU powers the system off.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from unicorn.arm64_const import UC_ARM64_REG_PSTATE
+from unicorn.arm64_const import UC_ARM64_REG_PC, UC_ARM64_REG_PSTATE
 
 from sel4vmm.backends.unicorn.address_map import UnicornAddressMap
 from sel4vmm.backends.unicorn.cpu import GuestDiagnostic, StopReason, Vcpu
@@ -38,7 +45,8 @@ from sel4vmm.backends.unicorn.exceptions import (
     take_exception,
 )
 from sel4vmm.backends.unicorn.gic import Vgic
-from sel4vmm.backends.unicorn.timer import VIRTUAL_TIMER_PPI, VirtualTimer
+from sel4vmm.backends.unicorn.psci import MPIDR_AFFINITY_MASK, AffinityState
+from sel4vmm.backends.unicorn.timer import VIRTUAL_TIMER_PPI
 from sel4vmm.backends.unicorn.watchdog import Watchdog
 
 #: emu_start's "until" address: one no A64 instruction can be fetched from (unaligned).
@@ -47,10 +55,12 @@ _NEVER = 0xFFFF_FFFF_FFFF_FFFE
 
 @dataclass(frozen=True)
 class LevelSource:
-    """An interrupt line the loop samples: ``asserted()`` drives vGIC interrupt ``intid``."""
+    """An interrupt line the loop samples: ``asserted()`` drives vGIC interrupt ``intid``
+    (in CPU ``cpu``'s bank if it is private)."""
 
     intid: int
     asserted: Callable[[], bool]
+    cpu: int = 0
 
 
 @dataclass
@@ -62,97 +72,154 @@ class LoopStatistics:
 
 
 class EventLoop:
-    """Runs one vCPU until it stops, handling interrupts, timer and idle between slices."""
+    """Runs a VM's vCPUs until the VM stops, handling interrupts, timers and idle between
+    slices."""
 
     def __init__(
         self,
-        vcpu: Vcpu,
+        vcpus: list[Vcpu],
         vgic: Vgic,
-        timer: VirtualTimer,
-        address_map: UnicornAddressMap,
+        address_maps: list[UnicornAddressMap],
         sources: list[LevelSource],
         *,
         wait_for_input: Callable[[float], bool] | None = None,
         slice_instructions: int = 200_000,
         input_poll_seconds: float = 0.05,
     ) -> None:
-        self.vcpu = vcpu
+        if not vcpus or len(vcpus) != len(address_maps):
+            raise ValueError("one address map per vCPU, and at least one vCPU")
+        self.vcpus = vcpus
+        self.vcpu = vcpus[0]
         self.vgic = vgic
-        self.timer = timer
-        self.address_map = address_map
-        self.sources = [LevelSource(VIRTUAL_TIMER_PPI, timer.line_asserted), *sources]
+        self.timer = vcpus[0].timer
+        self.address_maps = address_maps
+        self.address_map = address_maps[0]
+        timers = [LevelSource(VIRTUAL_TIMER_PPI, v.timer.line_asserted, v.index) for v in vcpus]
+        self.sources = [*timers, *sources]
         self._wait_for_input = wait_for_input
         self.slice_instructions = slice_instructions
         self.input_poll_seconds = input_poll_seconds
         self.stats = LoopStatistics()
-        self._counting = False
+        #: The vCPU inside unicorn right now, if any.
+        self.current: Vcpu | None = None
+        #: The vCPU whose stop ended the run.
+        self.stopped_by: Vcpu | None = None
 
+    # -- PSCI power control (CpuPower) -------------------------------------------------------
+    def _by_mpidr(self, mpidr: int) -> Vcpu | None:
+        for vcpu in self.vcpus:
+            if vcpu.mpidr & MPIDR_AFFINITY_MASK == mpidr:
+                return vcpu
+        return None
+
+    def cpu_state(self, mpidr: int) -> AffinityState | None:
+        vcpu = self._by_mpidr(mpidr)
+        if vcpu is None:
+            return None
+        return AffinityState.ON if vcpu.powered else AffinityState.OFF
+
+    def cpu_on(self, mpidr: int, entry: int, context_id: int) -> None:
+        vcpu = self._by_mpidr(mpidr)
+        assert vcpu is not None and not vcpu.powered  # handle_psci checked the state
+        vcpu.power_on(entry, context_id)
+        current = self.current
+        if current is not None and not current.counting:
+            current.request_exit()  # a free-running caller must give the new vCPU turns
+
+    # -- interrupts -------------------------------------------------------------------------
     def sample_interrupts(self) -> None:
         """Forward every asserted level source that is not already pending or active."""
+        vgic = self.vgic
         for source in self.sources:
-            if source.asserted() and not self.vgic.is_in_flight(source.intid):
-                self.vgic.inject(source.intid)
+            if source.asserted() and not vgic.is_in_flight(source.intid, source.cpu):
+                vgic.inject(source.intid, source.cpu)
 
-    def _deliver_irq(self) -> bool:
-        uc = self.vcpu.uc
-        if not self.vgic.cpu.irq_line():
+    def signal(self, cpu: int) -> None:
+        """The vGIC loaded an interrupt for vCPU ``cpu``: make sure it gets to run soon.
+
+        The target leaves unicorn if it is the one running; if another vCPU runs freely
+        (uncounted), it is asked to leave too, or the target would wait for its next trap.
+        """
+        target = self.vcpus[cpu]
+        target.request_exit()
+        current = self.current
+        if current is not None and current is not target and not current.counting:
+            current.request_exit()
+
+    def _deliver_irq(self, vcpu: Vcpu) -> bool:
+        uc = vcpu.uc
+        if not self.vgic.cpus[vcpu.index].irq_line():
             return False
         if irqs_masked(int(uc.reg_read(UC_ARM64_REG_PSTATE))):
             return False
-        take_exception(uc, ExceptionKind.IRQ, self.vcpu.pc)
+        take_exception(uc, ExceptionKind.IRQ, vcpu.pc)
         self.stats.irqs_delivered += 1
         return True
 
+    # -- slices -----------------------------------------------------------------------------
     def _preemptible(self) -> bool:
-        """Whether something may need the guest to stop while it runs: a timer or a terminal."""
-        return self.timer.next_deadline() is not None or self._wait_for_input is not None
+        """Whether something may need the running vCPU to stop: another vCPU wanting its
+        turn, a timer, or a terminal."""
+        runnable = 0
+        for vcpu in self.vcpus:
+            if vcpu.powered:
+                if vcpu.timer.next_deadline() is not None:
+                    return True
+                runnable += not vcpu.waiting
+        return runnable > 1 or self._wait_for_input is not None
 
-    def _slice_count(self) -> int:
-        """Instructions for the next slice (0: run until the guest traps).
+    def _slice_count(self, vcpu: Vcpu) -> int:
+        """Instructions for the next slice of ``vcpu`` (0: run until the guest traps).
 
-        unicorn counts only in blocks translated while counting, so the translation cache
-        is flushed whenever counting starts or stops.
+        unicorn counts only in blocks translated while counting, so the engine's
+        translation cache is flushed whenever counting starts or stops.
         """
         counting = self._preemptible()
-        if counting != self._counting:
-            self.vcpu.uc.ctl_flush_tb()
-            self._counting = counting
+        if counting != vcpu.counting:
+            vcpu.uc.ctl_flush_tb()
+            vcpu.counting = counting
             self.stats.mode_switches += 1
         return self.slice_instructions if counting else 0
 
     def _stop_slice(self) -> None:
-        if self.vcpu.running:
-            self.vcpu.uc.emu_stop()
+        current = self.current
+        if current is not None and current.running:
+            current.uc.emu_stop()
 
-    def _in_wfi(self) -> bool:
-        pc = self.vcpu.pc
-        return self.vcpu.instruction_at(pc - 4) == INSN_WFI
+    @staticmethod
+    def _in_wfi(vcpu: Vcpu) -> bool:
+        return vcpu.instruction_at(vcpu.pc - 4) == INSN_WFI
 
     def _idle(self) -> None:
-        """The guest executed WFI: wake it by the next event, or stop it if none can come."""
+        """Every powered-on vCPU executed WFI: wake them by the next event, or stop the VM
+        if none can come."""
         self.sample_interrupts()
-        if self.vgic.cpu.irq_line():
+        powered = [v for v in self.vcpus if v.powered]
+        if any(self.vgic.cpus[v.index].irq_line() for v in powered):
             return  # an interrupt is already waiting: WFI completes at once
-        deadline = self.timer.next_deadline()
-        if deadline is not None:
-            self.timer.clock.advance_to(deadline)
+        deadlines = [d for v in powered if (d := v.timer.next_deadline()) is not None]
+        if deadlines:
+            self.vcpu.timer.clock.advance_to(min(deadlines))
             self.stats.idle_skips += 1
             return
         if self._wait_for_input is not None and self._wait_for_input(self.input_poll_seconds):
             return
         if self._wait_for_input is None:
-            self.vcpu.stop(
+            vcpu = powered[0]
+            vcpu.stop(
                 StopReason.IDLE_FOREVER,
                 GuestDiagnostic(
-                    f"{self.vcpu.vm.name}: the guest executed WFI with no timer armed, no "
+                    f"{vcpu.vm.name}: the guest executed WFI with no timer armed, no "
                     "interrupt pending and no input to come",
-                    pc=self.vcpu.pc,
-                    registers=self.vcpu.registers(),
+                    pc=vcpu.pc,
+                    registers=vcpu.registers(),
                 ),
             )
+            self.stopped_by = vcpu
 
     def run(self, entry: int, *, time_limit: float | None = None) -> StopReason:
-        """Run from ``entry`` until the guest stops (or ``time_limit`` host seconds pass)."""
+        """Run from ``entry`` on vCPU 0 until the guest stops (or ``time_limit`` host
+        seconds pass)."""
         watchdog = Watchdog(self._stop_slice)
         try:
             return self._run(entry, time_limit, watchdog)
@@ -160,55 +227,86 @@ class EventLoop:
             watchdog.close()
 
     def _run(self, entry: int, time_limit: float | None, watchdog: Watchdog) -> StopReason:
-        vcpu = self.vcpu
-        uc = vcpu.uc
-        pc = entry
+        self.vcpu.uc.reg_write(UC_ARM64_REG_PC, entry)
         started = time.monotonic()
-        while vcpu.stop_reason is None:
-            self.address_map.apply_queued()
-            self.sample_interrupts()
-            if self._deliver_irq():
-                pc = vcpu.pc
-            count = self._slice_count()
-            vcpu.exit_requested = False
-            vcpu.begin_slice()
-            vcpu.running = True
-            self.address_map.running = True
-            if time_limit is not None:
-                watchdog.arm(max(time_limit - (time.monotonic() - started), 0.0))
-            try:
-                uc.emu_start(pc, _NEVER, count=count)
-            except UcError as error:
-                if vcpu.stop_reason is None:
-                    vcpu.stop(
-                        StopReason.CPU_EXCEPTION,
-                        GuestDiagnostic(
-                            f"{vcpu.vm.name}: the emulator stopped the guest: {error}",
-                            pc=vcpu.pc,
-                            registers=vcpu.registers(),
-                        ),
-                    )
-            finally:
-                vcpu.running = False
-                self.address_map.running = False
-                watchdog.disarm()
-            self.stats.slices += 1
-            if time_limit is not None and time.monotonic() - started >= time_limit:
+        while self.stopped_by is None:
+            ran = False
+            for vcpu in self.vcpus:
+                if not vcpu.powered:
+                    continue
+                if vcpu.waiting:
+                    self.sample_interrupts()
+                    if not self.vgic.cpus[vcpu.index].irq_line():
+                        continue
+                    vcpu.waiting = False
+                ran = True
+                self._slice(vcpu, started, time_limit, watchdog)
+                if vcpu.stop_reason is not None:
+                    vcpu.settle_diagnostic()
+                    self.stopped_by = vcpu
+                    break
+            if self.stopped_by is not None:
+                break
+            if not any(v.powered for v in self.vcpus):
+                last = self.vcpus[0]
+                last.stop(StopReason.CPU_OFF)
+                self.stopped_by = last
+                break
+            if not ran:
+                self._idle()
+                for vcpu in self.vcpus:
+                    vcpu.waiting = False  # WFI may complete without a reason (Arm ARM)
+        for address_map in self.address_maps:
+            address_map.apply_queued()
+        assert self.stopped_by is not None and self.stopped_by.stop_reason is not None
+        return self.stopped_by.stop_reason
+
+    def _slice(
+        self, vcpu: Vcpu, started: float, time_limit: float | None, watchdog: Watchdog
+    ) -> None:
+        """One slice of ``vcpu``: deliver its IRQ, run it, and settle how it stopped."""
+        uc = vcpu.uc
+        address_map = self.address_maps[vcpu.index]
+        address_map.apply_queued()
+        self.sample_interrupts()
+        self._deliver_irq(vcpu)
+        count = self._slice_count(vcpu)
+        vcpu.exit_requested = False
+        vcpu.begin_slice()
+        vcpu.running = True
+        address_map.running = True
+        self.current = vcpu
+        if time_limit is not None:
+            watchdog.arm(max(time_limit - (time.monotonic() - started), 0.0))
+        try:
+            uc.emu_start(vcpu.pc, _NEVER, count=count)
+        except UcError as error:
+            if vcpu.stop_reason is None:
                 vcpu.stop(
-                    StopReason.TIME_LIMIT,
+                    StopReason.CPU_EXCEPTION,
                     GuestDiagnostic(
-                        f"{vcpu.vm.name}: stopped after {time_limit:g} s",
+                        f"{vcpu.vm.name}: the emulator stopped the guest: {error}",
                         pc=vcpu.pc,
                         registers=vcpu.registers(),
                     ),
                 )
-            if vcpu.stop_reason is not None:
-                vcpu.settle_diagnostic()
-                break
-            vcpu.finish_interrupted_instruction()
-            pc = vcpu.pc
-            if not vcpu.exit_requested and self._in_wfi():
-                self._idle()
-        self.address_map.apply_queued()
-        assert vcpu.stop_reason is not None
-        return vcpu.stop_reason
+        finally:
+            vcpu.running = False
+            address_map.running = False
+            self.current = None
+            watchdog.disarm()
+        self.stats.slices += 1
+        if time_limit is not None and time.monotonic() - started >= time_limit:
+            vcpu.stop(
+                StopReason.TIME_LIMIT,
+                GuestDiagnostic(
+                    f"{vcpu.vm.name}: stopped after {time_limit:g} s",
+                    pc=vcpu.pc,
+                    registers=vcpu.registers(),
+                ),
+            )
+        if vcpu.stop_reason is not None:
+            return
+        vcpu.finish_interrupted_instruction()
+        if vcpu.powered and not vcpu.exit_requested and self._in_wfi(vcpu):
+            vcpu.waiting = True

@@ -8,6 +8,15 @@ The VMM injects an interrupt by writing it into a *list register*; the virtual C
 presents it to the guest (IAR), and on EOI the list register empties and the VMM refills it
 from its overflow queue (the maintenance interrupt).
 
+With several vCPUs each has its own virtual CPU interface (its own list registers and
+overflow queue), and the distributor banks the private interrupts per CPU as GICv2 does
+(ARM IHI 0048B 3.3): SGIs and PPIs (INTID 0-31) have an enable, pending, active and
+priority state per CPU, and a distributor access acts on the bank of the vCPU that made
+it (the fault's ``vcpu``).  Shared peripheral interrupts go to the CPU interface that
+``GICD_ITARGETSR`` names (the lowest-numbered target: GICv2 lets an implementation pick
+one), and ``GICD_SGIR`` sends SGIs between vCPUs, the sender's number reaching the target
+in ``GICC_IAR[12:10]``.
+
 :class:`VirtualCpuInterface` is that hardware here: the board maps it like a passthrough
 device, so guest accesses to it never go through the VMM's fault path.
 """
@@ -18,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from sel4vmm.memory import FaultResult, MemoryFault
 
@@ -54,6 +63,8 @@ GICC_DIR = 0x1000
 SPURIOUS_INTID = 1023
 NUM_SGIS = 16
 NUM_PRIVATE = 32
+#: The most CPU interfaces a GICv2 distributor can serve (8-bit target masks).
+MAX_CPUS = 8
 #: Interrupt lines the virtual distributor implements (TYPER.ITLinesNumber = 3).
 DEFAULT_NUM_LINES = 128
 #: GIC-400 implementations have four list registers.
@@ -98,6 +109,20 @@ class ListRegister:
     state: ListRegisterState = ListRegisterState.INVALID
     #: Priority drop done (EOIR with EOImode=1) but not yet deactivated (DIR).
     dropped: bool = False
+    #: For an SGI, the CPU that sent it (GICH_LR.CPUID, reported in GICC_IAR[12:10]).
+    source: int = 0
+
+
+class _InterruptState:
+    """Enable, pending, active and priority of a range of interrupts (one bank)."""
+
+    def __init__(self, count: int) -> None:
+        self.enabled = [False] * count
+        self.pending = [False] * count
+        self.active = [False] * count
+        self.priority = [0] * count
+        #: The CPU that sent each pending SGI (GICD_SPENDSGIRn has a bit per sender).
+        self.source = [0] * count
 
 
 def _bit_word(bits: list[bool], word: int) -> int:
@@ -110,126 +135,203 @@ def _bit_word(bits: list[bool], word: int) -> int:
 
 
 class Vgic:
-    """Distributor state, list registers, and the VMM's injection queue for one vCPU."""
+    """Distributor state, one virtual CPU interface per vCPU, and the injection queues.
+
+    ``on_signal(cpu)`` is called when an interrupt is loaded into CPU ``cpu``'s list
+    registers (the VMM may have to stop a running vCPU to deliver it); ``on_eoi(intid)``
+    when the guest deactivates one (a level source still asserted is injected again).
+    """
 
     def __init__(
         self,
         num_lines: int = DEFAULT_NUM_LINES,
         num_list_registers: int = DEFAULT_LIST_REGISTERS,
         on_eoi: Callable[[int], None] | None = None,
-        on_signal: Callable[[], None] | None = None,
+        on_signal: Callable[[int], None] | None = None,
+        num_cpus: int = 1,
     ) -> None:
         if num_lines % 32 or not NUM_PRIVATE < num_lines <= 1020:
             raise ValueError("a GICv2 has a multiple of 32 lines, between 64 and 1020")
+        if not 1 <= num_cpus <= MAX_CPUS:
+            raise ValueError(f"a GICv2 serves 1 to {MAX_CPUS} CPU interfaces")
         self.num_lines = num_lines
+        self.num_cpus = num_cpus
         self.enabled = False
-        self.irq_enabled = [False] * num_lines
-        self.pending = [False] * num_lines
-        self.active = [False] * num_lines
+        #: SPIs (entries below 32 are unused: private interrupts live in ``banked``).
+        self.shared = _InterruptState(num_lines)
+        #: SGIs and PPIs, one bank per CPU interface.
+        self.banked = [_InterruptState(NUM_PRIVATE) for _ in range(num_cpus)]
         self.group = [False] * num_lines
-        self.priority = [0] * num_lines
-        #: One vCPU: every interrupt targets CPU interface 0.
+        #: SPI target masks; every SPI starts on CPU interface 0.
         self.targets = [0x01] * num_lines
         #: Two configuration bits per interrupt; SGIs are edge-triggered, read-only.
         self.config = [0b10 if i < NUM_SGIS else 0 for i in range(num_lines)]
-        for sgi in range(NUM_SGIS):
-            self.irq_enabled[sgi] = True  # SGIs cannot be disabled (libvmm does the same)
-        self.list_registers = [ListRegister() for _ in range(num_list_registers)]
-        #: Interrupts waiting for a free list register, oldest first.
-        self.overflow: deque[int] = deque()
-        self.cpu = VirtualCpuInterface(self)
+        for bank in self.banked:
+            for sgi in range(NUM_SGIS):
+                bank.enabled[sgi] = True  # SGIs cannot be disabled (libvmm does the same)
+        self.cpus = [VirtualCpuInterface(self, i, num_list_registers) for i in range(num_cpus)]
+        #: Pending SPIs whose target mask names no CPU interface: they wait for one.
+        self.unrouted: set[int] = set()
         self._on_eoi = on_eoi
         self._on_signal = on_signal
         self.injected = 0
 
+    # -- CPU 0's view, which is the whole GIC with one vCPU -------------------------------
+    @property
+    def cpu(self) -> VirtualCpuInterface:
+        return self.cpus[0]
+
+    @property
+    def list_registers(self) -> list[ListRegister]:
+        return self.cpus[0].list_registers
+
+    @property
+    def overflow(self) -> deque[tuple[int, int]]:
+        return self.cpus[0].overflow
+
+    def _view(self, attribute: str, cpu: int = 0) -> list[Any]:
+        bank: list[Any] = getattr(self.banked[cpu], attribute)
+        shared: list[Any] = getattr(self.shared, attribute)
+        return bank + shared[NUM_PRIVATE:]
+
+    @property
+    def pending(self) -> list[bool]:
+        """CPU 0's pending bits (a copy: change state through the registers)."""
+        return self._view("pending")
+
+    @property
+    def active(self) -> list[bool]:
+        return self._view("active")
+
+    @property
+    def irq_enabled(self) -> list[bool]:
+        return self._view("enabled")
+
+    @property
+    def priority(self) -> list[int]:
+        return self._view("priority")
+
+    def state(self, intid: int, cpu: int = 0) -> _InterruptState:
+        """The bank holding ``intid`` as CPU ``cpu`` sees it (private ones are banked)."""
+        return self.banked[cpu] if intid < NUM_PRIVATE else self.shared
+
     # -- the VMM's side ------------------------------------------------------------------
-    def inject(self, intid: int) -> bool:
+    def inject(self, intid: int, cpu: int = 0, source: int = 0) -> bool:
         """Make ``intid`` pending for the guest (``vgic_inject_irq``).
 
-        Refused (False), as in libvmm, while the distributor or the interrupt is disabled:
-        a level-triggered source is asked again later, an edge is lost as on hardware.
+        ``cpu`` picks the bank of a private interrupt (the vCPU whose timer fired, the
+        SGI's target); an SPI goes where its target mask says.  Refused (False), as in
+        libvmm, while the distributor or the interrupt is disabled: a level-triggered
+        source is asked again later, an edge is lost as on hardware.
         """
         if not 0 <= intid < self.num_lines:
             raise ValueError(f"interrupt {intid} is outside the distributor's {self.num_lines}")
-        if not self.enabled or not self.irq_enabled[intid]:
+        if not 0 <= cpu < self.num_cpus:
+            raise ValueError(f"CPU interface {cpu} does not exist ({self.num_cpus} vCPUs)")
+        state = self.state(intid, cpu)
+        if not self.enabled or not state.enabled[intid]:
             return False
-        if self.pending[intid]:
+        if state.pending[intid]:
             return True
-        self.pending[intid] = True
+        state.pending[intid] = True
+        state.source[intid] = source
         self.injected += 1
-        self.overflow.append(intid)
-        self._fill_list_registers()
+        if intid >= NUM_PRIVATE:
+            target = self._spi_target(intid)
+            if target is None:
+                self.unrouted.add(intid)
+                return True
+            cpu = target
+        self.cpus[cpu].overflow.append((intid, source))
+        self._fill_list_registers(cpu)
         return True
 
-    def is_in_flight(self, intid: int) -> bool:
-        """Pending or active: a level source must not be injected again yet."""
-        return self.pending[intid] or self.active[intid]
+    def _spi_target(self, intid: int) -> int | None:
+        mask = self.targets[intid] & ((1 << self.num_cpus) - 1)
+        return (mask & -mask).bit_length() - 1 if mask else None
 
-    def _fill_list_registers(self) -> None:
+    def is_in_flight(self, intid: int, cpu: int = 0) -> bool:
+        """Pending or active: a level source must not be injected again yet."""
+        state = self.state(intid, cpu)
+        return state.pending[intid] or state.active[intid]
+
+    def _fill_list_registers(self, cpu: int) -> None:
+        interface = self.cpus[cpu]
         loaded = False
-        for lr in self.list_registers:
-            if not self.overflow:
+        for lr in interface.list_registers:
+            if not interface.overflow:
                 break
             if lr.state is ListRegisterState.INVALID:
-                intid = self.overflow.popleft()
+                intid, source = interface.overflow.popleft()
                 lr.intid = intid
-                lr.priority = self.priority[intid]
+                lr.priority = self.state(intid, cpu).priority[intid]
                 lr.state = ListRegisterState.PENDING
                 lr.dropped = False
+                lr.source = source
                 loaded = True
         if loaded and self._on_signal is not None:
-            self._on_signal()
+            self._on_signal(cpu)
 
-    def complete(self, lr: ListRegister) -> None:
+    def complete(self, lr: ListRegister, cpu: int = 0) -> None:
         """Deactivate a list register: the maintenance path of a real vGIC."""
         intid = lr.intid
         lr.state = ListRegisterState.INVALID
         lr.dropped = False
-        self.active[intid] = False
-        self._fill_list_registers()
+        self.state(intid, cpu).active[intid] = False
+        self._fill_list_registers(cpu)
         if self._on_eoi is not None:
             self._on_eoi(intid)
 
     # -- the distributor, through the fault path ------------------------------------------
     def distributor_fault(self, vm: Any, fault: MemoryFault, base: int) -> FaultResult:
-        """Fault callback of the distributor reservation (cookie: its guest address)."""
+        """Fault callback of the distributor reservation (cookie: its guest address).
+
+        The fault's ``vcpu`` (anything with an ``index``) says whose bank is accessed.
+        """
         del vm
         offset = fault.address - base
+        cpu = getattr(fault.vcpu, "index", 0)
         if fault.is_write:
-            self.write_distributor(offset, fault.width, fault.value)
+            self.write_distributor(offset, fault.width, fault.value, cpu)
         else:
-            fault.reply(self.read_distributor(offset, fault.width))
+            fault.reply(self.read_distributor(offset, fault.width, cpu))
         return FaultResult.HANDLED
 
-    def read_distributor(self, offset: int, width: int) -> int:
+    def read_distributor(self, offset: int, width: int, cpu: int = 0) -> int:
         """A guest load from the distributor; reserved and unknown registers read zero."""
         shift = 8 * (offset & 3)
-        word = self._read_distributor_word(offset & ~3)
+        word = self._read_distributor_word(offset & ~3, cpu)
         return (word >> shift) & ((1 << (8 * width)) - 1)
 
-    def _read_distributor_word(self, offset: int) -> int:
+    def _read_distributor_word(self, offset: int, cpu: int) -> int:
         lines = self.num_lines
         if offset == GICD_CTLR:
             return int(self.enabled)
         if offset == GICD_TYPER:
-            return lines // 32 - 1  # one CPU (CPUNumber 0), no security extensions
+            # CPUNumber (bits 7:5) is the number of CPU interfaces minus one; no security.
+            return (self.num_cpus - 1) << 5 | (lines // 32 - 1)
         if offset == GICD_IIDR:
             return _DIST_IIDR
-        bitmaps: tuple[tuple[int, list[bool]], ...] = (
-            (GICD_IGROUPR, self.group),
-            (GICD_ISENABLER, self.irq_enabled),
-            (GICD_ICENABLER, self.irq_enabled),
-            (GICD_ISPENDR, self.pending),
-            (GICD_ICPENDR, self.pending),
-            (GICD_ISACTIVER, self.active),
-            (GICD_ICACTIVER, self.active),
+        if GICD_IGROUPR <= offset < GICD_IGROUPR + 0x80:
+            return _bit_word(self.group, (offset - GICD_IGROUPR) // 4)
+        bitmaps = (
+            (GICD_ISENABLER, "enabled"),
+            (GICD_ICENABLER, "enabled"),
+            (GICD_ISPENDR, "pending"),
+            (GICD_ICPENDR, "pending"),
+            (GICD_ISACTIVER, "active"),
+            (GICD_ICACTIVER, "active"),
         )
-        for base, bits in bitmaps:
+        for base, attribute in bitmaps:
             if base <= offset < base + 0x80:
-                return _bit_word(bits, (offset - base) // 4)
+                word = (offset - base) // 4
+                bank = self.banked[cpu] if word == 0 else self.shared
+                return _bit_word(getattr(bank, attribute), word)
         if GICD_IPRIORITYR <= offset < GICD_IPRIORITYR + lines:
             first = offset - GICD_IPRIORITYR
-            return sum(self.priority[first + i] << (8 * i) for i in range(4))
+            return sum(self.state(first + i, cpu).priority[first + i] << (8 * i) for i in range(4))
+        if GICD_ITARGETSR <= offset < GICD_ITARGETSR + NUM_PRIVATE:
+            return (1 << cpu) * 0x0101_0101  # private interrupts target the reader
         if GICD_ITARGETSR <= offset < GICD_ITARGETSR + lines:
             first = offset - GICD_ITARGETSR
             return sum(self.targets[first + i] << (8 * i) for i in range(4))
@@ -241,16 +343,19 @@ class Vgic:
         ):
             base = GICD_SPENDSGIR if offset >= GICD_SPENDSGIR else GICD_CPENDSGIR
             first = offset - base
-            return sum(int(self.pending[first + i]) << (8 * i) for i in range(4))
+            bank = self.banked[cpu]
+            return sum(
+                int(bank.pending[first + i]) << bank.source[first + i] << (8 * i) for i in range(4)
+            )
         return _DIST_ID_REGISTERS.get(offset, 0)
 
-    def write_distributor(self, offset: int, width: int, value: int) -> None:
+    def write_distributor(self, offset: int, width: int, value: int, cpu: int = 0) -> None:
         """A guest store to the distributor; read-only and unknown registers ignore it."""
         shift = 8 * (offset & 3)
         byte_mask = ((1 << (8 * width)) - 1) << shift
-        self._write_distributor_word(offset & ~3, (value << shift) & byte_mask, byte_mask)
+        self._write_distributor_word(offset & ~3, (value << shift) & byte_mask, byte_mask, cpu)
 
-    def _write_distributor_word(self, offset: int, value: int, mask: int) -> None:
+    def _write_distributor_word(self, offset: int, value: int, mask: int, cpu: int) -> None:
         lines = self.num_lines
         if offset == GICD_CTLR:
             self.enabled = bool(value & 1)
@@ -261,7 +366,7 @@ class Vgic:
                 if mask >> i & 1 and first + i < lines:
                     self.group[first + i] = bool(value >> i & 1)
             return
-        set_clear: tuple[tuple[int, bool, Callable[[int, bool], None]], ...] = (
+        set_clear: tuple[tuple[int, bool, Callable[[int, bool, int], None]], ...] = (
             (GICD_ISENABLER, True, self._set_enabled),
             (GICD_ICENABLER, False, self._set_enabled),
             (GICD_ISPENDR, True, self._set_pending),
@@ -274,19 +379,21 @@ class Vgic:
                 first = (offset - base) * 8
                 for i in range(32):
                     if (value & mask) >> i & 1 and first + i < lines:
-                        apply(first + i, state)
+                        apply(first + i, state, cpu)
                 return
         if GICD_IPRIORITYR <= offset < GICD_IPRIORITYR + lines:
             first = offset - GICD_IPRIORITYR
             for i in range(4):
                 if mask >> (8 * i) & 0xFF:
-                    self.priority[first + i] = value >> (8 * i) & 0xFF
+                    intid = first + i
+                    self.state(intid, cpu).priority[intid] = value >> (8 * i) & 0xFF
             return
         if GICD_ITARGETSR + NUM_PRIVATE <= offset < GICD_ITARGETSR + lines:
             first = offset - GICD_ITARGETSR
             for i in range(4):
                 if mask >> (8 * i) & 0xFF:
                     self.targets[first + i] = value >> (8 * i) & 0xFF
+            self._route_waiting()
             return
         if GICD_ICFGR + 4 <= offset < GICD_ICFGR + lines // 4:  # ICFGR0 (SGIs) read-only
             first = (offset - GICD_ICFGR) * 4
@@ -295,48 +402,79 @@ class Vgic:
                     self.config[first + i] = value >> (2 * i) & 0b10
             return
         if offset == GICD_SGIR:
-            self._send_sgi(value)
+            self.send_sgi(value, cpu)
 
-    def _set_enabled(self, intid: int, enable: bool) -> None:
+    def _route_waiting(self) -> None:
+        """Pending SPIs that had no target go to the CPU interface they now name."""
+        for intid in sorted(self.unrouted):
+            target = self._spi_target(intid)
+            if target is not None:
+                self.unrouted.discard(intid)
+                self.cpus[target].overflow.append((intid, 0))
+                self._fill_list_registers(target)
+
+    def _set_enabled(self, intid: int, enable: bool, cpu: int) -> None:
         if intid < NUM_SGIS and not enable:
             return  # SGIs cannot be disabled
-        self.irq_enabled[intid] = enable
+        self.state(intid, cpu).enabled[intid] = enable
 
-    def _set_pending(self, intid: int, pending: bool) -> None:
+    def _set_pending(self, intid: int, pending: bool, cpu: int) -> None:
         if pending:
-            self.inject(intid)
+            self.inject(intid, cpu, source=cpu)
             return
-        self.pending[intid] = False
-        if intid in self.overflow:
-            self.overflow.remove(intid)
-        for lr in self.list_registers:
-            if lr.intid == intid and lr.state is ListRegisterState.PENDING:
-                lr.state = ListRegisterState.INVALID
-            elif lr.intid == intid and lr.state is ListRegisterState.PENDING_ACTIVE:
-                lr.state = ListRegisterState.ACTIVE
+        self.state(intid, cpu).pending[intid] = False
+        self.unrouted.discard(intid)
+        interfaces = [self.cpus[cpu]] if intid < NUM_PRIVATE else self.cpus
+        for interface in interfaces:
+            interface.clear_pending(intid)
 
-    def _set_active(self, intid: int, active: bool) -> None:
-        self.active[intid] = active
+    def _set_active(self, intid: int, active: bool, cpu: int) -> None:
+        self.state(intid, cpu).active[intid] = active
         if not active:
-            for lr in self.list_registers:
-                if lr.intid == intid and lr.state is ListRegisterState.ACTIVE:
-                    self.complete(lr)
+            interfaces = [self.cpus[cpu]] if intid < NUM_PRIVATE else self.cpus
+            for interface in interfaces:
+                for lr in interface.list_registers:
+                    if lr.intid == intid and lr.state is ListRegisterState.ACTIVE:
+                        self.complete(lr, interface.index)
 
-    def _send_sgi(self, value: int) -> None:
+    def send_sgi(self, value: int, sender: int = 0) -> None:
+        """A ``GICD_SGIR`` write by CPU ``sender``: SGI ``value[3:0]`` to the CPUs chosen by
+        the target list filter (0: the list in bits 23:16, 1: all but the sender, 2: the
+        sender itself)."""
         sgi = value & 0xF
         target_filter = value >> 24 & 0b11
-        target_list = value >> 16 & 0xFF
-        # One vCPU (interface 0): "to the list" reaches it if bit 0 is set, "to others"
-        # reaches nobody, "to self" reaches it.
-        if (target_filter == 0 and target_list & 1) or target_filter == 2:
-            self.inject(sgi)
+        if target_filter == 0:
+            targets = value >> 16 & 0xFF
+        elif target_filter == 1:
+            targets = 0xFF & ~(1 << sender)
+        elif target_filter == 2:
+            targets = 1 << sender
+        else:
+            return  # reserved
+        for cpu in range(self.num_cpus):
+            if targets >> cpu & 1:
+                self.inject(sgi, cpu, source=sender)
+
+
+class CpuInterfaceOwner(Protocol):
+    """What a virtual CPU interface needs from its distributor."""
+
+    def state(self, intid: int, cpu: int = 0) -> _InterruptState: ...
+
+    def complete(self, lr: ListRegister, cpu: int = 0) -> None: ...
 
 
 class VirtualCpuInterface:
-    """The GICV frame the guest uses as its GIC CPU interface, backed by the list registers."""
+    """The GICV frame one vCPU uses as its GIC CPU interface, backed by its list registers."""
 
-    def __init__(self, vgic: Vgic) -> None:
+    def __init__(
+        self, vgic: CpuInterfaceOwner, index: int = 0, num_list_registers: int = 4
+    ) -> None:
         self._vgic = vgic
+        self.index = index
+        self.list_registers = [ListRegister() for _ in range(num_list_registers)]
+        #: Interrupts waiting for a free list register, oldest first: (intid, SGI source).
+        self.overflow: deque[tuple[int, int]] = deque()
         self.control = 0
         self.priority_mask = 0
         self.binary_point = 2
@@ -348,7 +486,7 @@ class VirtualCpuInterface:
 
     def _running_priority(self) -> int:
         running = 0x100  # idle
-        for lr in self._vgic.list_registers:
+        for lr in self.list_registers:
             if lr.state in (ListRegisterState.ACTIVE, ListRegisterState.PENDING_ACTIVE) and (
                 not lr.dropped
             ):
@@ -357,7 +495,7 @@ class VirtualCpuInterface:
 
     def _highest_pending(self) -> ListRegister | None:
         best: ListRegister | None = None
-        for lr in self._vgic.list_registers:
+        for lr in self.list_registers:
             if lr.state is ListRegisterState.PENDING and (
                 best is None or lr.priority < best.priority
             ):
@@ -374,6 +512,16 @@ class VirtualCpuInterface:
             and lr.priority < self.priority_mask
             and lr.priority < self._running_priority()
         )
+
+    def clear_pending(self, intid: int) -> None:
+        """ICPENDR: drop ``intid`` from the queue and the list registers' pending state."""
+        for queued in [q for q in self.overflow if q[0] == intid]:
+            self.overflow.remove(queued)
+        for lr in self.list_registers:
+            if lr.intid == intid and lr.state is ListRegisterState.PENDING:
+                lr.state = ListRegisterState.INVALID
+            elif lr.intid == intid and lr.state is ListRegisterState.PENDING_ACTIVE:
+                lr.state = ListRegisterState.ACTIVE
 
     def read(self, offset: int, size: int) -> int:
         del size
@@ -414,22 +562,23 @@ class VirtualCpuInterface:
         lr = self._highest_pending()
         assert lr is not None  # irq_line() said there is one
         lr.state = ListRegisterState.ACTIVE
-        self._vgic.pending[lr.intid] = False
-        self._vgic.active[lr.intid] = True
+        state = self._vgic.state(lr.intid, self.index)
+        state.pending[lr.intid] = False
+        state.active[lr.intid] = True
         self.acknowledged += 1
-        return lr.intid
+        return lr.intid | (lr.source << 10 if lr.intid < NUM_SGIS else 0)
 
     def _end_of_interrupt(self, intid: int, *, deactivate: bool) -> None:
-        for lr in self._vgic.list_registers:
+        for lr in self.list_registers:
             if lr.intid == intid and lr.state is ListRegisterState.ACTIVE and not lr.dropped:
                 if deactivate:
-                    self._vgic.complete(lr)
+                    self._vgic.complete(lr, self.index)
                 else:
                     lr.dropped = True
                 return
 
     def _deactivate(self, intid: int) -> None:
-        for lr in self._vgic.list_registers:
+        for lr in self.list_registers:
             if lr.intid == intid and lr.state is ListRegisterState.ACTIVE:
-                self._vgic.complete(lr)
+                self._vgic.complete(lr, self.index)
                 return

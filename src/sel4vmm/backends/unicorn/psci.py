@@ -4,13 +4,15 @@ Guests call it with ``HVC #0`` (or ``SMC #0``) following the SMC Calling Convent
 function id in ``x0``, arguments in ``x1``-``x3``, result in ``x0``.  On seL4 these calls
 trap to the VMM as ``HVC``/``SMC`` faults and libvmm's ``handle_psci`` answers them; this
 module is that handler, independent of the CPU emulator: it returns what to put in ``x0``
-and what the VMM must do next.
+and what the VMM must do next.  The power state of the VM's vCPUs (``CPU_ON``,
+``AFFINITY_INFO``) comes from a :class:`CpuPower`, which the event loop implements.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
+from typing import Protocol
 
 PSCI_VERSION = 0x8400_0000
 PSCI_CPU_SUSPEND = 0xC400_0001
@@ -28,6 +30,8 @@ PSCI_SUCCESS = 0
 PSCI_NOT_SUPPORTED = -1
 PSCI_INVALID_PARAMETERS = -2
 PSCI_ALREADY_ON = -4
+#: The affinity fields of an MPIDR (Aff3 in bits 39:32, Aff2..Aff0 in bits 23:0).
+MPIDR_AFFINITY_MASK = 0xFF_00FF_FFFF
 #: MIGRATE_INFO_TYPE: "Trusted OS not present or does not require migration".
 MIGRATE_NOT_REQUIRED = 2
 
@@ -57,10 +61,40 @@ class PsciAction(Enum):
     CONTINUE = "continue"
     SYSTEM_OFF = "system-off"
     SYSTEM_RESET = "system-reset"
-    #: The calling vCPU stops (CPU_OFF); with one vCPU the VM halts.
+    #: The calling vCPU stops (CPU_OFF); when it was the last one running the VM halts.
     CPU_OFF = "cpu-off"
     #: CPU_SUSPEND: behaves as WFI.
     SUSPEND = "suspend"
+
+
+class AffinityState(IntEnum):
+    """AFFINITY_INFO's answers (PSCI 1.0, 5.7)."""
+
+    ON = 0
+    OFF = 1
+    ON_PENDING = 2
+
+
+class CpuPower(Protocol):
+    """The VM's vCPUs as PSCI powers them, by MPIDR affinity value."""
+
+    def cpu_state(self, mpidr: int) -> AffinityState | None:
+        """The state of the vCPU with this MPIDR, or None if there is none."""
+        ...
+
+    def cpu_on(self, mpidr: int, entry: int, context_id: int) -> None:
+        """Power the (off) vCPU on at ``entry`` in EL1h with ``x0 = context_id``."""
+        ...
+
+
+class OneCpu:
+    """A VM with a single vCPU, MPIDR 0, always on: PSCI's view without an event loop."""
+
+    def cpu_state(self, mpidr: int) -> AffinityState | None:
+        return AffinityState.ON if mpidr == 0 else None
+
+    def cpu_on(self, mpidr: int, entry: int, context_id: int) -> None:
+        raise AssertionError("the only vCPU is always on")
 
 
 @dataclass(frozen=True)
@@ -74,12 +108,16 @@ class PsciOutcome:
         return self.result & ((1 << 64) - 1)
 
 
-def handle_psci(function_id: int, args: tuple[int, int, int], online_cpus: int = 1) -> PsciOutcome:
-    """Answer one PSCI call from a guest with ``online_cpus`` vCPUs (only vCPU 0 exists).
+def handle_psci(
+    function_id: int, args: tuple[int, int, int], power: CpuPower | None = None
+) -> PsciOutcome:
+    """Answer one PSCI call from a guest whose vCPUs ``power`` describes (default: one).
 
-    Secondary vCPUs are not emulated yet: ``CPU_ON`` for an MPIDR other than 0 is refused
-    with ``INVALID_PARAMETERS`` (the target does not exist), for 0 with ``ALREADY_ON``.
+    ``CPU_ON`` is synchronous: the target is on when the call returns, so ``ON_PENDING``
+    is never reported; a target that does not exist gets ``INVALID_PARAMETERS``, one that
+    is on ``ALREADY_ON`` (PSCI 1.0, 5.6).
     """
+    power = power if power is not None else OneCpu()
     function_id &= 0xFFFF_FFFF
     target = args[0]
     if function_id == PSCI_VERSION:
@@ -91,13 +129,22 @@ def handle_psci(function_id: int, args: tuple[int, int, int], online_cpus: int =
             PSCI_SUCCESS if (target & 0xFFFF_FFFF) in _SUPPORTED else PSCI_NOT_SUPPORTED
         )
     if function_id in (PSCI_CPU_ON, PSCI_CPU_ON & ~0x4000_0000):
-        mpidr = target & 0xFF_00FF_FFFF
-        if mpidr < online_cpus:
+        mpidr = target & MPIDR_AFFINITY_MASK
+        state = power.cpu_state(mpidr)
+        if state is None:
+            return PsciOutcome(PSCI_INVALID_PARAMETERS)
+        if state is not AffinityState.OFF:
             return PsciOutcome(PSCI_ALREADY_ON)
-        return PsciOutcome(PSCI_INVALID_PARAMETERS)
+        entry, context_id = args[1], args[2]
+        if function_id == PSCI_CPU_ON & ~0x4000_0000:  # SMC32: 32-bit arguments
+            entry, context_id = entry & 0xFFFF_FFFF, context_id & 0xFFFF_FFFF
+        power.cpu_on(mpidr, entry, context_id)
+        return PsciOutcome(PSCI_SUCCESS)
     if function_id in (PSCI_AFFINITY_INFO, PSCI_AFFINITY_INFO & ~0x4000_0000):
-        mpidr = target & 0xFF_00FF_FFFF
-        return PsciOutcome(0 if mpidr < online_cpus else PSCI_INVALID_PARAMETERS)  # 0 = ON
+        state = power.cpu_state(target & MPIDR_AFFINITY_MASK)
+        if state is None or args[1] != 0:  # only affinity level 0 (a single vCPU) exists
+            return PsciOutcome(PSCI_INVALID_PARAMETERS)
+        return PsciOutcome(int(state))
     if function_id == PSCI_MIGRATE_INFO_TYPE:
         return PsciOutcome(MIGRATE_NOT_REQUIRED)
     if function_id == PSCI_SYSTEM_OFF:

@@ -21,7 +21,7 @@ from sel4vmm.errors import Location, Sel4VmmError
 
 #: The backends ``run_guest`` knows; QEMU and KVM runs live in their own modules.
 BACKENDS = ("emulator",)
-BUNDLED_GUESTS = ("hello", "memtest", "gictimer", "dma", "badaccess")
+BUNDLED_GUESTS = ("hello", "memtest", "gictimer", "dma", "badaccess", "smp")
 
 
 def bundled_guest(name: str) -> Path:
@@ -65,10 +65,10 @@ def layout_from_system(path: Path) -> GuestLayout:
     Microkit ``.system`` and CAmkES ``.camkes`` files are read by the configuration
     readers (which decide which region is guest RAM); of the passthrough regions, the
     one at the UART's physical address is the console and the one at the GIC's virtual
-    CPU interface is the guest's GICC.
+    CPU interface is the guest's GICC.  The VM's vCPU count is the configuration's.
     """
     vm = load_vm(path, board="qemu_virt_aarch64", first_if_many=True)
-    layout = GuestLayout(name=vm.name, source=str(path))
+    layout = GuestLayout(name=vm.name, source=str(path), num_vcpus=vm.num_vcpus)
     ram = [r for r in vm.regions if r.kind is RegionKind.RAM]
     if not ram:
         raise Sel4VmmError(
@@ -99,6 +99,7 @@ def run_guest(
     wait_for_input: Callable[[float], bool] | None = None,
     input_source: Callable[[], bytes] | None = None,
     time_limit: float | None = 60.0,
+    num_vcpus: int | None = None,
 ) -> RunResult:
     """Boot ``kernel_path`` (default: the bundled hello guest) in the VM ``system_path``
     describes (default: the bundled qemu-virt system) and run it until it stops.
@@ -106,11 +107,12 @@ def run_guest(
     ``console`` receives guest output as it is printed; ``console_input`` is typed into
     the UART before the guest starts; ``wait_for_input(timeout)`` (with ``input_source``
     reading what arrived) lets an idle guest wait for a terminal instead of stopping.
+    ``num_vcpus`` overrides the configuration's vCPU count.
     """
     if backend not in BACKENDS:
         raise Sel4VmmError(f"unknown backend '{backend}'", fix=f"use one of {', '.join(BACKENDS)}")
     layout = layout_from_system(Path(system_path) if system_path else bundled_system())
-    layout = layout.with_ram(one_to_one=one_to_one, size=ram_size)
+    layout = layout.with_ram(one_to_one=one_to_one, size=ram_size).with_vcpus(num_vcpus)
     kernel = Path(kernel_path) if kernel_path else bundled_guest("hello")
     sink = Console(console)
 
@@ -135,8 +137,8 @@ def run_guest(
     return RunResult(
         stop_reason=reason,
         console=bytes(sink.output),
-        diagnostic=board.vcpu.diagnostic,
+        diagnostic=(board.loop.stopped_by or board.vcpu).diagnostic,
         layout=layout,
         statistics=board.loop.stats,
-        faults_handled=board.vcpu.faults_handled,
+        faults_handled=sum(vcpu.faults_handled for vcpu in board.vcpus),
     )
