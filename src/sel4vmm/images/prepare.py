@@ -242,12 +242,27 @@ def ram_windows_of(vm: VmSpec) -> list[RamWindow]:
     return [RamWindow(start, end - start) for start, end in merged]
 
 
-def _resolve(name: str | None, base_dir: Path | None) -> str | None:
+def _resolve(
+    name: str | None, base_dir: Path | None, *, role: str, option: str, vm: VmSpec
+) -> str | None:
+    """A file the configuration names, beside the configuration or as given.
+
+    CAmkES names its images by file-server entry ("linux", "linux-dtb"), which are not
+    files a user has lying around: a name that is no file says which option to pass.
+    """
     if name is None:
         return None
     path = Path(name)
     if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
         return str(base_dir / path)
+    if not path.exists():
+        key = {"kernel": "kernel", "initrd": "initrd", "device tree": "dtb"}[role]
+        raise Sel4VmmError(
+            f"VM '{vm.name}': the configuration names the {role} '{name}', which is not a "
+            "file here (CAmkES names are file-server entries of the build)",
+            location=vm.images.locations.get(key, vm.location),
+            fix=f"pass the file with {option}",
+        )
     return str(path)
 
 
@@ -272,8 +287,22 @@ def prepare_from_spec(
     locations = dict(spec.locations)
     if vm.ram_location is not None:
         locations.setdefault("ram", vm.ram_location)
-    kernel_path = os.fspath(kernel) if kernel is not None else _resolve(spec.kernel, base)
-    initrd_path = os.fspath(initrd) if initrd is not None else _resolve(spec.initrd, base)
+    kernel_path = (
+        os.fspath(kernel)
+        if kernel is not None
+        else _resolve(spec.kernel, base, role="kernel", option="--kernel", vm=vm)
+    )
+    initrd_path = (
+        os.fspath(initrd)
+        if initrd is not None
+        else _resolve(
+            spec.initrd if spec.provide_initrd else None,
+            base,
+            role="initrd",
+            option="--initrd",
+            vm=vm,
+        )
+    )
     if kernel_path is None:
         raise Sel4VmmError(
             f"VM '{vm.name}': no kernel image given",
@@ -299,8 +328,13 @@ def prepare_from_spec(
             )
         # CAmkES: a generated DTB starts from ``dtb_base_name`` when one is given.
         configured = spec.dtb_base if spec.generate_dtb and spec.dtb_base else spec.dtb
-        dtb_path = os.fspath(dtb) if dtb is not None else _resolve(configured, base)
-        if dtb_path is not None and (dtb is not None or spec.provide_dtb or spec.generate_dtb):
+        wanted = configured if (spec.provide_dtb or spec.generate_dtb) else None
+        dtb_path = (
+            os.fspath(dtb)
+            if dtb is not None
+            else _resolve(wanted, base, role="device tree", option="--dtb or --dts", vm=vm)
+        )
+        if dtb_path is not None:
             tree = read_dtb(dtb_path)
             dtb_source = dtb_path
     if dtb_source:
