@@ -32,6 +32,7 @@ from sel4vmm.backends.unicorn.event_loop import EventLoop, LevelSource
 from sel4vmm.backends.unicorn.gic import DISTRIBUTOR_FRAME_SIZE, MAX_CPUS, Vgic
 from sel4vmm.backends.unicorn.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
+from sel4vmm.boards import load_board
 from sel4vmm.errors import Location, Sel4VmmError, read_user_file
 from sel4vmm.memory.address_space import frame_iterator
 from sel4vmm.sel4.arch import AARCH64
@@ -44,17 +45,20 @@ from sel4vmm.vm import (
     VirtualMachine,
 )
 
-#: qemu virt's physical map (hw/arm/virt.c): GIC distributor, CPU interface, virtual CPU
-#: interface (GICV), PL011, and RAM from 1 GiB.
-QEMU_VIRT_GICD = 0x0800_0000
-QEMU_VIRT_GICC = 0x0801_0000
-QEMU_VIRT_GICV = 0x0804_0000
-QEMU_VIRT_UART = 0x0900_0000
-QEMU_VIRT_RAM = 0x4000_0000
 #: Board RAM: 1 GiB, like ``qemu-system-aarch64 -m 1G`` for libvmm's examples.
 QEMU_VIRT_RAM_SIZE = 0x4000_0000
+#: The emulated board is the boards table's qemu virt (``data/boards.toml``): its GIC
+#: distributor, CPU interface, virtual CPU interface (GICV), PL011 and RAM base.
+QEMU_VIRT = load_board("qemu_virt_aarch64", QEMU_VIRT_RAM_SIZE)
+assert QEMU_VIRT.gic is not None and QEMU_VIRT.gic.cpu_interface is not None
+assert QEMU_VIRT.gic.vcpu_interface is not None
+QEMU_VIRT_GICD = QEMU_VIRT.gic.distributor.base
+QEMU_VIRT_GICC = QEMU_VIRT.gic.cpu_interface.base
+QEMU_VIRT_GICV = QEMU_VIRT.gic.vcpu_interface.base
+QEMU_VIRT_UART = QEMU_VIRT.uart.base
+QEMU_VIRT_RAM = QEMU_VIRT.ram[0].base
 #: The PL011's interrupt: SPI 1, INTID 33 (``<irq irq="33" id="1"/>``).
-QEMU_VIRT_UART_INTID = 33
+QEMU_VIRT_UART_INTID = QEMU_VIRT.uart.irq
 #: Where the VMM emulates the test DMA engine (a free window of qemu virt's map).
 DMA_GUEST_ADDRESS = 0x0B00_0000
 #: Linux's arm64 image offset from the start of RAM; the DTB goes at the start of RAM.
@@ -123,14 +127,8 @@ def check_vcpus(layout: GuestLayout) -> None:
 
 
 def board_physical_memory() -> PhysicalMemory:
-    """qemu virt's physical memory as the model needs it: the GIC, the UART and 1 GiB RAM."""
-    return PhysicalMemory(
-        [
-            MemoryRange(QEMU_VIRT_GICD, 0x5_0000, device=True, name="gic"),
-            MemoryRange(QEMU_VIRT_UART, 0x1000, device=True, name="pl011"),
-            MemoryRange(QEMU_VIRT_RAM, QEMU_VIRT_RAM_SIZE, name="ram"),
-        ]
-    )
+    """qemu virt's physical memory from the boards table: GIC, UART and 1 GiB of RAM."""
+    return PhysicalMemory(QEMU_VIRT.memory_ranges())
 
 
 def one_to_one_request(layout: GuestLayout) -> DeviceUntypedRequest:
