@@ -6,15 +6,17 @@ anywhere in a run still unmaps, closes and stops what it started.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
 
-class Closing:
+class Closing(ABC):
     """Subclasses implement :meth:`close` (idempotent); ``with`` calls it on the way out."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the resource; calling it again does nothing."""
 
     def __enter__(self) -> Self:
         return self
