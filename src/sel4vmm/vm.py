@@ -17,13 +17,12 @@ from sel4vmm.errors import Sel4VmmError
 from sel4vmm.memory.address_space import GuestAddressSpace, frame_iterator
 from sel4vmm.memory.faults import FaultCallback
 from sel4vmm.memory.guest_ram import GuestRam
-from sel4vmm.memory.reservation import Reservation, VmFrame
+from sel4vmm.memory.reservation import Reservation
 from sel4vmm.memory.stage2 import Stage2Tables
 from sel4vmm.sel4.allocator import ObjectAllocator, Request
 from sel4vmm.sel4.cspace import CSpace
 from sel4vmm.sel4.objects import ENDPOINT_BITS, ObjectKind, ObjectRun
 from sel4vmm.sel4.platform import Sel4Platform
-from sel4vmm.sel4.untyped import Untyped
 
 
 @dataclass(frozen=True)
@@ -197,17 +196,10 @@ class VirtualMachine:
                 None,
             )
             if covering is not None and covering.size_bits == page_bits:
-                first = (paddr - covering.paddr) >> page_bits
+                # The whole run laid out so that the window's first frame is at guest_addr.
+                run_base = guest_addr - (paddr - covering.paddr)
                 reservation = self.memory.reserve_at(guest_addr, size, label=label)
-                self.memory.map(
-                    reservation,
-                    lambda addr, _c: VmFrame(
-                        covering.cptr(first + ((addr - guest_addr) >> page_bits)),
-                        "rw",
-                        guest_addr + ((addr - guest_addr) >> page_bits << page_bits),
-                        page_bits,
-                    ),
-                )
+                self.memory.map(reservation, frame_iterator([covering], run_base, "rw"))
                 return reservation
             if self.allocator.covering(paddr) is not None:
                 runs = self.allocator.retype_at(ObjectKind.FRAME, paddr, page_bits, count)
@@ -261,6 +253,3 @@ class VirtualMachine:
         report.cspace_peak = self.cspace.peak
         report.cnode_bits = self.cspace.cnode_bits()
         return report
-
-    def given_untypeds(self) -> list[Untyped]:
-        return list(self.allocator.given)

@@ -9,13 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from sel4vmm.cli.render import make_console
+from sel4vmm.cli.render import make_console, map_table
 from sel4vmm.config.load import load_system
 from sel4vmm.config.spec import Finding
 from sel4vmm.errors import Sel4VmmError
-from sel4vmm.plan import SystemPlan, VmPlan, plan_system
+from sel4vmm.plan import SystemPlan, plan_system
 from sel4vmm.plan.document import plan_json
 from sel4vmm.sel4.objects import human_size
 
@@ -34,32 +33,6 @@ def parse_size(text: str) -> int:
         raise Sel4VmmError(
             f"cannot read the RAM size '{text}'", fix="write it as QEMU's -m does: 2G, 512M"
         ) from None
-
-
-def map_table(vm: VmPlan) -> Table:
-    table = Table(title=f"{vm.name}: guest-physical map", title_justify="left")
-    table.add_column("guest-physical", style="cyan", no_wrap=True)
-    table.add_column("size", justify="right")
-    table.add_column("kind")
-    table.add_column("name")
-    table.add_column("backed by")
-    table.add_column("physical", no_wrap=True)
-    for e in vm.entries:
-        physical = ", ".join(f"{p:#x}+{human_size(n)}" for p, n in e.physical[:3])
-        if len(e.physical) > 3:
-            physical += f" (+{len(e.physical) - 3} more)"
-        style = "dim" if e.kind == "hole" else None
-        frames = f"{human_size(1 << e.page_bits)} " if e.page_bits else ""
-        table.add_row(
-            f"{e.start:#012x}-{e.end:#012x}",
-            human_size(e.size),
-            e.kind,
-            e.name,
-            f"{frames}{e.backing}".strip(),
-            physical,
-            style=style,
-        )
-    return table
 
 
 def print_findings(console: Console, findings: list[Finding]) -> None:

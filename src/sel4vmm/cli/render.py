@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from sel4vmm.memory.reservation import Reservation
+from sel4vmm.plan.model import VmPlan
 from sel4vmm.sel4.objects import human_size
-from sel4vmm.vm import ResourceReport, VirtualMachine
+from sel4vmm.vm import ResourceReport
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -18,42 +18,28 @@ def make_console(stderr: bool = False) -> Console:
     return console
 
 
-def _backing(vm: VirtualMachine, reservation: Reservation) -> str:
-    if reservation.deferred is not None:
-        return "mapped on first fault"
-    if not reservation.extents:
-        return "emulated by the VMM (faults)"
-    one_to_one = all(e.guest_addr == e.paddr for e in reservation.extents)
-    bits = sorted({e.page_bits for e in reservation.extents})
-    frames = "/".join(human_size(1 << b) for b in bits)
-    if one_to_one:
-        return f"{frames} frames, 1:1 (IPA == PA)"
-    pieces = len(reservation.extents)
-    return f"{frames} frames from the pool, {pieces} physical piece{'s' if pieces != 1 else ''}"
-
-
-def guest_map_table(vm: VirtualMachine) -> Table:
-    """Every reservation in guest-physical order, with what backs it."""
+def map_table(vm: VmPlan) -> Table:
     table = Table(title=f"{vm.name}: guest-physical map", title_justify="left")
-    table.add_column("guest-physical range", style="cyan", no_wrap=True)
+    table.add_column("guest-physical", style="cyan", no_wrap=True)
     table.add_column("size", justify="right")
-    table.add_column("what")
+    table.add_column("kind")
+    table.add_column("name")
     table.add_column("backed by")
-    table.add_column("physical", style="dim")
-    for reservation in vm.memory.reservations():
-        first = reservation.extents[0].paddr if reservation.extents else None
-        last = reservation.extents[-1] if reservation.extents else None
-        physical = (
-            f"{first:#x}..{last.translate(last.guest_end - 1) + 1:#x}"
-            if first is not None and last is not None
-            else "-"
-        )
+    table.add_column("physical", no_wrap=True)
+    for e in vm.entries:
+        physical = ", ".join(f"{p:#x}+{human_size(n)}" for p, n in e.physical[:3])
+        if len(e.physical) > 3:
+            physical += f" (+{len(e.physical) - 3} more)"
+        style = "dim" if e.kind == "hole" else None
+        frames = f"{human_size(1 << e.page_bits)} " if e.page_bits else ""
         table.add_row(
-            f"{reservation.start:#012x}-{reservation.end:#012x}",
-            human_size(reservation.size),
-            reservation.label or ("anonymous" if reservation.anonymous else "reservation"),
-            _backing(vm, reservation),
+            f"{e.start:#012x}-{e.end:#012x}",
+            human_size(e.size),
+            e.kind,
+            e.name,
+            f"{frames}{e.backing}".strip(),
             physical,
+            style=style,
         )
     return table
 

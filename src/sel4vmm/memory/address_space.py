@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sel4vmm.errors import AddressSpaceError, Sel4VmmError
@@ -166,11 +167,15 @@ class GuestAddressSpace:
         return None
 
     def _insert(self, reservation: Reservation) -> None:
+        """Add a reservation; a failing operation around this takes it out again."""
+        self._link(reservation)
+        self.undo.record(lambda: self._remove(reservation))
+
+    def _link(self, reservation: Reservation) -> None:
         self._tlb.clear()
         index = bisect.bisect_left(self._starts, reservation.start)
         self._starts.insert(index, reservation.start)
         self._reservations.insert(index, reservation)
-        self.undo.record(lambda: self._remove(reservation))
 
     def _remove(self, reservation: Reservation) -> None:
         self._tlb.clear()
@@ -266,10 +271,11 @@ class GuestAddressSpace:
             # Compare end points, not "end - aligned >= size": no unsigned underflow here.
             if aligned + size <= end:
                 self._anon_take(aligned, aligned + size)
+                self.undo.record(partial(self._anon_release, aligned, aligned + size))
                 reservation = Reservation(
                     aligned, size, callback, cookie, anonymous=True, label=label
                 )
-                self._insert_anon(reservation)
+                self._insert(reservation)
                 return reservation
         largest = max((e - s for s, e in self._anon_free), default=0)
         raise AddressSpaceError(
@@ -277,18 +283,6 @@ class GuestAddressSpace:
             f"(largest free anonymous range: {largest:#x} bytes)",
             fix="make more guest-physical memory anonymous (vm_memory_make_anon) or ask for less",
         )
-
-    def _insert_anon(self, reservation: Reservation) -> None:
-        self._tlb.clear()
-        index = bisect.bisect_left(self._starts, reservation.start)
-        self._starts.insert(index, reservation.start)
-        self._reservations.insert(index, reservation)
-
-        def undo() -> None:
-            self._remove(reservation)
-            self._anon_release(reservation.start, reservation.end)
-
-        self.undo.record(undo)
 
     def free(self, reservation: Reservation) -> None:
         """``vm_free_reserved_memory``: unmap and forget a reservation (anonymous too)."""
@@ -300,16 +294,10 @@ class GuestAddressSpace:
         with self.undo.transaction():
             self._unmap(reservation)
             self._remove(reservation)
-            self.undo.record(lambda: self._reinsert(reservation))
+            self.undo.record(lambda: self._link(reservation))
             if reservation.anonymous:
                 self._anon_release(reservation.start, reservation.end)
                 self.undo.record(lambda: self._anon_take(reservation.start, reservation.end))
-
-    def _reinsert(self, reservation: Reservation) -> None:
-        self._tlb.clear()
-        index = bisect.bisect_left(self._starts, reservation.start)
-        self._starts.insert(index, reservation.start)
-        self._reservations.insert(index, reservation)
 
     # -- mapping -------------------------------------------------------------------------
     def map(
@@ -540,12 +528,7 @@ class GuestAddressSpace:
         cursor = addr
         while cursor < end:
             reservation = self.find(cursor)
-            extent = None
-            if reservation is not None:
-                extents = reservation.extents
-                index = bisect.bisect_right([e.guest_addr for e in extents], cursor) - 1
-                if index >= 0 and cursor < extents[index].guest_end:
-                    extent = extents[index]
+            extent = reservation.extent_at(cursor) if reservation is not None else None
             if extent is None:
                 raise AddressSpaceError(
                     f"guest-physical address {cursor:#x} is not backed by memory",

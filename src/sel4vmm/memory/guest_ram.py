@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sel4vmm.errors import AddressSpaceError, Sel4VmmError
 from sel4vmm.memory.address_space import GuestAddressSpace
 from sel4vmm.memory.faults import FaultResult, MemoryFault
+from sel4vmm.memory.reservation import Reservation
 from sel4vmm.sel4.allocator import ObjectAllocator, Request
 from sel4vmm.sel4.objects import ObjectKind, ObjectRun, human_size
 from sel4vmm.sel4.physmem import PhysicalMemory
@@ -71,8 +72,6 @@ class GuestRam:
         self.vm = vm
         self.page_size = memory.page_size
         self._regions: list[RamRegion] = []
-        #: (guest start, size, frame bits, one_to_one) of each registration.
-        self.registrations: list[tuple[int, int, int, bool]] = []
 
     # -- registration ----------------------------------------------------------------------
     def register(self, size: int, *, page_bits: int | None = None) -> int:
@@ -81,7 +80,7 @@ class GuestRam:
         size = self._round(size, bits, "RAM")
         with self.undo.transaction():
             reservation = self.memory.reserve_anon(size, 1 << bits, ram_fault_callback, label="ram")
-            self._back(reservation.start, size, bits, one_to_one=False, paddr=None)
+            self._back(reservation, bits, paddr=None)
         return reservation.start
 
     def register_at(
@@ -109,8 +108,7 @@ class GuestRam:
             paddr = addr
         with self.undo.transaction():
             reservation = self.memory.reserve_at(addr, size, ram_fault_callback, label="ram")
-            del reservation
-            self._back(addr, size, bits, one_to_one=paddr is not None, paddr=paddr)
+            self._back(reservation, bits, paddr=paddr)
 
     def _frame_bits(self, page_bits: int | None) -> int:
         arch = self.memory.arch
@@ -128,39 +126,25 @@ class GuestRam:
         frame = 1 << bits
         return (size + frame - 1) // frame * frame
 
-    def _back(
-        self, addr: int, size: int, bits: int, *, one_to_one: bool, paddr: int | None
-    ) -> None:
-        reservation = self.memory.find(addr)
-        assert reservation is not None
+    def _back(self, reservation: Reservation, bits: int, *, paddr: int | None) -> None:
+        """Frames for a fresh RAM reservation: at ``paddr`` onwards, or from the pool (with
+        the tables they need, as one batch), mapped and added to the region list."""
+        addr, size = reservation.start, reservation.size
         count = size >> bits
         runs: list[ObjectRun]
         if paddr is not None:
             runs = self.allocator.retype_at(ObjectKind.FRAME, paddr, bits, count)
-            self.memory.map_runs(reservation, addr, runs)
         else:
-            runs = self.memory.tables.allocate_with(
-                [(addr, size, bits)],
-                [
-                    Request(
-                        ObjectKind.FRAME,
-                        bits,
-                        count,
-                        may_use_device=self.allocator.frames_may_use_device,
-                    )
-                ],
-            )[0]
-            self.memory.map_runs(reservation, addr, runs)
+            frames = Request(
+                ObjectKind.FRAME, bits, count, may_use_device=self.allocator.frames_may_use_device
+            )
+            runs = self.memory.tables.allocate_with([(addr, size, bits)], [frames])[0]
+        self.memory.map_runs(reservation, addr, runs)
         self._add_region(RamRegion(addr, size, False))
-        entry = (addr, size, bits, paddr is not None)
-        self.registrations.append(entry)
-        self.undo.record(lambda: self.registrations.remove(entry))
 
     # -- the region list -------------------------------------------------------------------
     def regions(self) -> list[RamRegion]:
-        return [RamRegion(r.start, r.size, r.allocated) for r in self._regions]
-
-    def _snapshot(self) -> list[RamRegion]:
+        """Copies of the region list (callers and edits must not alias the live one)."""
         return [RamRegion(r.start, r.size, r.allocated) for r in self._regions]
 
     def _set_regions(self, regions: list[RamRegion]) -> None:
@@ -178,7 +162,7 @@ class GuestRam:
         self.undo.record(lambda: setattr(self, "_regions", before))
 
     def _add_region(self, region: RamRegion) -> None:
-        self._set_regions([*self._snapshot(), region])
+        self._set_regions([*self.regions(), region])
 
     def _covering(self, start: int, size: int) -> bool:
         """Whether registered RAM covers ``[start, start + size)`` (across regions)."""
@@ -204,7 +188,7 @@ class GuestRam:
             )
         end = start + size
         pieces: list[RamRegion] = []
-        for region in self._snapshot():
+        for region in self.regions():
             if region.end <= start or region.start >= end:
                 pieces.append(region)
                 continue
@@ -300,11 +284,8 @@ class GuestRam:
 
     def _frame_bits_at(self, addr: int) -> int:
         reservation = self.memory.find(addr)
-        assert reservation is not None
-        for extent in reservation.extents:
-            if extent.guest_addr <= addr < extent.guest_end:
-                return extent.page_bits
-        return self.memory.arch.page_bits[0]
+        extent = reservation.extent_at(addr) if reservation is not None else None
+        return extent.page_bits if extent is not None else self.memory.arch.page_bits[0]
 
     def read(self, addr: int, size: int) -> bytes:
         """Copy ``size`` bytes of guest RAM out (``vm_guest_ram_read_callback`` over touch)."""

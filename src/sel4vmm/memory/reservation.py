@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,13 @@ class Reservation:
     @property
     def mapped(self) -> bool:
         return bool(self.extents)
+
+    def extent_at(self, addr: int) -> MappedExtent | None:
+        """The mapped extent containing ``addr`` (bisection over the sorted extents)."""
+        index = bisect.bisect_right(self.extents, addr, key=lambda e: e.guest_addr) - 1
+        if index >= 0 and addr < self.extents[index].guest_end:
+            return self.extents[index]
+        return None
 
     def region(self) -> tuple[int, int]:
         """``vm_get_reservation_memory_region``: (address, size)."""

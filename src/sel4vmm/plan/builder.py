@@ -190,17 +190,14 @@ def _attempt(
 ) -> None:
     try:
         action()
-    except ResourceExhausted as error:
+    except Sel4VmmError as error:
         # A pool that is too small is fixed at the pool, so point there.
         location = region.location
-        if "pool exhausted" in error.message and vm_spec.pools:
+        pool_short = isinstance(error, ResourceExhausted) and "pool exhausted" in error.message
+        if pool_short and vm_spec.pools:
             location = vm_spec.pools[0].location or location
         vm_plan.findings.append(
             Finding("error", f"{region.name}: {error.message}", location, error.fix)
-        )
-    except Sel4VmmError as error:
-        vm_plan.findings.append(
-            Finding("error", f"{region.name}: {error.message}", region.location, error.fix)
         )
 
 

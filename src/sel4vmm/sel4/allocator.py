@@ -303,7 +303,3 @@ class ObjectAllocator:
         for run in self.runs:
             counts[(run.kind, run.size_bits)] += run.count
         return counts
-
-    def untyped_usage(self) -> list[tuple[Untyped, int]]:
-        """Each untyped the configuration gave, with the bytes it has handed out."""
-        return [(u, u.watermark) for u in self.given]

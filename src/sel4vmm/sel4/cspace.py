@@ -9,7 +9,6 @@ peak number of slots a run needed and the CNode size in bits that holds it.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
 from dataclasses import dataclass
 
 from sel4vmm.errors import ResourceExhausted
@@ -40,7 +39,6 @@ class CSpace:
         self._ranges: dict[int, SlotRange] = {}
         self.used = INITIAL_SLOTS
         self.peak = INITIAL_SLOTS
-        self.by_label: Counter[str] = Counter()
 
     @property
     def capacity(self) -> int | None:
@@ -59,7 +57,6 @@ class CSpace:
         self._starts.insert(index, first)
         self._ranges[first] = rng
         self.used += count
-        self.by_label[label] += count
         self.peak = max(self.peak, self.used)
         self._undo.record(lambda: self._release(first))
         return first
@@ -95,7 +92,6 @@ class CSpace:
         index = bisect.bisect_left(self._starts, first)
         del self._starts[index]
         self.used -= rng.count
-        self.by_label[rng.label] -= rng.count
         if rng.first + rng.count == self._next:
             self._next = rng.first
             # Fold free ranges that now touch the top back into it.
@@ -124,7 +120,6 @@ class CSpace:
         self._starts.insert(index, rng.first)
         self._ranges[rng.first] = rng
         self.used += rng.count
-        self.by_label[rng.label] += rng.count
         self.peak = max(self.peak, self.used)
 
     def note_transient(self, count: int, label: str) -> None:

@@ -90,20 +90,9 @@ class PhysicalMemory:
         self._host_base = ctypes.addressof(ctypes.c_char.from_buffer(self._mmap))
 
     # -- queries -------------------------------------------------------------------------
-    def range_of(self, paddr: int, size: int = 1) -> MemoryRange | None:
-        """The board range that wholly contains ``[paddr, paddr + size)``, if any."""
-        for r in self.ranges:
-            if r.contains(paddr, size):
-                return r
-        return None
-
     @property
     def ram_ranges(self) -> tuple[MemoryRange, ...]:
         return tuple(r for r in self.ranges if not r.device)
-
-    @property
-    def device_ranges(self) -> tuple[MemoryRange, ...]:
-        return tuple(r for r in self.ranges if r.device)
 
     def _offset(self, paddr: int, size: int) -> int:
         offset = paddr - self.base

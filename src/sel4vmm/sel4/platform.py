@@ -124,14 +124,10 @@ class Sel4Platform:
                 fix=f"use an address that is a multiple of {1 << size_bits:#x}",
             )
         run = self.root.retype_at(ObjectKind.UNTYPED, paddr, size_bits, 1)[0]
-        parent = run.untyped
-        device = parent.device if parent is not None else True
-        if not device:
-            # Device untyped inside the RAM range: the system reserves that RAM from the
-            # kernel (an overlay like overlay-reserve-vm-memory.dts) and hands it out as
-            # device memory, which the VMM may use to back guest RAM 1:1.
-            device = True
-        return Untyped(paddr, size_bits, device, label=label, parent=parent)
+        # Always device memory: inside the RAM range too, because the system reserves that
+        # RAM from the kernel (an overlay like overlay-reserve-vm-memory.dts) and hands it
+        # out as device untyped, which the VMM may use to back guest RAM 1:1.
+        return Untyped(paddr, size_bits, True, label=label, parent=run.untyped)
 
     def carve_frames_at(self, paddr: int, size: int, page_bits: int) -> ObjectRun:
         """Device frames covering ``[paddr, paddr + size)`` (``mmios``).
