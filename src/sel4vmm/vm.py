@@ -162,11 +162,16 @@ class VirtualMachine:
         """``vm_register_unhandled_mem_fault_callback``."""
         self.memory.set_unhandled_fault_handler(callback, cookie)
 
+    def _covering_device_frames(self, paddr: int, size: int) -> ObjectRun | None:
+        return next(
+            (r for r in self.device_frames if r.paddr <= paddr and paddr + size <= r.end), None
+        )
+
     def device_frame_run(self, paddr: int, size: int) -> tuple[ObjectRun, int]:
         """The device-frame run and first index covering ``[paddr, paddr + size)``."""
-        for run in self.device_frames:
-            if run.paddr <= paddr and paddr + size <= run.end:
-                return run, (paddr - run.paddr) >> run.size_bits
+        run = self._covering_device_frames(paddr, size)
+        if run is not None:
+            return run, (paddr - run.paddr) >> run.size_bits
         raise Sel4VmmError(
             f"{self.name}: no device frames cover [{paddr:#x}, {paddr + size:#x})",
             fix=f'give the VM mmios = ["{paddr:#x}:{size:#x}:12"]',
@@ -191,10 +196,7 @@ class VirtualMachine:
         count = size // frame
         with self.undo.transaction():
             runs: list[ObjectRun]
-            covering = next(
-                (r for r in self.device_frames if r.paddr <= paddr and paddr + size <= r.end),
-                None,
-            )
+            covering = self._covering_device_frames(paddr, size)
             if covering is not None and covering.size_bits == page_bits:
                 # The whole run laid out so that the window's first frame is at guest_addr.
                 run_base = guest_addr - (paddr - covering.paddr)

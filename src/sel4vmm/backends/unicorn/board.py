@@ -34,7 +34,6 @@ from sel4vmm.backends.unicorn.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
 from sel4vmm.boards import load_board
 from sel4vmm.errors import Location, Sel4VmmError, read_user_file
-from sel4vmm.memory.address_space import frame_iterator
 from sel4vmm.sel4.arch import AARCH64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform
@@ -264,13 +263,9 @@ class EmulatedBoard:
             page_bits=layout.ram_page_bits,
         )
         for passthrough in (layout.uart, layout.gic_vcpu):
-            run, index = self.vm.device_frame_run(passthrough.paddr, passthrough.size)
-            if index:
-                raise Sel4VmmError(f"{passthrough.name}: device frames must start the run")
-            reservation = memory.reserve_at(
-                passthrough.guest_addr, passthrough.size, label=passthrough.name
+            self.vm.map_device(
+                passthrough.guest_addr, passthrough.paddr, passthrough.size, label=passthrough.name
             )
-            memory.map(reservation, frame_iterator([run], passthrough.guest_addr, "rw"))
         memory.reserve_at(
             layout.gicd_base,
             DISTRIBUTOR_FRAME_SIZE,
