@@ -5,18 +5,8 @@
  * acknowledging each through IAR and completing it through EOIR.
  */
 #include "runtime.h"
+#include "gic.h"
 
-#define GICD_BASE 0x08000000UL
-#define GICC_BASE 0x08010000UL
-#define GICD_CTLR 0x000
-#define GICD_TYPER 0x004
-#define GICD_ISENABLER 0x100
-#define GICD_IPRIORITYR 0x400
-#define GICD_ITARGETSR 0x800
-#define GICC_CTLR 0x000
-#define GICC_PMR 0x004
-#define GICC_IAR 0x00c
-#define GICC_EOIR 0x010
 #define UART_IMSC 0x038
 #define UART_ICR 0x044
 #define UART_DR 0x000
