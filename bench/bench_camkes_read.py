@@ -8,13 +8,12 @@ pcpp's.  Prints figures only; nothing here passes or fails.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sel4vmm.config.camkes import read_camkes
 from sel4vmm.config.camkes.preprocess import BUNDLED_INCLUDE_DIR, preprocess
 from sel4vmm.config.camkes.reader import platform_directories
+from timing import best_of
 
 EXAMPLES = (
     Path(__file__).resolve().parents[1].parent / "shared" / "realworld" / "camkes-vm-examples"
@@ -28,15 +27,6 @@ def cases() -> list[tuple[Path, dict[str, str]]]:
         platforms = [] if path.name == "devices.camkes" else platform_directories(path.parent)
         found += [(path, {"PLAT": p}) for p in platforms] or [(path, {})]
     return found
-
-
-def best_of(rounds: int, action: Callable[[], None]) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ passthrough UART, the GIC vCPU window); the board's RAM is sized to hold them al
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,14 +22,9 @@ from sel4vmm.config.load import load_system  # noqa: E402
 from sel4vmm.config.microkit import MicrokitTarget, check_text  # noqa: E402
 from sel4vmm.config.microkit.to_spec import to_system_spec  # noqa: E402
 from sel4vmm.plan import plan_system  # noqa: E402
+from timing import best_of  # noqa: E402
 
 REALWORLD = REPO.parent / "shared" / "realworld"
-
-
-def timed(action: object) -> float:
-    start = time.perf_counter()
-    action()  # type: ignore[operator]
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -41,7 +35,7 @@ def main() -> None:
         def real_run() -> None:
             plan_system(load_system(largest))
 
-        seconds = min(timed(real_run) for _ in range(5))
+        seconds = best_of(5, real_run)
         print(
             f"largest real file {largest.relative_to(REALWORLD)}: check + plan "
             f"{seconds * 1e3:.1f} ms (target < 200 ms)"
@@ -58,7 +52,7 @@ def main() -> None:
             plan = plan_system(spec, board="qemu_virt_aarch64", ram_size=ram)
             assert not plan.has_errors, plan.all_findings()[:3]
 
-        seconds = min(timed(run) for _ in range(3 if count < 1000 else 1))
+        seconds = best_of(3 if count < 1000 else 1, run)
         baseline = baseline or seconds
         print(
             f"{count:5d} VMs: check + plan {seconds * 1e3:9.1f} ms   x{seconds / baseline:6.1f} "

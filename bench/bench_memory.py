@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import mmap
 import random
-import time
-from collections.abc import Callable
 from typing import Any
 
 from sel4vmm.memory import FaultResult, MemoryFault
@@ -21,6 +19,7 @@ from sel4vmm.sel4.arch import AARCH64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform
 from sel4vmm.vm import PoolRequest, VirtualMachine
+from timing import best_of
 
 MIB = 1 << 20
 RAM_BASE = 0x40000000
@@ -29,15 +28,6 @@ RAM_BASE = 0x40000000
 def platform(ram: int) -> Sel4Platform:
     physmem = PhysicalMemory([MemoryRange(RAM_BASE, ram, name="ram")])
     return Sel4Platform(physmem, AARCH64, board_name="bench")
-
-
-def best_of(repeats: int, action: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def bench_bulk() -> None:

@@ -23,7 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sel4vmm.backends.qemu.console import ConsoleStream
@@ -34,6 +33,7 @@ from sel4vmm.backends.qemu.session import run_qemu
 from sel4vmm.backends.qemu.shared_ram import SharedGuestRam
 from sel4vmm.images.cpio import InitramfsBuilder
 from sel4vmm.images.dtb import compile_dts
+from timing import best_of
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN_ROOT = REPO / ".cache" / "debian-arm64" / "root"
@@ -112,15 +112,6 @@ def bench_boot(directory: Path) -> None:
 def _figures(samples: list[float]) -> str:
     text = " ".join(f"{s:.2f}" for s in samples)
     return f"median {statistics.median(samples):.3f} s, min {min(samples):.3f} s  [{text}]"
-
-
-def best_of(repeats: int, action: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def bench_load(directory: Path) -> None:

@@ -15,8 +15,6 @@ Prints figures only; there is no pass/fail on timing.  Run:
 from __future__ import annotations
 
 import struct
-import time
-from collections.abc import Callable
 from typing import Any
 
 from unicorn import UC_HOOK_INTR, UC_PROT_ALL
@@ -29,6 +27,7 @@ from sel4vmm.backends.unicorn.gic import GICC_CTLR, GICC_PMR, GICD_CTLR, GICD_IS
 from sel4vmm.backends.unicorn.session import bundled_guest
 from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENABLE
 from sel4vmm.memory import FaultResult, MemoryFault
+from timing import timed
 
 RAM = 0x4000_0000
 CODE = RAM + 0x8_0000
@@ -53,12 +52,6 @@ SYSTEM_OFF = [*mov64(0, 0x8400_0008), HVC0]
 
 def pack(words: list[int]) -> bytes:
     return struct.pack(f"<{len(words)}I", *words)
-
-
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 # -- 1. MMIO round trip ----------------------------------------------------------------------
