@@ -190,3 +190,15 @@ def test_listeners_are_told_when_a_mapping_is_rolled_back(vm: VirtualMachine) ->
         raise RuntimeError("a later step of the same operation failed")
     assert events == ["map 0x40000000", "unmap 0x40000000"]
     assert vm.memory.reservations() == []
+
+
+def test_an_address_beside_a_sub_page_reservation_is_not_cached_as_its_own(
+    vm: VirtualMachine,
+) -> None:
+    seen: list[MemoryFault] = []
+    vm.memory.reserve_at(0x9000010, 0x10, answer(FaultResult.HANDLED, 1), seen)
+    for _ in range(2):  # the second round would hit a wrongly filled page cache
+        assert vm.memory.handle_fault(MemoryFault(0x9000014, 4, False)) is FaultResult.HANDLED
+        assert vm.memory.handle_fault(MemoryFault(0x9000000, 4, False)) is FaultResult.UNHANDLED
+        assert vm.memory.handle_fault(MemoryFault(0x9000020, 4, False)) is FaultResult.UNHANDLED
+    assert len(seen) == 2

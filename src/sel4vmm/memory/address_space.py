@@ -110,15 +110,20 @@ class GuestAddressSpace:
         """
         page = addr >> 12
         cached = self._tlb.get(page)
-        if cached is not None and cached.start <= addr < cached.end:
+        if cached is not None:
             return cached
         index = bisect.bisect_right(self._starts, addr) - 1
         if index >= 0:
             reservation = self._reservations[index]
             if addr < reservation.end:
-                if len(self._tlb) >= TLB_ENTRIES:
-                    self._tlb.clear()
-                self._tlb[page] = reservation
+                # Cache only pages the reservation covers whole: a hit then needs no range
+                # check, and an address beside a sub-page reservation is never mistaken
+                # for it.
+                base = page << 12
+                if reservation.start <= base and base + 0x1000 <= reservation.end:
+                    if len(self._tlb) >= TLB_ENTRIES:
+                        self._tlb.clear()
+                    self._tlb[page] = reservation
                 return reservation
         return None
 
@@ -551,10 +556,7 @@ class GuestAddressSpace:
         that fails, ends in ERROR with :attr:`last_error` saying why.
         """
         self.last_error = ""
-        address = fault.address
-        reservation = self._tlb.get(address >> 12)  # the common case: a device page again
-        if reservation is None or not reservation.start <= address < reservation.end:
-            reservation = self.find(address)
+        reservation = self.find(fault.address)
         fault.reservation = reservation
         result: FaultResult
         if reservation is None:
