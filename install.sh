@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(
     qemu-system-arm gcc-aarch64-linux-gnu device-tree-compiler busybox-static
-    linux-image-amd64 cpio build-essential python3-dev swig
+    linux-image-amd64 cpio build-essential
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
