@@ -19,13 +19,11 @@ compiled with ``-@`` and applied with ``fdtoverlay``.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.errors import Location, Sel4VmmError, read_user_file
 from sel4vmm.images.fdt_check import (
     DTB_MAGIC,
     HEADER_SIZE,
@@ -34,6 +32,7 @@ from sel4vmm.images.fdt_check import (
     parse_dtb_header,
 )
 from sel4vmm.images.fdt_tree import Fdt, FdtNode, read_fdt
+from sel4vmm.subprocesses import find_tool, run_tool
 
 __all__ = ["DTB_MAGIC", "HEADER_SIZE", "DeviceTree", "DtbHeader", "is_dtb", "parse_dtb_header"]
 
@@ -226,29 +225,35 @@ class DeviceTree:
 # -- compiling ---------------------------------------------------------------------------
 
 
+#: How long dtc and fdtoverlay may take: real trees compile in milliseconds.
+DTC_TIMEOUT = 60.0
+#: The most output kept from them: Linux refuses trees over 2 MiB anyway.
+DTC_MAX_OUTPUT = 16 << 20
+
+
 def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise Sel4VmmError(
-            f"'{name}' is not installed; it is needed to compile device tree sources",
-            fix="install it (Debian/Ubuntu: apt-get install device-tree-compiler)",
-        )
-    return found
+    return find_tool(name, package="device-tree-compiler", purpose="to compile device tree sources")
 
 
 _DTC_POSITION = re.compile(r"<stdin>:(\d+)(?:\.(\d+))?")
 
 
+#: Device tree sources are text a person wrote: a few MiB at most.
+MAX_SOURCE_BYTES = 16 << 20
+
+
 def _read_source(path: Path, role: str) -> str:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         raise Sel4VmmError(
             f"the {role} does not exist", location=Location(str(path)), fix="check the path"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
+        )
+    data = read_user_file(path, f"the {role}", "check the path", max_bytes=MAX_SOURCE_BYTES)
+    try:
+        return data.decode()
+    except UnicodeDecodeError as error:
         raise Sel4VmmError(
-            f"cannot read the {role}: {error}", location=Location(str(path))
+            f"cannot read the {role}: it is not UTF-8 text (byte {error.start})",
+            location=Location(str(path)),
         ) from None
 
 
@@ -319,7 +324,13 @@ def _run_dtc(
     for directory in [pieces[0][1].parent, *include_dirs]:
         command += ["-i", str(directory)]
     command.append("-")
-    result = subprocess.run(command, input=source.encode(), capture_output=True, check=False)
+    result = run_tool(
+        command,
+        input=source.encode(),
+        timeout=DTC_TIMEOUT,
+        max_output=DTC_MAX_OUTPUT,
+        location=Location(str(pieces[0][1])),
+    )
     if result.returncode != 0 or not result.stdout:
         message = result.stderr.decode(errors="replace").strip() or "dtc failed"
         match = _DTC_POSITION.search(message)
@@ -343,10 +354,11 @@ def apply_overlay(base: bytes, overlay: bytes, *, overlay_name: str = "overlay")
         base_file, overlay_file, out_file = (Path(tmp) / n for n in ("b.dtb", "o.dtbo", "r.dtb"))
         base_file.write_bytes(base)
         overlay_file.write_bytes(overlay)
-        result = subprocess.run(
+        result = run_tool(
             [tool, "-i", str(base_file), "-o", str(out_file), str(overlay_file)],
-            capture_output=True,
-            check=False,
+            timeout=DTC_TIMEOUT,
+            max_output=DTC_MAX_OUTPUT,
+            location=Location(overlay_name),
         )
         if result.returncode != 0:
             message = result.stderr.decode(errors="replace").strip().splitlines()
@@ -355,4 +367,6 @@ def apply_overlay(base: bytes, overlay: bytes, *, overlay_name: str = "overlay")
                 location=Location(overlay_name),
                 fix="check that every target/label the overlay names exists in the base tree",
             )
-        return out_file.read_bytes()
+        return read_user_file(
+            out_file, "the tree fdtoverlay wrote", "check fdtoverlay", max_bytes=DTC_MAX_OUTPUT
+        )
