@@ -179,7 +179,11 @@ def _name_at(
     window = bytes(data[start : min(end, start + MAX_NAME_LENGTH + 1)])
     nul = window.find(b"\0")
     if nul < 0:
-        raise _corrupt(f"the {what} at {start:#x} is not NUL-terminated inside its block", path)
+        raise _corrupt(
+            f"the {what} at {start:#x} is not NUL-terminated inside its block within "
+            f"{MAX_NAME_LENGTH} characters",
+            path,
+        )
     name = window[:nul]
     if not all(0x21 <= c < 0x7F and c != 0x2F for c in name):
         raise _corrupt(
