@@ -186,6 +186,36 @@ def test_memory_reg_of_the_wrong_length_and_non_utf8_strings() -> None:
         _ = tree.bootargs
 
 
+@needs_dtc
+def test_non_utf8_device_type_is_just_not_memory() -> None:
+    """Issue 10 item 6: a non-UTF-8 device_type was a UnicodeDecodeError traceback."""
+    blob = dtc(
+        "/dts-v1/; / { #address-cells = <2>; #size-cells = <2>;"
+        " n@0 { device_type = [ff fe 00]; reg = <0 0 0 0x1000>; }; };"
+    )
+    tree = DeviceTree(blob, "vm.dtb")
+    assert tree.memory_ranges() == []
+    tree.set_memory([(0x40000000, 0x1000_0000)])
+    assert DeviceTree(tree.to_bytes()).memory_ranges() == [(0x40000000, 0x1000_0000)]
+
+
+@needs_dtc
+@needs_realworld
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_cells_through_images_are_one_error(name: str, tmp_path: Path) -> None:
+    cells, expected = HOSTILE[name]
+    dtb = tmp_path / "linux.dtb"
+    dtb.write_bytes(dtc(f"/dts-v1/; / {{ {cells} chosen {{ }}; }};"))
+    kernel = tmp_path / "Image"
+    kernel.write_bytes(arm64_image(2 << 20, image_size=3 << 20))
+    system = ZCU102.parent / "qemu_virt_aarch64" / "simple.system"
+    result = run_sel4vmm(["images", str(system), "--kernel", str(kernel), "--dtb", str(dtb)])
+    said = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, said
+    assert f"{dtb}: error: {expected}" in said
+    assert "Traceback" not in said
+
+
 def test_blocks_in_any_order_are_read_and_edited() -> None:
     """libfdt's edits fail with BADLAYOUT on a strings block before the structure block;
     the layout is legal, so sel4vmm reads it and writes a normal one."""
