@@ -254,6 +254,7 @@ def test_incbin_of_dev_zero_is_stopped(tmp_path: Path) -> None:
     with bounded(seconds=120), pytest.raises(Sel4VmmError) as error:
         compile_dts(source)
     assert error.value.location is not None and error.value.location.path == str(source)
+    assert error.value.fix is not None and "dtc ran out of the 2 GiB it may use" in error.value.fix
 
 
 def _children_of(pid: int) -> list[int]:

@@ -229,6 +229,8 @@ class DeviceTree:
 DTC_TIMEOUT = 60.0
 #: The most output kept from them: Linux refuses trees over 2 MiB anyway.
 DTC_MAX_OUTPUT = 16 << 20
+#: Their address-space limit: real trees need a few MiB.
+DTC_MAX_MEMORY = 2 << 30
 
 
 def _tool(name: str) -> str:
@@ -329,6 +331,7 @@ def _run_dtc(
         input=source.encode(),
         timeout=DTC_TIMEOUT,
         max_output=DTC_MAX_OUTPUT,
+        max_memory=DTC_MAX_MEMORY,
         location=Location(str(pieces[0][1])),
     )
     if result.returncode != 0 or not result.stdout:
@@ -339,10 +342,16 @@ def _run_dtc(
             path, line = _locate(int(match.group(1)), pieces)
             location = Location(str(path), line, int(match.group(2) or 0))
         first_line = message.splitlines()[0]
+        out_of_memory = "alloc" in first_line and "failed" in first_line
         raise Sel4VmmError(
             f"dtc: {_DTC_POSITION.sub('', first_line).strip(' :')}",
             location=location,
-            fix="correct the device tree source at that line",
+            fix=(
+                f"dtc ran out of the {DTC_MAX_MEMORY >> 30} GiB it may use: check /incbin/ "
+                "and /include/ for a device or a huge file"
+                if out_of_memory
+                else "correct the device tree source at that line"
+            ),
         )
     return result.stdout
 
@@ -358,6 +367,7 @@ def apply_overlay(base: bytes, overlay: bytes, *, overlay_name: str = "overlay")
             [tool, "-i", str(base_file), "-o", str(out_file), str(overlay_file)],
             timeout=DTC_TIMEOUT,
             max_output=DTC_MAX_OUTPUT,
+            max_memory=DTC_MAX_MEMORY,
             location=Location(overlay_name),
         )
         if result.returncode != 0:
