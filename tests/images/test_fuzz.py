@@ -142,3 +142,29 @@ def test_dts_through_dtc_gives_user_errors_only(pieces: list[str]) -> None:
             _edit_tree(dtb.compile_dts(source))
 
         only_user_errors(compile_and_edit, b"")
+
+
+def _efi_stub_header() -> bytes | None:
+    """The first 8 KiB of Debian's arm64 kernel: MZ, the Image header, PE/COFF headers."""
+    boot = Path(__file__).resolve().parents[2] / ".cache" / "debian-arm64" / "root" / "boot"
+    kernels = sorted(boot.glob("vmlinuz-*-arm64"))
+    if not kernels:
+        return None
+    with kernels[0].open("rb") as handle:
+        return handle.read(0x2000)
+
+
+EFI_STUB = _efi_stub_header()
+
+
+@pytest.mark.skipif(EFI_STUB is None, reason="Debian's arm64 kernel is not in .cache")
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 0x1FF), st.integers(0, 0xFFFFFFFF)), max_size=6))
+def test_mutated_pe_headers_give_user_errors_only(writes: list[tuple[int, int]]) -> None:
+    """32-bit fields of the PE/COFF headers (section count, optional header size, raw data
+    pointers and sizes, the certificate directory) replaced at random."""
+    assert EFI_STUB is not None
+    data = bytearray(EFI_STUB)
+    for word, value in writes:
+        data[4 * word : 4 * word + 4] = value.to_bytes(4, "little")
+    only_user_errors(lambda d: kernel_from_bytes(d, arch="aarch64"), bytes(data))
