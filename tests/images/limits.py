@@ -13,6 +13,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 import tracemalloc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,12 +35,17 @@ def bounded(*, seconds: float = 20.0, max_bytes: int = 256 << 20) -> Iterator[No
     previous = signal.signal(signal.SIGALRM, expired)
     tracemalloc.start()
     tracemalloc.reset_peak()
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # pytest-timeout may have its own alarm pending: put it back, less the time used.
+    started = time.monotonic()
+    outer_delay, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_delay:
+            left = max(outer_delay - (time.monotonic() - started), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
         _current, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     if peak > max_bytes:
