@@ -9,10 +9,11 @@
  *
  * A Trampoline object is the user_data of one uc_mmio_map range.  Per access:
  *   - the "general" path (a Python callable (address, width, is_write, value) -> int) is
- *     taken when the trampoline is in bypass mode, when no callable is bound to the page,
- *     or for a width the fault model does not have;
+ *     taken when the trampoline is in bypass mode, for a width the fault model does not
+ *     have, or when neither a callable is bound to the page nor a default dispatch given;
  *   - otherwise the fault object is refilled (or made afresh when someone kept a reference
- *     to the last one) and the page's callable is called with it; HANDLED completes the
+ *     to the last one) and the page's callable (else the default dispatch, e.g. the
+ *     address space's handle_fault) is called with it; HANDLED completes the
  *     access here (a read answers fault.read_value), any other answer goes to
  *     complete(fault, result) -> int;
  *   - when `stopping` is set after the access (the device asked the vCPU to stop inside
@@ -26,6 +27,7 @@
 #include <structmember.h>
 
 #include <stdint.h>
+#include <string.h>
 
 typedef struct uc_struct uc_engine;
 typedef int (*uc_emu_stop_fn)(uc_engine *uc);
@@ -38,6 +40,7 @@ typedef struct {
 	uint64_t base;
 	uint64_t size;
 	PyObject *pages;	/* dict: page number -> callable(fault) -> result */
+	PyObject *dispatch;	/* callable(fault) -> result for unbound pages, or None */
 	PyObject *general;	/* callable(address, width, is_write, value) -> int */
 	PyObject *complete;	/* callable(fault, result) -> int */
 	PyObject *record;	/* callable(address, width, is_write, value, answer) or None */
@@ -47,6 +50,10 @@ typedef struct {
 	PyObject *fault;	/* the reused fault object, or NULL */
 	PyObject *error;	/* the first exception raised inside a callback */
 	uc_emu_stop_fn emu_stop;
+	/* Offsets of the fault type's __slots__ (address, width, is_write, value, read_value,
+	 * reservation), read from its member descriptors; 0 when the type has no such slots,
+	 * and then the fault is refilled through setattr. */
+	Py_ssize_t slot[6];
 	int bypass;
 	int stopping;
 	unsigned long long fast_accesses;
@@ -88,11 +95,28 @@ static int answer_of(PyObject *object, uint64_t *answer)
 	return *answer == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
 }
 
+/* Store into an object slot, as the slot's member descriptor's __set__ does. */
+static void set_slot(PyObject *object, Py_ssize_t offset, PyObject *value)
+{
+	PyObject **slot = (PyObject **)((char *)object + offset);
+	Py_XSETREF(*slot, Py_NewRef(value));
+}
+
 /* A fault for this access: the previous one refilled when only we hold it. */
 static PyObject *fault_for(Trampoline *t, PyObject *address, PyObject *width, int is_write,
 			   PyObject *value)
 {
 	PyObject *fault = t->fault;
+	if (fault != NULL && Py_REFCNT(fault) == 1 && t->slot[0] != 0 &&
+	    Py_TYPE(fault) == (PyTypeObject *)t->fault_type) {
+		set_slot(fault, t->slot[0], address);
+		set_slot(fault, t->slot[1], width);
+		set_slot(fault, t->slot[2], is_write ? Py_True : Py_False);
+		set_slot(fault, t->slot[3], value);
+		set_slot(fault, t->slot[4], Py_None);
+		set_slot(fault, t->slot[5], Py_None);
+		return Py_NewRef(fault);
+	}
 	if (fault != NULL && Py_REFCNT(fault) == 1) {
 		if (PyObject_SetAttr(fault, str_address, address) < 0 ||
 		    PyObject_SetAttr(fault, str_width, width) < 0 ||
@@ -117,6 +141,11 @@ static int mmio_access(Trampoline *t, uc_engine *uc, uint64_t offset, unsigned s
 		  uint64_t value, uint64_t *answer)
 {
 	int status = -1;
+	if (t->general == NULL) {
+		PyErr_SetString(PyExc_RuntimeError, "Trampoline used before __init__");
+		fail(t, uc);
+		return -1;
+	}
 	PyObject *address = PyLong_FromUnsignedLongLong(t->base + offset);
 	PyObject *width = PyLong_FromUnsignedLong(size);
 	PyObject *value_object = PyLong_FromUnsignedLongLong(value);
@@ -124,14 +153,18 @@ static int mmio_access(Trampoline *t, uc_engine *uc, uint64_t offset, unsigned s
 	if (address == NULL || width == NULL || value_object == NULL)
 		goto done;
 	PyObject *dispatch = NULL;
-	if (!t->bypass && width_modelled(size) && PyDict_GET_SIZE(t->pages) > 0) {
-		PyObject *page = PyLong_FromUnsignedLongLong((t->base + offset) >> 12);
-		if (page == NULL)
-			goto done;
-		dispatch = PyDict_GetItemWithError(t->pages, page); /* borrowed */
-		Py_DECREF(page);
-		if (dispatch == NULL && PyErr_Occurred())
-			goto done;
+	if (!t->bypass && width_modelled(size)) {
+		if (PyDict_GET_SIZE(t->pages) > 0) {
+			PyObject *page = PyLong_FromUnsignedLongLong((t->base + offset) >> 12);
+			if (page == NULL)
+				goto done;
+			dispatch = PyDict_GetItemWithError(t->pages, page); /* borrowed */
+			Py_DECREF(page);
+			if (dispatch == NULL && PyErr_Occurred())
+				goto done;
+		}
+		if (dispatch == NULL && t->dispatch != Py_None)
+			dispatch = t->dispatch;
 	}
 	if (dispatch == NULL) {
 		t->general_accesses++;
@@ -215,17 +248,20 @@ static void trampoline_write(uc_engine *uc, uint64_t offset, unsigned size, uint
 
 static int Trampoline_init(Trampoline *t, PyObject *args, PyObject *kwargs)
 {
-	static char *keywords[] = { "base",	  "size",  "general", "complete", "record",
-				    "fault_type", "vcpu",  "handled", "emu_stop", NULL };
+	static char *keywords[] = { "base",	  "size",     "dispatch", "general",
+				    "complete",	  "record",   "fault_type", "vcpu",
+				    "handled",	  "emu_stop", NULL };
 	unsigned long long base, size, emu_stop;
-	PyObject *general, *complete, *record, *fault_type, *vcpu, *handled;
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "KKOOOOOOK", keywords, &base, &size,
-					 &general, &complete, &record, &fault_type, &vcpu,
-					 &handled, &emu_stop))
+	PyObject *dispatch, *general, *complete, *record, *fault_type, *vcpu, *handled;
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "KKOOOOOOOK", keywords, &base, &size,
+					 &dispatch, &general, &complete, &record, &fault_type,
+					 &vcpu, &handled, &emu_stop))
 		return -1;
 	if (!PyCallable_Check(general) || !PyCallable_Check(complete) ||
-	    (record != Py_None && !PyCallable_Check(record))) {
-		PyErr_SetString(PyExc_TypeError, "general, complete and record must be callable");
+	    (record != Py_None && !PyCallable_Check(record)) ||
+	    (dispatch != Py_None && !PyCallable_Check(dispatch))) {
+		PyErr_SetString(PyExc_TypeError,
+				"dispatch, general, complete and record must be callable");
 		return -1;
 	}
 	PyObject *pages = PyDict_New();
@@ -234,6 +270,7 @@ static int Trampoline_init(Trampoline *t, PyObject *args, PyObject *kwargs)
 	t->base = base;
 	t->size = size;
 	Py_XSETREF(t->pages, pages);
+	Py_XSETREF(t->dispatch, Py_NewRef(dispatch));
 	Py_XSETREF(t->general, Py_NewRef(general));
 	Py_XSETREF(t->complete, Py_NewRef(complete));
 	Py_XSETREF(t->record, Py_NewRef(record));
@@ -241,12 +278,33 @@ static int Trampoline_init(Trampoline *t, PyObject *args, PyObject *kwargs)
 	Py_XSETREF(t->vcpu, Py_NewRef(vcpu));
 	Py_XSETREF(t->handled, Py_NewRef(handled));
 	t->emu_stop = (uc_emu_stop_fn)(uintptr_t)emu_stop;
+	PyObject *names[6] = { str_address, str_width,	    str_is_write,
+			       str_value,   str_read_value, str_reservation };
+	memset(t->slot, 0, sizeof(t->slot));
+	if (PyType_Check(fault_type)) {
+		Py_ssize_t offsets[6];
+		int all = 1;
+		for (int i = 0; i < 6 && all; i++) {
+			/* The type's own dict: a member descriptor of an object slot. */
+			PyObject *descr = PyDict_GetItemWithError(
+				((PyTypeObject *)fault_type)->tp_dict, names[i]);
+			if (descr == NULL && PyErr_Occurred())
+				return -1;
+			all = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+			      ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+			if (all)
+				offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+		}
+		if (all)
+			memcpy(t->slot, offsets, sizeof(offsets));
+	}
 	return 0;
 }
 
 static int Trampoline_traverse(Trampoline *t, visitproc visit, void *arg)
 {
 	Py_VISIT(t->pages);
+	Py_VISIT(t->dispatch);
 	Py_VISIT(t->general);
 	Py_VISIT(t->complete);
 	Py_VISIT(t->record);
@@ -261,6 +319,7 @@ static int Trampoline_traverse(Trampoline *t, visitproc visit, void *arg)
 static int Trampoline_clear(Trampoline *t)
 {
 	Py_CLEAR(t->pages);
+	Py_CLEAR(t->dispatch);
 	Py_CLEAR(t->general);
 	Py_CLEAR(t->complete);
 	Py_CLEAR(t->record);

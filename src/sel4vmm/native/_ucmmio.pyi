@@ -18,6 +18,7 @@ class Trampoline:
         self,
         base: int,
         size: int,
+        dispatch: Callable[..., object] | None,
         general: Callable[[int, int, bool, int], int],
         complete: Callable[..., int],
         record: Callable[[int, int, bool, int, int], object] | None,
