@@ -61,6 +61,11 @@ static PyObject *kvmexit_run(PyObject *self, PyObject *const *args, Py_ssize_t n
 
 	for (;;) {
 		int rc, saved_errno;
+		/* A signal that arrived while the GIL was held (between two KVM_RUNs) has not
+		 * interrupted any ioctl: run its Python handler now, as the Python loop would
+		 * at its next bytecode (Ctrl-C raises KeyboardInterrupt here). */
+		if (PyErr_CheckSignals() < 0)
+			goto error;
 		Py_BEGIN_ALLOW_THREADS
 		rc = ioctl((int)fd, KVM_RUN, 0);
 		saved_errno = errno;
