@@ -14,12 +14,14 @@ setup(
         Extension(
             "sel4vmm.native._kvmexit",
             ["src/sel4vmm/native/_kvmexit.c"],
+            depends=["src/sel4vmm/native/faultslots.h"],
             extra_compile_args=FLAGS,
             optional=True,
         ),
         Extension(
             "sel4vmm.native._ucmmio",
             ["src/sel4vmm/native/_ucmmio.c"],
+            depends=["src/sel4vmm/native/faultslots.h"],
             extra_compile_args=FLAGS,
             optional=True,
         ),

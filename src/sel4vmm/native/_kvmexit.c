@@ -10,6 +10,9 @@
  * result but HANDLED -- returns to the Python loop, which deals with it exactly as the
  * pure-Python path does.
  *
+ * The fault object is reused from one exit to the next while nothing else holds it
+ * (faultslots.h), so a device that keeps a fault keeps it unchanged.
+ *
  * The GIL is released around KVM_RUN so that another thread (the timeout timer, a device
  * thread) can ask the loop to stop while the guest runs.
  */
@@ -22,7 +25,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "faultslots.h"
+
 static PyObject *str_read_value;
+/* The slot offsets of the last fault type seen (one type in practice: MemoryFault). */
+static PyObject *slots_type;
+static struct fault_slots slots;
 
 /* run(fd, run_page, handle_fault, fault_type, vcpu, handled)
  *     -> (reason, exits, fault, result)
@@ -54,10 +62,19 @@ static PyObject *kvmexit_run(PyObject *self, PyObject *const *args, Py_ssize_t n
 		PyErr_SetString(PyExc_ValueError, "run_page is smaller than struct kvm_run");
 		return NULL;
 	}
+	if (fault_type != slots_type) {
+		struct fault_slots found;
+		if (fault_slots_find(fault_type, &found) < 0) {
+			PyBuffer_Release(&page);
+			return NULL;
+		}
+		Py_XSETREF(slots_type, Py_NewRef(fault_type));
+		slots = found;
+	}
 	struct kvm_run *run = page.buf;
 	unsigned long long exits = 0;
 	long reason;
-	PyObject *fault = NULL, *result = NULL;
+	PyObject *fault = NULL, *result = NULL, *reuse = NULL;
 
 	for (;;) {
 		int rc, saved_errno;
@@ -96,7 +113,15 @@ static PyObject *kvmexit_run(PyObject *self, PyObject *const *args, Py_ssize_t n
 			Py_XDECREF(call_args[3]);
 			goto error;
 		}
-		fault = PyObject_Vectorcall(fault_type, call_args, 5, NULL);
+		if ((len == 1 || len == 2 || len == 4 || len == 8) && fault_reusable(reuse, &slots)) {
+			fault_refill(reuse, &slots, call_args[0], call_args[1], is_write,
+				     call_args[3]);
+			fault = reuse;
+			reuse = NULL;
+		} else {
+			Py_CLEAR(reuse);
+			fault = PyObject_Vectorcall(fault_type, call_args, 5, NULL);
+		}
 		Py_DECREF(call_args[0]);
 		Py_DECREF(call_args[1]);
 		Py_DECREF(call_args[3]);
@@ -131,14 +156,17 @@ static PyObject *kvmexit_run(PyObject *self, PyObject *const *args, Py_ssize_t n
 			Py_DECREF(read_value);
 			memcpy(run->mmio.data, &answer, sizeof(answer));
 		}
-		Py_CLEAR(fault);
+		reuse = fault; /* refilled at the next exit if nobody else took a reference */
+		fault = NULL;
 		Py_CLEAR(result);
 	}
+	Py_XDECREF(reuse);
 	PyBuffer_Release(&page);
 	return Py_BuildValue("(lKNN)", reason, exits, fault != NULL ? fault : Py_NewRef(Py_None),
 			     result != NULL ? result : Py_NewRef(Py_None));
 
 error:
+	Py_XDECREF(reuse);
 	Py_XDECREF(fault);
 	Py_XDECREF(result);
 	PyBuffer_Release(&page);

@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "faultslots.h"
+
 typedef struct uc_struct uc_engine;
 typedef int (*uc_emu_stop_fn)(uc_engine *uc);
 
@@ -50,10 +52,8 @@ typedef struct {
 	PyObject *fault;	/* the reused fault object, or NULL */
 	PyObject *error;	/* the first exception raised inside a callback */
 	uc_emu_stop_fn emu_stop;
-	/* Offsets of the fault type's __slots__ (address, width, is_write, value, read_value,
-	 * reservation), read from its member descriptors; 0 when the type has no such slots,
-	 * and then the fault is refilled through setattr. */
-	Py_ssize_t slot[6];
+	/* Where a reused fault is refilled (faultslots.h); without them, through setattr. */
+	struct fault_slots slots;
 	int bypass;
 	int stopping;
 	unsigned long long fast_accesses;
@@ -95,26 +95,13 @@ static int answer_of(PyObject *object, uint64_t *answer)
 	return *answer == (uint64_t)-1 && PyErr_Occurred() ? -1 : 0;
 }
 
-/* Store into an object slot, as the slot's member descriptor's __set__ does. */
-static void set_slot(PyObject *object, Py_ssize_t offset, PyObject *value)
-{
-	PyObject **slot = (PyObject **)((char *)object + offset);
-	Py_XSETREF(*slot, Py_NewRef(value));
-}
-
 /* A fault for this access: the previous one refilled when only we hold it. */
 static PyObject *fault_for(Trampoline *t, PyObject *address, PyObject *width, int is_write,
 			   PyObject *value)
 {
 	PyObject *fault = t->fault;
-	if (fault != NULL && Py_REFCNT(fault) == 1 && t->slot[0] != 0 &&
-	    Py_TYPE(fault) == (PyTypeObject *)t->fault_type) {
-		set_slot(fault, t->slot[0], address);
-		set_slot(fault, t->slot[1], width);
-		set_slot(fault, t->slot[2], is_write ? Py_True : Py_False);
-		set_slot(fault, t->slot[3], value);
-		set_slot(fault, t->slot[4], Py_None);
-		set_slot(fault, t->slot[5], Py_None);
+	if (fault_reusable(fault, &t->slots)) {
+		fault_refill(fault, &t->slots, address, width, is_write, value);
 		return Py_NewRef(fault);
 	}
 	if (fault != NULL && Py_REFCNT(fault) == 1) {
@@ -278,26 +265,8 @@ static int Trampoline_init(Trampoline *t, PyObject *args, PyObject *kwargs)
 	Py_XSETREF(t->vcpu, Py_NewRef(vcpu));
 	Py_XSETREF(t->handled, Py_NewRef(handled));
 	t->emu_stop = (uc_emu_stop_fn)(uintptr_t)emu_stop;
-	PyObject *names[6] = { str_address, str_width,	    str_is_write,
-			       str_value,   str_read_value, str_reservation };
-	memset(t->slot, 0, sizeof(t->slot));
-	if (PyType_Check(fault_type)) {
-		Py_ssize_t offsets[6];
-		int all = 1;
-		for (int i = 0; i < 6 && all; i++) {
-			/* The type's own dict: a member descriptor of an object slot. */
-			PyObject *descr = PyDict_GetItemWithError(
-				((PyTypeObject *)fault_type)->tp_dict, names[i]);
-			if (descr == NULL && PyErr_Occurred())
-				return -1;
-			all = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
-			      ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
-			if (all)
-				offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
-		}
-		if (all)
-			memcpy(t->slot, offsets, sizeof(offsets));
-	}
+	if (fault_slots_find(fault_type, &t->slots) < 0)
+		return -1;
 	return 0;
 }
 

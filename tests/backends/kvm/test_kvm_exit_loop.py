@@ -130,3 +130,30 @@ def test_a_reservation_replaced_during_the_run_gets_the_next_access(
     assert outcome.reason is StopReason.EXITED, outcome.diagnostic
     assert answers == ["first", "second"]
     assert (script_guest.result(a), script_guest.result(b)) == (1, 2)
+
+
+def test_faults_a_device_keeps_are_its_own_and_stay_as_they_were(
+    script_guest: ScriptGuest,
+) -> None:
+    """The C loop reuses a fault object only while nothing else holds a reference."""
+    kept: list[MemoryFault] = []
+
+    def keeper(_vm: Any, fault: MemoryFault, _cookie: Any) -> FaultResult:
+        kept.append(fault)
+        if not fault.is_write:
+            fault.reply(fault.address & 0xFF)
+        return FaultResult.HANDLED
+
+    script_guest.vm.memory.reserve_at(MMIO, 0x1000, keeper, label="keeper")
+    script = Script()
+    script.read(MMIO + 0x10, width=4)
+    script.write(MMIO + 0x20, 0xBEEF, width=2)
+    script.read(MMIO + 0x30, width=8)
+    outcome = script_guest.run(script)
+    assert outcome.reason is StopReason.EXITED, outcome.diagnostic
+    assert len({id(fault) for fault in kept}) == 3
+    assert [(f.address, f.width, f.is_write, f.value, f.read_value) for f in kept] == [
+        (MMIO + 0x10, 4, False, 0, 0x10),
+        (MMIO + 0x20, 2, True, 0xBEEF, None),
+        (MMIO + 0x30, 8, False, 0, 0x30),
+    ]
