@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -64,7 +65,13 @@ def test_the_package_imports_and_reports_without_the_extensions() -> None:
         "from sel4vmm.backends.kvm import run\n"
         "print(native.describe('_kvmexit'))\n"
     )
+    env = {k: v for k, v in os.environ.items() if k != native.PURE_PYTHON_VARIABLE}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
     ).stdout
     assert out.startswith("pure Python (the C extension sel4vmm.native._kvmexit is not built")

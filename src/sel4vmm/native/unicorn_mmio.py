@@ -24,11 +24,13 @@ The fault object is reused while nobody else holds it: a device that keeps a ref
 stops after the access with the PC still on the instruction, which runs again on resume; the
 device must not see the access twice (``backends/unicorn/cpu.py``).  The API supports the
 backend's record-and-replay: whoever calls ``uc.emu_stop()`` from inside an access also
-sets :attr:`MmioTrampoline.stopping`; every access completed while it is set is passed to
-``record(address, width, is_write, value, answer)`` after it is done (the answer the device
-gave); while the backend has recorded answers to replay it sets :attr:`MmioTrampoline.bypass`,
-so the re-run instruction's accesses go to ``general``, which answers from the record;
-both flags are the backend's to clear (at the start of the next slice).
+sets :attr:`MmioTrampoline.stopping`; every access the trampoline completes itself while it
+is set is passed to ``record(address, width, is_write, value, answer)`` after it is done
+(the answer the device gave; ``general`` is the backend's own path and records for itself,
+as ``Vcpu.mmio_access`` does); while the backend has recorded answers to replay it sets
+:attr:`MmioTrampoline.bypass`, so the re-run instruction's accesses go to ``general``, which
+answers from the record; both flags are the backend's to clear (at the start of the next
+slice).
 
 A Python exception cannot unwind through unicorn: the first one raised by a callable is
 kept, the engine is stopped, and :meth:`MmioTrampoline.check` raises it after
@@ -40,6 +42,8 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 from typing import Any
+
+from unicorn.unicorn_py3.unicorn import uclib
 
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.memory import FaultResult, MemoryFault
@@ -184,8 +188,6 @@ def install_mmio_trampoline(
             return finish(fault, result)
 
         general = general_path
-    from unicorn.unicorn_py3.unicorn import uclib
-
     trampoline = native.Trampoline(
         base=base,
         size=size,
