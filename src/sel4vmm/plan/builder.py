@@ -8,14 +8,21 @@ the file and planning goes on, so one run of ``plan`` lists every problem.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 from sel4vmm.boards import Board, load_board
 from sel4vmm.config.spec import Finding, GuestRegion, RegionKind, SystemSpec, VmSpec
 from sel4vmm.errors import Location, ResourceExhausted, Sel4VmmError
 from sel4vmm.memory.address_space import frame_iterator
-from sel4vmm.plan.checks import check_image_addresses, check_ram_layout, check_untyped_sizes
+from sel4vmm.plan.checks import (
+    check_image_addresses,
+    check_ram_layout,
+    check_ram_on_board,
+    check_untyped_sizes,
+)
 from sel4vmm.plan.model import MapEntry, SystemPlan, VmPlan
 from sel4vmm.sel4.arch import arch_by_name
 from sel4vmm.sel4.objects import ObjectKind, ObjectRun, human_size
@@ -33,10 +40,34 @@ def _default_board(spec: SystemSpec) -> str:
     return DEFAULT_BOARDS.get(arch, "qemu_virt_aarch64")
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the duration of a plan.
+
+    Planning allocates millions of small, long-lived objects (runs, reservations, undo
+    records) and frees almost nothing until it ends, which is the worst case for the
+    generational collector: at 1000 VMs it spent a fifth of the time rescanning objects
+    that could not be garbage, and made planning superlinear.  Reference counting still
+    frees everything acyclic; the collector resumes (and catches up) afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def plan_system(
     spec: SystemSpec, *, board: str | None = None, ram_size: int | None = None
 ) -> SystemPlan:
     """Plan ``spec`` on ``board`` (else the one the configuration names, else a default)."""
+    with _cyclic_gc_paused():
+        return _plan_system(spec, board, ram_size)
+
+
+def _plan_system(spec: SystemSpec, board: str | None, ram_size: int | None) -> SystemPlan:
     name = board or spec.board or _default_board(spec)
     notes: list[Finding] = []
     if board is None and spec.board is None:
@@ -52,7 +83,12 @@ def plan_system(
     plan = _plan_on(spec, the_board)
     plan.findings[:0] = notes
     if the_board.ram_configurable and _board_ram_short(plan):
-        plan.findings.append(_qemu_ram_finding(spec, the_board))
+        qemu = _qemu_ram_finding(spec, the_board)
+        plan.findings.append(qemu)
+        # Every shortfall of board RAM gets the same, concrete, -m.
+        for finding in plan.all_findings():
+            if finding.message.startswith("board RAM:"):
+                finding.fix = qemu.fix
     return plan
 
 
@@ -70,36 +106,63 @@ def _qemu_ram_finding(spec: SystemSpec, board: Board) -> Finding:
             break
         trial = _plan_on(spec, bigger)
         if not _board_ram_short(trial):
+            fix = f"run QEMU with -m {size >> 20}M (and build seL4 for that much RAM)"
             return Finding(
                 "error",
                 f"the QEMU RAM size {human_size(board.ram_size)} is smaller than this "
                 f"configuration needs",
                 Location(spec.path),
-                f"run QEMU with -m {size >> 20}M (and build seL4 for that much RAM)",
+                fix,
             )
     return Finding(
         "error",
         f"no QEMU RAM size up to {human_size(size)} holds this configuration",
         Location(spec.path),
-        "shrink the pools",
+        "make the memory regions smaller or fewer"
+        if spec.format == "microkit"
+        else "shrink the pools (simple_untypedN_pool)",
     )
 
 
-def _one_to_one_ranges(spec: SystemSpec, physmem: PhysicalMemory) -> list[MemoryRange]:
-    """RAM the VMs take as device untyped (``untyped_mmios`` inside RAM), merged."""
-    wanted: list[tuple[int, int]] = []
+def _device_reserved(spec: SystemSpec, board: Board, physmem: PhysicalMemory) -> list[MemoryRange]:
+    """RAM the kernel does not get, merged: the board's reserved-memory overlay (a VM build
+    of seL4 keeps it for guests) and RAM the VMs take as device untyped (``untyped_mmios``
+    inside RAM).  seL4 hands both out as device untyped."""
+    wanted = [(r.base, r.end, r.name) for r in board.reserved_memory]
     for vm in spec.vms:
         for untyped in vm.device_untypeds:
             base, size = untyped.paddr, 1 << untyped.size_bits
             if any(r.contains(base, size) for r in physmem.ram_ranges):
-                wanted.append((base, base + size))
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(wanted):
+                wanted.append((base, base + size, "reserved for 1:1 guest RAM"))
+    merged: list[tuple[int, int, str]] = []
+    for start, end, name in sorted(wanted):
         if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]), merged[-1][2])
         else:
-            merged.append((start, end))
-    return [MemoryRange(s, e - s, name="reserved for 1:1 guest RAM") for s, e in merged]
+            merged.append((start, end, name))
+    return [MemoryRange(s, e - s, name=name) for s, e, name in merged]
+
+
+def _growth_advice(spec: SystemSpec, board: Board) -> str:
+    """What to do when the board's kernel RAM runs out, in the file's own terms."""
+    smaller = (
+        "make the memory regions smaller or fewer"
+        if spec.format == "microkit"
+        else "ask for fewer or smaller untyped pools (simple_untypedN_pool)"
+    )
+    if board.ram_configurable:
+        return f"give QEMU more RAM with -m (plan --ram-size) or {smaller}"
+    return f"{board.name} has {human_size(board.ram_size)} of RAM: {smaller}"
+
+
+def _hold_fixed_ram(spec: SystemSpec, platform: Sel4Platform) -> None:
+    """Microkit: keep every ``phys_addr`` range for its region before any object is made."""
+    if spec.format != "microkit":
+        return
+    for vm in spec.vms:
+        for region in vm.regions:
+            if region.phys_addr is not None and region.size > 0:
+                platform.hold_fixed(region.phys_addr, region.size, f"phys_addr of {region.name}")
 
 
 def _plan_on(spec: SystemSpec, board: Board) -> SystemPlan:
@@ -108,15 +171,19 @@ def _plan_on(spec: SystemSpec, board: Board) -> SystemPlan:
     platform = Sel4Platform(
         physmem,
         arch,
-        device_reserved=_one_to_one_ranges(spec, physmem),
+        device_reserved=_device_reserved(spec, board, physmem),
         board_name=board.name,
+        growth_advice=_growth_advice(spec, board),
+        fix_language="microkit" if spec.format == "microkit" else "camkes",
     )
+    _hold_fixed_ram(spec, platform)
     plan = SystemPlan(spec.path, spec.format, board, findings=list(spec.findings))
     builders: list[tuple[VmPlan, VmSpec]] = []
     for vm_spec in spec.vms:
         vm_plan = VmPlan(vm_spec.name, vm_spec.arch, vm_spec.ram_base, vm_spec.ram_size)
         vm_plan.findings += check_untyped_sizes(vm_spec, arch)
         vm_plan.findings += check_ram_layout(vm_spec, board)
+        vm_plan.findings += check_ram_on_board(vm_spec, board)
         vm_plan.findings += check_image_addresses(vm_spec)
         plan.vms.append(vm_plan)
         builders.append((vm_plan, vm_spec))
@@ -139,7 +206,7 @@ def _create_vm(
     vm_spec: VmSpec, platform: Sel4Platform, vm_plan: VmPlan, fmt: str
 ) -> VirtualMachine | None:
     try:
-        return VirtualMachine.create(
+        vm = VirtualMachine.create(
             vm_spec.name,
             platform,
             pools=[PoolRequest(p.size_bits, p.count) for p in vm_spec.pools],
@@ -152,6 +219,8 @@ def _create_vm(
             num_vcpus=max(1, vm_spec.num_vcpus),
             share_platform_memory=fmt == "microkit",
         )
+        vm.allocator.fix_language = platform.root.fix_language
+        return vm
     except Sel4VmmError as error:
         location = vm_spec.pools[0].location if vm_spec.pools else vm_spec.location
         message = error.message
@@ -196,9 +265,10 @@ def _attempt(
         pool_short = isinstance(error, ResourceExhausted) and "pool exhausted" in error.message
         if pool_short and vm_spec.pools:
             location = vm_spec.pools[0].location or location
-        vm_plan.findings.append(
-            Finding("error", f"{region.name}: {error.message}", location, error.fix)
-        )
+        message = f"{region.name}: {error.message}"
+        if isinstance(error, ResourceExhausted) and "out of untyped memory" in error.message:
+            message = "board RAM: " + message
+        vm_plan.findings.append(Finding("error", message, location, error.fix))
 
 
 def _share_key(region: GuestRegion) -> tuple[str, int, int]:

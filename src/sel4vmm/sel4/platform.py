@@ -87,6 +87,8 @@ class Sel4Platform:
         reserved: Iterable[MemoryRange] = (),
         device_reserved: Iterable[MemoryRange] = (),
         board_name: str = "board",
+        growth_advice: str | None = None,
+        fix_language: str = "camkes",
     ) -> None:
         self.physmem = physmem
         self.arch = arch
@@ -98,12 +100,43 @@ class Sel4Platform:
             self.cspace,
             self.undo,
             owner=f"{board_name} RAM",
-            growth_advice="give the board more RAM (QEMU: a larger -m) or ask for fewer/smaller "
-            "untyped objects",
+            growth_advice=growth_advice
+            or "give the board more RAM or ask for fewer/smaller untyped objects",
         )
+        self.root.fix_language = fix_language
         for untyped in boot_untypeds(physmem, arch, reserved, device_reserved):
             self.root.add_untyped(untyped)
         self._device_frames: dict[tuple[int, int, int], ObjectRun] = {}
+
+    def hold_fixed(self, base: int, size: int, label: str) -> None:
+        """Keep ``[base, base + size)`` of kernel RAM for an object placed there later.
+
+        The Microkit tool and the capDL loader make fixed-address objects first and put
+        ordinary objects around them (``allocation.rs``: ordinary objects fill each untyped
+        up to the next fixed address).  A planner that builds one VM after another must
+        not let the first VM's kernel objects land on the second VM's ``phys_addr``
+        RAM, so the range is split off now: the covering boot untyped is padded up to it
+        (the padding stays usable), the range itself becomes held untyped that only
+        :meth:`ObjectAllocator.retype_at` uses, and the rest after it is padding again.
+        Ranges that are not free kernel RAM are left alone; placing them later reports
+        what is wrong with them.
+        """
+        end = base + size
+        cursor = base
+        with self.undo.transaction():
+            while cursor < end:
+                untyped = self.root.covering(cursor)
+                if untyped is None or untyped.device or untyped.held:
+                    return
+                if untyped.watermark > cursor - untyped.paddr:
+                    return
+                stop = min(end, untyped.end)
+                if untyped.watermark < cursor - untyped.paddr:
+                    self.root.pad(untyped, untyped.paddr + untyped.watermark, cursor)
+                self.root.pad(untyped, cursor, stop, held=True, label=label)
+                if stop < untyped.end:
+                    self.root.pad(untyped, stop, untyped.end)
+                cursor = stop
 
     def carve_untyped(self, size_bits: int, count: int, label: str) -> list[Untyped]:
         """``count`` RAM untyped objects of ``2**size_bits`` for a component's pool."""
