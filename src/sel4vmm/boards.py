@@ -93,6 +93,8 @@ class Board:
     #: seL4's ``overlay-reserve-vm-memory.dts``): no kernel untyped, device untyped instead.
     #: Only the part inside ``ram`` (QEMU's ``-m`` may be smaller than the overlay).
     reserved_memory: tuple[MemoryRange, ...] = ()
+    #: Cores of the Microkit SDK's SMP configuration for this board.
+    smp_cores: int = 1
 
     @property
     def ram_size(self) -> int:
@@ -247,6 +249,7 @@ def _build(name: str, data: dict[str, Any], ram_size: int | None) -> Board:
         gic=gic,
         ram_configurable=configurable,
         reserved_memory=reserved,
+        smp_cores=int(data.get("smp_cores", 1)),
     )
 
 

@@ -70,7 +70,10 @@ def plan(
     ram_size: Annotated[
         str | None, typer.Option("--ram-size", help="QEMU board RAM (-m), e.g. 2G.")
     ] = None,
-    arch: Annotated[str, typer.Option("--arch", help="aarch64, riscv64 or x86_64.")] = "aarch64",
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="aarch64, riscv64 or x86_64 (default: the board's)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Plan a configuration: guest-physical map, seL4 objects, CSpace, findings with fixes."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 
-from sel4vmm.boards import Board, load_board
+from sel4vmm.boards import Board, board_names, canonical_board_name, load_board
 from sel4vmm.config.spec import Finding, GuestRegion, RegionKind, SystemSpec, VmSpec
 from sel4vmm.errors import Location, ResourceExhausted, Sel4VmmError
 from sel4vmm.memory.address_space import frame_iterator
@@ -30,7 +30,11 @@ from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform
 from sel4vmm.vm import DeviceFramesRequest, DeviceUntypedRequest, PoolRequest, VirtualMachine
 
-DEFAULT_BOARDS = {"aarch64": "qemu_virt_aarch64", "x86_64": "x86_64_generic"}
+DEFAULT_BOARDS = {
+    "aarch64": "qemu_virt_aarch64",
+    "x86_64": "x86_64_generic",
+    "riscv64": "qemu_virt_riscv64",
+}
 #: The largest QEMU ``-m`` a plan suggests before it gives up.
 MAX_QEMU_RAM = 1 << 40
 
@@ -79,7 +83,15 @@ def _plan_system(spec: SystemSpec, board: str | None, ram_size: int | None) -> S
                 "pass --board NAME",
             )
         )
+    if board is None and spec.board is not None and canonical_board_name(spec.board) is None:
+        raise Sel4VmmError(
+            f"the path names board '{spec.board}' (a board/{spec.board}/ directory), which "
+            f"sel4vmm does not know; known boards: {', '.join(board_names())}",
+            location=Location(spec.path),
+            fix="pass --board NAME with the board this system is for",
+        )
     the_board = load_board(name, ram_size)
+    _check_arch(spec, the_board)
     plan = _plan_on(spec, the_board)
     plan.findings[:0] = notes
     if the_board.ram_configurable and _board_ram_short(plan):
@@ -90,6 +102,25 @@ def _plan_system(spec: SystemSpec, board: str | None, ram_size: int | None) -> S
             if finding.message.startswith("board RAM:"):
                 finding.fix = qemu.fix
     return plan
+
+
+def _check_arch(spec: SystemSpec, board: Board) -> None:
+    """A configuration for one architecture cannot be planned on another's board."""
+    board_arch = "aarch64" if board.arch == "aarch32" else board.arch
+    for vm in spec.vms:
+        if vm.arch != board_arch:
+            same = [n for n in board_names() if _arch_of(n) == vm.arch]
+            raise Sel4VmmError(
+                f"VM '{vm.name}' is {vm.arch} but board {board.name} is {board.arch}",
+                location=vm.location or Location(spec.path),
+                fix=f"plan it on a {vm.arch} board (--board {' | '.join(same) or '?'}), or "
+                f"pass the --arch of {board.name}",
+            )
+
+
+def _arch_of(name: str) -> str:
+    arch = load_board(name).arch
+    return "aarch64" if arch == "aarch32" else arch
 
 
 def _board_ram_short(plan: SystemPlan) -> bool:
