@@ -27,6 +27,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from sel4vmm.config.camkes.attributes import attribute_typo
 from sel4vmm.config.camkes.parse import (
     BoolValue,
     CallValue,
@@ -417,6 +418,9 @@ class _VmBuilder:
                     )
             elif attribute not in handled:
                 self.vm.extra[attribute] = python_value(value)
+                typo = attribute_typo(self.vm.name, attribute, setting.location)
+                if typo is not None:
+                    self.findings.append(typo)
 
     def read_dtb(self, value: Value, what: str) -> None:
         if not (isinstance(value, CallValue) and value.function == "dtb"):
