@@ -20,7 +20,7 @@ import difflib
 import re
 
 from sel4vmm.config.spec import Finding
-from sel4vmm.errors import Location
+from sel4vmm.errors import Location, Sel4VmmError
 
 #: Attributes VM_INIT_DEF declares.
 DECLARED_BY_VM_ARM = frozenset(
@@ -102,3 +102,22 @@ def attribute_typo(vm_name: str, attribute: str, location: Location | None) -> F
         location,
         f"did you mean {vm_name}.{close[0]}?",
     )
+
+
+#: Most untyped objects one pool may ask for: every one is a capability the planner models
+#: (and a CNode slot on the board); a CNode of 2^16 slots is already a large VM.
+MAX_POOL_COUNT = 1 << 16
+#: Sizes of objects in bits are bounded by the 64-bit physical address space.
+MAX_SIZE_BITS = 64
+
+
+def size_bits(text: str, what: str, location: Location | None) -> int:
+    """A size in bits (``simple_untyped<N>_pool``, ``"0xADDR:N"``): 0 to 64, never huge."""
+    bits = int(text) if text.lstrip("-").isdigit() and len(text) <= 4 else -1
+    if not 0 <= bits <= MAX_SIZE_BITS:
+        raise Sel4VmmError(
+            f"{what[:80]}: size of 2^{text[:20]} bytes is impossible",
+            location=location,
+            fix=f"give a size in bits between 0 and {MAX_SIZE_BITS} (12 is 4 KiB, 24 is 16 MiB)",
+        )
+    return bits

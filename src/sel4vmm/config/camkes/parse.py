@@ -465,12 +465,26 @@ class _Parser:
         return DictValue(tuple(entries), opener.location)
 
 
+#: CAmkES evaluates integers as C does, in at most 64 bits (signed or unsigned); anything
+#: larger is an error here rather than an ever-growing Python integer.
+C_INTEGER_MAX = (1 << 64) - 1
+C_INTEGER_MIN = -(1 << 63)
+#: ``0b`` and 64 binary digits, with room for digit separators.
+MAX_LITERAL_CHARS = 70
+
+
 def parse_c_integer(text: str, location: Location) -> int:
     """A C integer literal: decimal, ``0x`` hex, ``0b`` binary, leading-0 octal, u/l suffixes."""
     body = text.rstrip("uUlL").strip()
     negative = body.startswith("-")
     if negative:
         body = body[1:].strip()
+    if len(body) > MAX_LITERAL_CHARS:
+        raise Sel4VmmError(
+            f"'{text[:40]}...' ({len(text)} characters) is too long to be a C integer",
+            location=location,
+            fix="write a number that fits in 64 bits",
+        )
     try:
         if body[:2].lower() == "0x":
             value = int(body[2:], 16)
@@ -486,6 +500,12 @@ def parse_c_integer(text: str, location: Location) -> int:
             location=location,
             fix="write a decimal or 0x-prefixed hexadecimal integer",
         ) from None
+    if value > C_INTEGER_MAX:
+        raise Sel4VmmError(
+            f"'{text}' does not fit in 64 bits",
+            location=location,
+            fix="write a number below 2^64",
+        )
     return -value if negative else value
 
 
@@ -512,6 +532,17 @@ def _apply(operator: Token, left: int, right: int) -> int:
         raise Sel4VmmError(
             f"shift by {right} bits", location=operator.location, fix="shift by 0 to 127 bits"
         )
+    result = _operate(op, left, right)
+    if not C_INTEGER_MIN <= result <= C_INTEGER_MAX:
+        raise Sel4VmmError(
+            f"{left} {op} {right} does not fit in 64 bits",
+            location=operator.location,
+            fix="keep the expression's values below 2^64",
+        )
+    return result
+
+
+def _operate(op: str, left: int, right: int) -> int:
     match op:
         case "/":
             return (

@@ -21,7 +21,12 @@ from pathlib import Path
 
 from sel4vmm.config.camkes.lexer import tokenize
 from sel4vmm.config.camkes.parse import CamkesFile, Import, parse_tokens
-from sel4vmm.config.camkes.preprocess import BUNDLED_INCLUDE_DIR, display_path, preprocess
+from sel4vmm.config.camkes.preprocess import (
+    BUNDLED_INCLUDE_DIR,
+    display_path,
+    preprocess,
+    read_source,
+)
 from sel4vmm.config.spec import Finding
 from sel4vmm.errors import Location, Sel4VmmError
 
@@ -126,14 +131,7 @@ class _Reader:
         if resolved in self.seen:
             return  # CAmkES imports every file once
         self.seen.add(resolved)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise Sel4VmmError(
-                f"cannot read {path}: {error}",
-                location=importer or Location(str(path)),
-                fix="check the path and that the file is UTF-8 text",
-            ) from None
+        text = read_source(path, importer)
         output = preprocess(path, text, include_dirs=self.cpp_dirs(path), defines=self.defines)
         shown = display_path(path)
         parsed = parse_tokens(tokenize(output, shown), shown)

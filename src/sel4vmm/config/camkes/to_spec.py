@@ -27,7 +27,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from sel4vmm.config.camkes.attributes import attribute_typo
+from sel4vmm.config.camkes.attributes import MAX_POOL_COUNT, attribute_typo, size_bits
 from sel4vmm.config.camkes.parse import (
     BoolValue,
     CallValue,
@@ -391,20 +391,28 @@ class _VmBuilder:
             pool = _POOL.fullmatch(attribute)
             if pool:
                 count = _integer(value, what)
-                if count < 0:
+                if not 0 <= count <= MAX_POOL_COUNT:
                     raise Sel4VmmError(
-                        f"{what} = {count} is negative",
+                        f"{what} = {count} is negative"
+                        if count < 0
+                        else f"{what} = {count} is more untyped objects than sel4vmm plans "
+                        f"for one pool ({MAX_POOL_COUNT})",
                         location=value.location,
-                        fix="give the number of untyped objects (0 or more)",
+                        fix="give the number of untyped objects (0 or more)"
+                        if count < 0
+                        else "use fewer, larger untyped objects (a larger simple_untypedN_pool)",
                     )
-                self.vm.pools.append(UntypedPoolSpec(int(pool.group(1)), count, setting.location))
+                bits = size_bits(pool.group(1), what, setting.location)
+                self.vm.pools.append(UntypedPoolSpec(bits, count, setting.location))
             elif attribute == "untyped_mmios":
                 for item in _strings(value, what):
                     paddr, bits = _mmio_numbers(item, 2, what, "0xADDR:size_bits")
+                    bits = size_bits(str(bits), f"{what} entry {item.value!r}", item.location)
                     self.vm.device_untypeds.append(DeviceUntypedSpec(paddr, bits, item.location))
             elif attribute == "mmios":
                 for item in _strings(value, what):
                     paddr, size, bits = _mmio_numbers(item, 3, what, "0xADDR:0xSIZE:page_bits")
+                    bits = size_bits(str(bits), f"{what} entry {item.value!r}", item.location)
                     self.vm.device_frames.append(DeviceFramesSpec(paddr, size, bits, item.location))
             elif attribute == "dtb":
                 self.read_dtb(value, what)
