@@ -54,6 +54,17 @@ def boot_untypeds(
     ``overlay-reserve-vm-memory.dts``) becomes *device* untyped, which is how RAM meant
     for 1:1 guest mappings reaches a VMM as ``untyped_mmios``.
     """
+    return boot_untypeds_of_ram(physmem.ram_ranges, arch, reserved, device_reserved)
+
+
+def boot_untypeds_of_ram(
+    ram_ranges: Iterable[MemoryRange],
+    arch: Arch,
+    reserved: Iterable[MemoryRange] = (),
+    device_reserved: Iterable[MemoryRange] = (),
+) -> list[Untyped]:
+    """:func:`boot_untypeds` from the RAM ranges alone (no host memory is needed)."""
+    ram_ranges = list(ram_ranges)
     carved = sorted(device_reserved, key=lambda r: r.base)
     holes = sorted([*reserved, *carved], key=lambda r: r.base)
     untypeds: list[Untyped] = []
@@ -62,13 +73,13 @@ def boot_untypeds(
         for paddr, bits in aligned_blocks(start, end, arch.max_untyped_bits, arch.min_untyped_bits):
             untypeds.append(Untyped(paddr, bits, device, label=label))
 
-    for rng in physmem.ram_ranges:
+    for rng in ram_ranges:
         for start, end in _subtract(rng.base, rng.end, holes):
             add(start, end, False, rng.name or "boot")
     # seL4 hands out everything that is not RAM as device untyped, up to the physical
     # address limit, in maximal aligned blocks: device windows the board table lists do
     # not split them, and a device it does not list is still reachable.
-    known = sorted([*physmem.ram_ranges, *holes], key=lambda r: r.base)
+    known = sorted([*ram_ranges, *holes], key=lambda r: r.base)
     for start, end in _subtract(0, 1 << arch.guest_address_bits, known):
         add(start, end, True, "device memory")
     for rng in carved:
