@@ -95,6 +95,8 @@ class Board:
     reserved_memory: tuple[MemoryRange, ...] = ()
     #: Cores of the Microkit SDK's SMP configuration for this board.
     smp_cores: int = 1
+    #: Where the early-boot ELF loader puts the root task's image, where known.
+    elfloader_image_base: int | None = None
 
     @property
     def ram_size(self) -> int:
@@ -250,6 +252,7 @@ def _build(name: str, data: dict[str, Any], ram_size: int | None) -> Board:
         ram_configurable=configurable,
         reserved_memory=reserved,
         smp_cores=int(data.get("smp_cores", 1)),
+        elfloader_image_base=data.get("elfloader_image_base"),
     )
 
 

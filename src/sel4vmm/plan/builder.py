@@ -24,10 +24,11 @@ from sel4vmm.plan.checks import (
     check_untyped_sizes,
 )
 from sel4vmm.plan.model import MapEntry, SystemPlan, VmPlan
+from sel4vmm.plan.root_task import RootTaskImage, root_task_findings
 from sel4vmm.sel4.arch import arch_by_name
 from sel4vmm.sel4.objects import ObjectKind, ObjectRun, human_size
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
-from sel4vmm.sel4.platform import Sel4Platform
+from sel4vmm.sel4.platform import Sel4Platform, boot_untypeds_of_ram
 from sel4vmm.vm import DeviceFramesRequest, DeviceUntypedRequest, PoolRequest, VirtualMachine
 
 DEFAULT_BOARDS = {
@@ -64,11 +65,36 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def plan_system(
-    spec: SystemSpec, *, board: str | None = None, ram_size: int | None = None
+    spec: SystemSpec,
+    *,
+    board: str | None = None,
+    ram_size: int | None = None,
+    root_task: RootTaskImage | None = None,
 ) -> SystemPlan:
-    """Plan ``spec`` on ``board`` (else the one the configuration names, else a default)."""
+    """Plan ``spec`` on ``board`` (else the one the configuration names, else a default).
+
+    ``root_task`` (the image the ELF loader loads, guest images embedded) adds seed 002's
+    root-task sizing findings.
+    """
     with _cyclic_gc_paused():
-        return _plan_system(spec, board, ram_size)
+        plan = _plan_system(spec, board, ram_size)
+        if root_task is not None:
+            plan.findings += _root_task_findings(plan, root_task)
+        return plan
+
+
+def _root_task_findings(plan: SystemPlan, image: RootTaskImage) -> list[Finding]:
+    board = plan.board
+    arch = arch_by_name("aarch64" if board.arch == "aarch32" else board.arch)
+    untypeds = boot_untypeds_of_ram(board.ram, arch, device_reserved=board.reserved_memory)
+    return root_task_findings(
+        image_size=image.size,
+        image_vaddr=image.vaddr,
+        image_path=image.path,
+        board=board,
+        boot_untypeds=len(untypeds),
+        vm_resources=[vm.resources for vm in plan.vms if vm.resources is not None],
+    )
 
 
 def _plan_system(spec: SystemSpec, board: str | None, ram_size: int | None) -> SystemPlan:
