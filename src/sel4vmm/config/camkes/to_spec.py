@@ -42,6 +42,7 @@ from sel4vmm.config.camkes.parse import (
     parse_value_text,
 )
 from sel4vmm.config.camkes.reader import ReadFiles
+from sel4vmm.config.camkes.x86 import build_x86_vm, is_x86_vm, x86_findings
 from sel4vmm.config.spec import (
     DeviceFramesSpec,
     DeviceUntypedSpec,
@@ -129,6 +130,7 @@ class _Instance:
     name: str
     location: Location
     declared_vm: bool = False
+    type_name: str | None = None
 
 
 def python_value(value: Value) -> object:
@@ -461,6 +463,7 @@ def build_system_spec(path: str, read: ReadFiles, board: str | None) -> SystemSp
                 declaration.name, _Instance(declaration.name, declaration.location)
             )
             instance.declared_vm |= declaration.type_name == VM_COMPONENT_TYPE
+            instance.type_name = declaration.type_name
         for setting in camkes_file.settings:
             instances.setdefault(setting.instance, _Instance(setting.instance, setting.location))
             # Later settings override earlier ones, as a later assignment does in CAmkES.
@@ -468,9 +471,13 @@ def build_system_spec(path: str, read: ReadFiles, board: str | None) -> SystemSp
     spec = SystemSpec(path=path, format="camkes", findings=list(read.findings), board=board)
     for name, instance in instances.items():
         attributes = settings.get(name, {})
-        if not (instance.declared_vm or VM_ATTRIBUTES & attributes.keys()):
+        if is_x86_vm(instance.type_name, set(attributes)):
+            vm = build_x86_vm(name, instance.location, attributes)
+            findings = x86_findings(vm)
+        elif not (instance.declared_vm or VM_ATTRIBUTES & attributes.keys()):
             continue
-        vm, findings = _VmBuilder(instance, attributes).build()
+        else:
+            vm, findings = _VmBuilder(instance, attributes).build()
         vm.board = board
         spec.vms.append(vm)
         spec.findings.extend(findings)
