@@ -25,6 +25,7 @@ REQUIRED = {
     "imx8mp_evk",
     "qemu_virt_riscv64",
     "cheshire",
+    "rk3288",
 }
 RISCV = {"qemu_virt_riscv64", "cheshire"}
 
@@ -171,6 +172,9 @@ SEL4_RAM = {
     "imx8mp_evk": [(0x40000000, 0xC0000000), (0x100000000, 0xC0000000)],
     # tools/dts/cheshire.dts memory@80000000 reg = <0x0 0x80000000 0x0 0x40000000>
     "cheshire": [(0x80000000, 0x40000000)],
+    # branch rk3288 (91bd40d3) tools/dts/rk3288-ntablet.dts memory reg = <0x00 0x00 0x00
+    # 0x80000000>; its overlay gives the kernel only 0x200000+0x7fe00000 (TrustZone).
+    "rk3288": [(0x0, 0x80000000)],
 }
 
 

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 
 from sel4vmm.config.camkes.attributes import MAX_POOL_COUNT, attribute_typo, size_bits
+from sel4vmm.config.camkes.c_integers import parse_c_integer
 from sel4vmm.config.camkes.parse import (
     BoolValue,
     CallValue,
@@ -38,7 +39,6 @@ from sel4vmm.config.camkes.parse import (
     StrValue,
     SymbolValue,
     Value,
-    parse_c_integer,
     parse_value_text,
 )
 from sel4vmm.config.camkes.reader import ReadFiles
