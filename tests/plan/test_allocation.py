@@ -177,3 +177,13 @@ def test_cyclic_gc_is_paused_while_planning_and_restored(
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_the_json_board_lists_its_reserved_memory(tmp_path: Path) -> None:
+    from sel4vmm.plan.document import plan_json
+
+    plan = plan_of(system(tmp_path, '<memory_region name="ram0" size="0x1000000"/>'))
+    board = plan_json(plan, None)["board"]
+    assert board["reserved_memory"] == [
+        {"base": 0x40000000, "size": 0x20000000, "name": "vm-memory"}
+    ]
