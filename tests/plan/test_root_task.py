@@ -69,3 +69,36 @@ def test_qemu_has_no_secure_monitor_to_run_into(realworld: Path) -> None:
     assert load_board("qemu_virt_aarch64").elfloader_image_base is None
     findings = _plan(realworld, "qemu_arm_virt", 50 * MIB)
     assert not any("ELF loader puts" in f for f in findings)
+
+
+def test_plan_loader_image_from_the_command_line(realworld: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from sel4vmm.cli import app
+
+    image = tmp_path / "driver.bin"
+    with image.open("wb") as out:
+        out.truncate(50 * MIB)
+    system = realworld / "sel4-gpi/odroidc4/simple.system"
+    result = CliRunner().invoke(app, ["plan", str(system), "--loader-image", str(image)])
+    assert result.exit_code == 1, result.output  # the image runs into secmon
+    assert "-DKernelRootCNodeSizeBits=14" in result.output
+    assert "secmon" in result.output
+    missing = CliRunner().invoke(
+        app, ["plan", str(system), "--loader-image", str(tmp_path / "none")]
+    )
+    assert missing.exit_code != 0
+
+
+def test_an_elf_image_is_measured_by_its_segments(tmp_path: Path) -> None:
+    from sel4vmm.cli.plan import _root_task_image
+    from tests.images.synthetic import elf64
+
+    # Two segments at 0x400000 and 0x2400000 (32 MiB of BSS between): the kernel maps the
+    # whole virtual range with frames, so that is what counts, not the small file.
+    image = tmp_path / "driver.elf"
+    image.write_bytes(
+        elf64([(0x400000, b"\x00" * 64, 0x1000), (0x2400000, b"\x00" * 64, 0x1000)], entry=0x400000)
+    )
+    measured = _root_task_image(image)
+    assert (measured.vaddr, measured.size) == (0x400000, 0x2001000)
