@@ -86,8 +86,13 @@ def load_system(
     """
     source = Path(path)
     if not source.is_file():
+        what = (
+            "not a regular file (a device, FIFO or directory)"
+            if source.exists()
+            else "no such file"
+        )
         raise Sel4VmmError(
-            f"cannot read '{source}': no such file",
+            f"cannot read '{source}': {what}",
             location=Location(str(source)),
             fix="give the path of a .system or .camkes file",
         )

@@ -164,3 +164,12 @@ def test_fuzzed_files_stay_within_time_and_memory_limits() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "camkes fuzz:" in result.stdout
+
+
+def test_a_configuration_that_is_a_device_is_named_so(tmp_path: Path) -> None:
+    from sel4vmm.config.load import load_system
+
+    link = tmp_path / "zero.camkes"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(Sel4VmmError, match="not a regular file"):
+        load_system(link)
