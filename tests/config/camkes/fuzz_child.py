@@ -141,10 +141,16 @@ def main() -> None:
         def hostile(text: str, other: str) -> None:
             read_one(directory, text, other)
 
+        @fuzz
+        @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300), hostile_files)
+        def arbitrary(text: str, other: str) -> None:
+            read_one(directory, text, other)
+
         mutated()
         hostile()
+        arbitrary()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"camkes fuzz: {2 * examples} examples, peak RSS {peak_kib >> 10} MiB")
+    print(f"camkes fuzz: {3 * examples} examples, peak RSS {peak_kib >> 10} MiB")
 
 
 if __name__ == "__main__":
