@@ -1,0 +1,1 @@
+"""Device models: fault callbacks on reservations plus interrupt lines, for every backend."""
