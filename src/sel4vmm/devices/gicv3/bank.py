@@ -1,10 +1,10 @@
 """The per-interrupt registers the distributor and the SGI_base frame share.
 
 ``GICD_IGROUPR<n>`` ... ``GICD_ICFGR<n>`` and ``GICR_IGROUPR0`` ... ``GICR_ICFGR1`` have the
-same offsets and bit layouts (IHI 0069H 12.9 and 12.11); only which interrupts they reach
-differs: with affinity routing the distributor's words for INTIDs 0-31 are RAZ/WI and the
-redistributor's SGI_base frame serves them for its own PE.  :class:`InterruptRegisters`
-is that layout over a lookup from INTID to state (None: RAZ/WI).
+same offsets and bit layouts (IHI 0069, the GICD_* and GICR_* register descriptions); only which
+interrupts they reach differs: with affinity routing the distributor's words for INTIDs 0-31 are
+RAZ/WI and the redistributor's SGI_base frame serves them for its own PE.
+:class:`InterruptRegisters` is that layout over a lookup from INTID to state (None: RAZ/WI).
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ class InterruptRegisters:
         elif array == 3:
             irq.latched = True
         elif array == 4:
-            # Clears the latch only: an asserted level input keeps it pending (4.1.2).
+            # Clears the latch only: a level-sensitive interrupt stays pending while
+            # its input is asserted (IHI 0069, the interrupt lifecycle).
             irq.latched = False
         elif array == 5:
             irq.active = True

@@ -51,12 +51,12 @@ _NAMES: dict[Encoding, str] = {encoding: name for name, encoding in ICC_ENCODING
 
 #: ICC_SRE_EL1: SRE, DFB and DIB are RAO/WI (system-register access only).
 SRE_VALUE = 0b111
-#: ICC_CTLR_EL1 fields (IHI 0069H 12.2.6).
+#: ICC_CTLR_EL1 fields (IHI 0069, ICC_CTLR_EL1).
 CTLR_CBPR = 1 << 0
 CTLR_EOIMODE = 1 << 1
 CTLR_PRIBITS_SHIFT = 8
 CTLR_A3V = 1 << 15
-#: ICC_SGI1R_EL1 fields (IHI 0069H 12.2.22).
+#: ICC_SGI1R_EL1 fields (IHI 0069, ICC_SGI1R_EL1).
 SGI1R_IRM = 1 << 40
 INTID_MASK = 0xFF_FFFF
 
@@ -172,7 +172,7 @@ class CpuInterface:
 
         Without IRM, the targets are the PEs with affinity Aff3.Aff2.Aff1 (bits 55:48,
         39:32, 23:16) whose Aff0 is ``RS * 16 + n`` for each bit n of TargetList (15:0).
-        An SGI reaches a PE only if it is Group 1 there (IHI 0069H 12.2.22, DS = 1).
+        An SGI reaches a PE only if it is Group 1 there (IHI 0069, ICC_SGI1R_EL1, with DS = 1).
         """
         intid = value >> 24 & 0xF
         if value & SGI1R_IRM:

@@ -1,8 +1,8 @@
 """The GICv3 distributor (GICD): one 64 KiB frame the guest reaches through faults.
 
 With affinity routing (always on here, as under KVM) the distributor owns the SPIs only:
-its words for INTIDs 0-31 are RAZ/WI (IHI 0069H 12.9, e.g. GICD_ISENABLER<n>: "when
-affinity routing is enabled ... GICD_ISENABLER0 is RAZ/WI") and each SPI is routed by its
+its words for INTIDs 0-31 are RAZ/WI (IHI 0069, GICD_ISENABLER<n> and its neighbours)
+and each SPI is routed by its
 64-bit ``GICD_IROUTER<n>``.  ``GICD_ITARGETSR`` and ``GICD_SGIR`` are legacy registers,
 RAZ/WI with affinity routing.  Unknown and reserved offsets read as zero and ignore writes,
 so a guest probing the frame learns nothing and changes nothing.
@@ -34,14 +34,14 @@ GICD_STATUSR = 0x0010
 GICD_IROUTER = 0x6000
 GICD_PIDR2 = 0xFFE8
 
-#: GICD_CTLR bits with GICD_CTLR.DS = 1 (IHI 0069H 12.9.4, "when access is ... DS == 1").
+#: GICD_CTLR bits with GICD_CTLR.DS = 1 (IHI 0069, GICD_CTLR, the layout when DS == 1).
 CTLR_ENABLE_GRP0 = 1 << 0
 CTLR_ENABLE_GRP1 = 1 << 1
 CTLR_ARE = 1 << 4
 CTLR_DS = 1 << 6
 CTLR_RWP = 1 << 31
 
-#: GICD_TYPER fields (IHI 0069H 12.9.38).
+#: GICD_TYPER fields (IHI 0069, GICD_TYPER).
 TYPER_CPU_NUMBER_SHIFT = 5
 TYPER_IDBITS_SHIFT = 19
 TYPER_A3V = 1 << 24

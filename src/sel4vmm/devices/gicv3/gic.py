@@ -125,7 +125,7 @@ class Gicv3:
         """Assert the input of SPI ``intid`` (or PPI ``intid`` of PE ``cpu``).
 
         Edge-triggered (GICD_ICFGR/GICR_ICFGR1): a rising edge latches it pending.
-        Level-sensitive: pending while asserted (IHI 0069H 4.1.2).
+        Level-sensitive: pending while asserted (IHI 0069, the interrupt lifecycle).
         """
         irq = self._input(intid, cpu)
         if irq.edge and not irq.level:

@@ -2,7 +2,7 @@
 
 ``RD_base`` holds the PE's control and identification (GICR_CTLR, IIDR, TYPER, WAKER,
 PIDR2); ``SGI_base`` (RD_base + 64 KiB) holds the registers of its SGIs and PPIs, laid out
-as the distributor's first words (IHI 0069H 12.10, 12.11).  Linux finds a PE's frames by
+as the distributor's first words (IHI 0069, the GICR_* register map).  Linux finds a PE's frames by
 walking the region, reading GICR_TYPER until its affinity matches the PE's MPIDR or
 ``Last`` is set (``gic_iterate_rdists`` in ``drivers/irqchip/irq-gic-v3.c``), so TYPER
 reports each PE's affinity and sets ``Last`` on the final one.
@@ -34,11 +34,11 @@ GICR_STATUSR = 0x0010
 GICR_WAKER = 0x0014
 GICR_PIDR2 = 0xFFE8
 
-#: GICR_TYPER fields (IHI 0069H 12.11.36): Last, Processor_Number, Affinity_Value.
+#: GICR_TYPER fields (IHI 0069, GICR_TYPER): Last, Processor_Number, Affinity_Value.
 TYPER_LAST = 1 << 4
 TYPER_PROCESSOR_NUMBER_SHIFT = 8
 TYPER_AFFINITY_SHIFT = 32
-#: GICR_WAKER (IHI 0069H 12.11.39).
+#: GICR_WAKER (IHI 0069, GICR_WAKER).
 WAKER_PROCESSOR_SLEEP = 1 << 1
 WAKER_CHILDREN_ASLEEP = 1 << 2
 

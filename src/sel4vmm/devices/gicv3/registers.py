@@ -1,11 +1,11 @@
 """Turning guest accesses of any width into the 32-bit register accesses the model serves.
 
-The GICv3 registers are 32 bits wide, except the 64-bit GICD_IROUTER<n> and GICR_TYPER
-(which may also be accessed as two 32-bit halves) and the byte-accessible
-GICD_IPRIORITYR/GICR_IPRIORITYR (IHI 0069H 12.1.3).  Each frame implements
-``read32(offset)`` and ``write32(offset, value, mask)``: ``mask`` has ones at the bytes the
-guest wrote, so a byte store to a priority changes that byte only and a byte store to a
-set-enable register sets only the bits it carries.
+The GICv3 registers are 32 bits wide, except the 64-bit GICD_IROUTER<n> and GICR_TYPER (which
+may also be accessed as two 32-bit halves) and the byte-accessible
+GICD_IPRIORITYR/GICR_IPRIORITYR (IHI 0069, each register's "Accessing" notes).  Each frame
+implements ``read32(offset)`` and ``write32(offset, value, mask)``: ``mask`` has ones at the
+bytes the guest wrote, so a byte store to a priority changes that byte only and a byte store to
+a set-enable register sets only the bits it carries.
 """
 
 from __future__ import annotations

@@ -4,14 +4,15 @@ Every other module of the model (distributor, redistributors, CPU interface) onl
 changes this state; the rules that decide which interrupt a CPU is offered live here once:
 
 * an interrupt is *pending* when its pending latch is set (an edge, a ``GICD_ISPENDR`` write,
-  an SGI) or, if it is level-sensitive, while its input line is asserted (IHI 0069H 4.1.2);
+  an SGI) or, if it is level-sensitive, while its input line is asserted (IHI 0069, the
+  interrupt lifecycle);
 * SGIs and PPIs (INTID 0-31) exist once per CPU (the redistributor's bank), SPIs once;
 * an SPI goes to the CPU whose affinity ``GICD_IROUTER`` names, or with
-  ``Interrupt_Routing_Mode`` = 1 to one participating CPU (IHI 0069H 4.5): here the
+  ``Interrupt_Routing_Mode`` = 1 to one participating CPU (IHI 0069, GICD_IROUTER<n>): here the
   lowest-numbered CPU whose redistributor is awake and whose ``ICC_IGRPEN1_EL1`` is set;
 * a CPU is signalled the highest-priority (lowest value, then lowest INTID) pending, enabled,
   inactive Group 1 interrupt when its priority is below ``ICC_PMR_EL1`` and its group
-  priority below the running priority (IHI 0069H 4.8).
+  priority below the running priority (IHI 0069, interrupt prioritization and preemption).
 
 The model has one Security state (``GICD_CTLR.DS`` = 1, as a guest's GIC under KVM or
 libvmm), affinity routing always on, 5 priority bits and 16 INTID bits, no LPIs.
