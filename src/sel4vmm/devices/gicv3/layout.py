@@ -4,7 +4,7 @@ The binding (Linux ``Documentation/devicetree/bindings/interrupt-controller/arm,
 puts the distributor first in ``reg``, then ``#redistributor-regions`` (default 1)
 redistributor regions, then optional GICC/GICH/GICV frames, which a guest using system
 registers ignores.  libvmm's ``gic_v3_overlay.dts`` is such a node: distributor at
-0x38800000 (64 KiB), one redistributor region at 0x38880000 (0xc0000: three PEs).
+0x38800000 (64 KiB), one redistributor region at 0x38880000 (0xc0000: room for six PEs).
 """
 
 from __future__ import annotations
