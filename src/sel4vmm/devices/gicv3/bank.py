@@ -28,14 +28,24 @@ _BIT_ARRAY_END = 0x80
 _PRIORITY_END = 0x400
 _CONFIG_END = 0x100
 
-Lookup = Callable[[int], Interrupt | None]
+#: INTIDs a bank register array spans (one bit each in IGROUPR ... ICACTIVER).
+INTID_SPAN = 1024
+
+
+#: The state each bit array shows: IGROUPR, IS/ICENABLER, IS/ICPENDR, IS/ICACTIVER.
+_ARRAY_ATTRIBUTES = ("group1", "enabled", "enabled", "pending", "pending", "active", "active")
 
 
 class InterruptRegisters:
-    """Group, enable, pending, active, priority and configuration registers."""
+    """Group, enable, pending, active, priority and configuration registers.
 
-    def __init__(self, lookup: Lookup, on_change: Callable[[], None]) -> None:
-        self._lookup = lookup
+    ``interrupts`` maps INTID to the state a register bit or byte reaches, None where the
+    register is RAZ/WI; it is copied into a table of all 1024 INTIDs so a register word is
+    one slice (a guest reads these on every interrupt).
+    """
+
+    def __init__(self, interrupts: dict[int, Interrupt], on_change: Callable[[], None]) -> None:
+        self._table: list[Interrupt | None] = [interrupts.get(i) for i in range(INTID_SPAN)]
         #: Called after any write that may change what a CPU is signalled.
         self._on_change = on_change
 
@@ -47,7 +57,7 @@ class InterruptRegisters:
         )
 
     def _irqs(self, first: int, count: int) -> list[Interrupt | None]:
-        return [self._lookup(first + i) for i in range(count)]
+        return self._table[first : first + count]
 
     def read32(self, offset: int) -> int:
         if offset >= ICFGR:
@@ -66,10 +76,8 @@ class InterruptRegisters:
             )
         array = (offset - IGROUPR) // _BIT_ARRAY_END
         first = (offset % _BIT_ARRAY_END) * 8
-        irqs = self._irqs(first, 32)
-        attribute = ("group1", "enabled", "enabled", "pending", "pending", "active", "active")
-        name = attribute[array]
-        return bits_of([irq is not None and bool(getattr(irq, name)) for irq in irqs])
+        name = _ARRAY_ATTRIBUTES[array]
+        return bits_of([irq is not None and getattr(irq, name) for irq in self._irqs(first, 32)])
 
     def write32(self, offset: int, value: int, mask: int) -> None:
         if offset >= ICFGR:

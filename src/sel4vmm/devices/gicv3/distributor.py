@@ -60,7 +60,7 @@ class Distributor:
     def __init__(self, state: Gicv3State, on_change: Callable[[], None]) -> None:
         self.state = state
         self._on_change = on_change
-        self.bank = InterruptRegisters(self._spi, on_change)
+        self.bank = InterruptRegisters({irq.intid: irq for irq in state.spis}, on_change)
 
     def _spi(self, intid: int) -> Interrupt | None:
         if NUM_PRIVATE <= intid < self.state.num_lines:

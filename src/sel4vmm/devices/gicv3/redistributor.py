@@ -20,7 +20,7 @@ from typing import Any
 from sel4vmm.devices.gicv3.bank import InterruptRegisters
 from sel4vmm.devices.gicv3.distributor import IIDR, PIDR2
 from sel4vmm.devices.gicv3.registers import serve_fault
-from sel4vmm.devices.gicv3.state import NUM_PRIVATE, Gicv3State, Interrupt
+from sel4vmm.devices.gicv3.state import Gicv3State
 from sel4vmm.memory import FaultResult, MemoryFault
 
 #: RD_base and SGI_base of one PE.
@@ -53,22 +53,14 @@ class Redistributors:
         #: sets it from the layout, one region by default.
         self.last_in_region = {state.num_cpus - 1}
         self.banks = [
-            InterruptRegisters(self._private_lookup(cpu), on_change)
-            for cpu in range(state.num_cpus)
+            InterruptRegisters({irq.intid: irq for irq in pe.private}, on_change)
+            for pe in state.cpus
         ]
 
     @property
     def size(self) -> int:
         """Bytes of guest-physical space all the redistributors occupy."""
         return self.state.num_cpus * STRIDE
-
-    def _private_lookup(self, cpu: int) -> Callable[[int], Interrupt | None]:
-        private = self.state.cpus[cpu].private
-
-        def lookup(intid: int) -> Interrupt | None:
-            return private[intid] if 0 <= intid < NUM_PRIVATE else None
-
-        return lookup
 
     def fault(self, vm: Any, fault: MemoryFault, cookie: tuple[int, int]) -> FaultResult:
         """Fault callback of a redistributor region's reservation.

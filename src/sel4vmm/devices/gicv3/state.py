@@ -124,18 +124,18 @@ class Gicv3State:
             return None
         return self.cpu_by_affinity(affinity_of_router(irq.router))
 
-    def _candidates(self, cpu: int) -> list[Interrupt]:
-        return [*self.cpus[cpu].private, *(s for s in self.spis if self.spi_target(s) == cpu)]
-
     def highest_pending(self, cpu: int) -> Interrupt | None:
         """The highest-priority Group 1 interrupt that could be signalled to ``cpu``,
         ignoring the priority mask and the running priority (ICC_HPPIR1_EL1's view)."""
         if not self.group1_enabled:
             return None
         best: Interrupt | None = None
-        for irq in self._candidates(cpu):
-            eligible = irq.pending and irq.enabled and irq.group1 and not irq.active
-            if eligible and (best is None or irq.priority < best.priority):
+        for irq in (*self.cpus[cpu].private, *self.spis):
+            eligible = irq.enabled and irq.group1 and not irq.active and irq.pending
+            if not eligible or (best is not None and irq.priority >= best.priority):
+                continue
+            # Routing is looked at last: it is the dearest test and few SPIs get here.
+            if irq.intid < NUM_PRIVATE or self.spi_target(irq) == cpu:
                 best = irq
         return best
 
