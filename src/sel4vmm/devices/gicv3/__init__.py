@@ -14,11 +14,21 @@ Wiring it into a backend (what the unicorn backend's integration does):
    redistributors in ``vm.memory`` with the model's fault callbacks: the backend's existing
    MMIO fault path (``vm.memory.handle_fault``) then serves them; the fault's ``vcpu`` is
    not needed (GICv3 frames are not banked by who accesses them).
-2. MRS/MSR: unicorn's ``UC_HOOK_INSN`` for ``UC_ARM64_INS_MRS``/``MSR``/``SYS`` hands the
-   hook a ``uc_arm64_cp_reg`` (``op0, op1, crn, crm, op2, val``).  The hook does
-   ``name = icc_register((op0, op1, crn, crm, op2))``; if it is not None it answers with
-   ``gic.read_sysreg(cpu, name)`` or calls ``gic.write_sysreg(cpu, name, val)`` and returns
-   True (instruction handled), else lets unicorn treat it as before.
+2. MRS/MSR: unicorn 2.1's CPU models have no GIC CPU interface, so an ICC_* access is an
+   undefined instruction.  Measured with unicorn 2.1.4: a ``UC_HOOK_INSN`` MRS/MSR hook is
+   called for it, but a hook that returns 1 (claimed) makes unicorn execute the same
+   instruction again, forever; returning 0 gives ``UC_HOOK_INTR`` intno 1 (EXCP_UDEF) with
+   the PC at the instruction.  So the backend serves ICC_* in that UDEF path: ``move =
+   decode_sysreg_move(word at PC)``; if ``icc_register(move.encoding)`` names one, MRS
+   writes ``gic.read_sysreg(vcpu.index, name)`` to X[rt] (nothing for rt = 31, XZR;
+   unicorn's X29/X30 ids are not ``X0 + 29/30``), MSR calls ``gic.write_sysreg(vcpu.index,
+   name, X[rt])``, then PC += 4 and the run resumes, before the UDEF would be vectored to
+   the guest
+   (``tests/devices/gicv3/test_gicv3_unicorn.py`` does exactly this on a real unicorn).
+   The encoding order ``(op0, op1, CRn, CRm, op2)`` is the backend's ``_cp_key``.  PE
+   ``i``'s affinity must be the Aff fields of the MPIDR_EL1 reported for vCPU ``i`` (Aff0
+   = ``i`` by default).  Linux also reads ID_AA64PFR0_EL1.GIC (bits 27:24) to know the CPU
+   has the system-register interface: the backend should report 1 there with this GICv3.
 3. After a change (``on_change``) and before resuming a vCPU, the backend asserts that
    vCPU's IRQ input exactly when ``gic.pending_irq(cpu)``; the guest then reads
    ``ICC_IAR1_EL1`` in its handler.
@@ -26,7 +36,14 @@ Wiring it into a backend (what the unicorn backend's integration does):
    the timers get ``gic.line(27, cpu)`` (virtual timer PPI) and ``gic.line(30, cpu)``.
 """
 
-from sel4vmm.devices.gicv3.cpu_interface import ICC_ENCODINGS, CpuInterface, icc_register
+from sel4vmm.devices.gicv3.cpu_interface import (
+    ICC_ENCODINGS,
+    CpuInterface,
+    Encoding,
+    SysregMove,
+    decode_sysreg_move,
+    icc_register,
+)
 from sel4vmm.devices.gicv3.gic import DEFAULT_SPIS, Gicv3
 from sel4vmm.devices.gicv3.layout import Gicv3Layout, gicv3_layout_from_dtb
 from sel4vmm.devices.gicv3.lines import Gicv3Line, InterruptLine
@@ -37,10 +54,13 @@ __all__ = [
     "ICC_ENCODINGS",
     "SPURIOUS_INTID",
     "CpuInterface",
+    "Encoding",
     "Gicv3",
     "Gicv3Layout",
     "Gicv3Line",
     "InterruptLine",
+    "SysregMove",
+    "decode_sysreg_move",
     "gicv3_layout_from_dtb",
     "icc_register",
 ]

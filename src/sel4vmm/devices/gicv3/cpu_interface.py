@@ -15,6 +15,7 @@ Linux puts every interrupt in Group 1 and uses only the Group 1 registers.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sel4vmm.devices.gicv3.state import (
     IDLE_PRIORITY,
@@ -59,6 +60,41 @@ CTLR_A3V = 1 << 15
 #: ICC_SGI1R_EL1 fields (IHI 0069, ICC_SGI1R_EL1).
 SGI1R_IRM = 1 << 40
 INTID_MASK = 0xFF_FFFF
+
+
+#: A64 "move to/from system register" (MRS/MSR register form): bits 31:22 = 0b1101010100,
+#: bit 21 = L (1: MRS), bit 20 = 1 (op0 is 2 or 3), then o0 (19), op1 (18:16), CRn (15:12),
+#: CRm (11:8), op2 (7:5) and Rt (4:0) (Arm ARM, the MRS and MSR (register) encodings).
+_SYSREG_MOVE = 0b1101010100
+
+
+class SysregMove(NamedTuple):
+    """One decoded MRS/MSR: which register, which direction, which X register (31: XZR)."""
+
+    is_read: bool
+    encoding: Encoding
+    rt: int
+
+
+def decode_sysreg_move(word: int) -> SysregMove | None:
+    """Decode an A64 instruction word if it is an MRS or an MSR (register).
+
+    unicorn 2.1's CPU models implement no GIC CPU interface, so an ICC_* access is an
+    undefined instruction there (and an MRS/MSR hook that claims it makes unicorn run the
+    instruction again): the backend decodes the word at the UDEF's PC with this, serves
+    it with :meth:`CpuInterface.read_sysreg` / :meth:`CpuInterface.write_sysreg` and
+    steps the PC past it.
+    """
+    if word >> 22 != _SYSREG_MOVE or not word >> 20 & 1:
+        return None
+    encoding = (
+        2 | (word >> 19 & 1),
+        word >> 16 & 0b111,
+        word >> 12 & 0xF,
+        word >> 8 & 0xF,
+        word >> 5 & 0b111,
+    )
+    return SysregMove(bool(word >> 21 & 1), encoding, word & 0x1F)
 
 
 def icc_register(encoding: Encoding) -> str | None:
