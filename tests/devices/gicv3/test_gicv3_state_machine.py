@@ -67,10 +67,15 @@ class Reference:
 
 
 class Gicv3Machine(RuleBasedStateMachine):
+    #: ICC_CTLR_EL1.EOImode of every PE: 0, EOIR drops and deactivates; 1, DIR deactivates.
+    EOI_MODE = 0
+
     def __init__(self) -> None:
         super().__init__()
         self.guest: Guest = make_guest(CPUS)
         self.ref = Reference()
+        #: Interrupts whose priority was dropped (EOImode 1) but that are still active.
+        self.dropped: list[tuple[int, int]] = []
         guest = self.guest
         guest.gicd(0, 0b10)  # EnableGrp1
         guest.gicd(0x84, 0b11)  # SPIs 32, 33 in Group 1
@@ -85,6 +90,7 @@ class Gicv3Machine(RuleBasedStateMachine):
             for intid in (*SGIS, PPI):
                 guest.write(guest.sgi(cpu, 0x400 + intid), PRIORITY[intid], width=1)
             guest.msr(cpu, "ICC_PMR_EL1", PMR)
+            guest.msr(cpu, "ICC_CTLR_EL1", self.EOI_MODE << 1)
             guest.msr(cpu, "ICC_IGRPEN1_EL1", 1)
 
     def _bit_register(self, intid: int, cpu: int, offset: int) -> int:
@@ -137,7 +143,17 @@ class Gicv3Machine(RuleBasedStateMachine):
     def end_of_interrupt(self, data: st.DataObject) -> None:
         cpu = data.draw(st.sampled_from([c for c in range(CPUS) if self.ref.acked[c]]))
         intid = self.ref.acked[cpu].pop()
-        self.guest.msr(cpu, "ICC_EOIR1_EL1", intid)  # EOImode 0: drop and deactivate
+        self.guest.msr(cpu, "ICC_EOIR1_EL1", intid)
+        if self.EOI_MODE:
+            self.dropped.append((cpu, intid))  # priority dropped, still active
+        else:
+            self.ref.active[self.ref.key(intid, cpu)] = False
+
+    @precondition(lambda self: bool(self.dropped))
+    @rule(data=st.data())
+    def deactivate(self, data: st.DataObject) -> None:
+        cpu, intid = self.dropped.pop(data.draw(st.integers(0, len(self.dropped) - 1)))
+        self.guest.msr(cpu, "ICC_DIR_EL1", intid)
         self.ref.active[self.ref.key(intid, cpu)] = False
 
     @invariant()
@@ -156,5 +172,13 @@ class Gicv3Machine(RuleBasedStateMachine):
                     assert bool(value & bit) == want, (hex(offset), intid, cpu)
 
 
+class Gicv3SplitEoiMachine(Gicv3Machine):
+    """The same with EOImode 1, as Linux runs when it owns EL2 (split drop/deactivate)."""
+
+    EOI_MODE = 1
+
+
 Gicv3Machine.TestCase.settings = settings(max_examples=150, stateful_step_count=40)
+Gicv3SplitEoiMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40)
 test_gicv3_against_reference = Gicv3Machine.TestCase
+test_gicv3_split_eoi_against_reference = Gicv3SplitEoiMachine.TestCase
