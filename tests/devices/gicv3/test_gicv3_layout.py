@@ -111,3 +111,31 @@ def test_redistributor_regions_property_and_32_bit_cells(tmp_path: Path) -> None
     assert layout.redistributor_regions == ((0x80A0000, 0x40000), (0x9000000, 0x20000))
     assert layout.capacity() == 3
     assert layout.redistributor_base(2) == 0x9000000
+
+
+def gic_source(tmp_path: Path, extra: str) -> Path:
+    source = tmp_path / "gic.dts"
+    source.write_text(
+        "/dts-v1/;\n/ {\n\t#address-cells = <2>;\n\t#size-cells = <2>;\n"
+        '\tintc@8000000 {\n\t\tcompatible = "arm,gic-v3";\n'
+        "\t\treg = <0x0 0x8000000 0x0 0x10000 0x0 0x80a0000 0x0 0x40000>;\n"
+        f"{extra}\t}};\n}};\n"
+    )
+    return source
+
+
+def test_a_disabled_gicv3_node_is_not_used(tmp_path: Path) -> None:
+    source = gic_source(tmp_path, '\t\tstatus = "disabled";\n')
+    with pytest.raises(Sel4VmmError, match="no 'arm,gic-v3'"):
+        gicv3_layout_from_dtb(compile_dts(source))
+    okay = gic_source(tmp_path, '\t\tstatus = "okay";\n')
+    assert gicv3_layout_from_dtb(compile_dts(okay)).capacity() == 2
+
+
+def test_a_stride_other_than_128k_is_refused(tmp_path: Path) -> None:
+    source = gic_source(tmp_path, "\t\tredistributor-stride = <0x0 0x40000>;\n")
+    with pytest.raises(Sel4VmmError, match="redistributor-stride is 0x40000") as error:
+        gicv3_layout_from_dtb(compile_dts(source))
+    assert error.value.fix is not None and "delete redistributor-stride" in error.value.fix
+    same = gic_source(tmp_path, "\t\tredistributor-stride = <0x0 0x20000>;\n")
+    assert gicv3_layout_from_dtb(compile_dts(same)).capacity() == 2

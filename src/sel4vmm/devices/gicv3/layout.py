@@ -59,15 +59,21 @@ def _u32(node: FdtNode, name: str, default: int) -> int:
     return int.from_bytes(raw, "big")
 
 
+def _enabled(node: FdtNode) -> bool:
+    """A node without ``status``, or with "okay" (or the older "ok"), is in use."""
+    status = node.properties.get("status")
+    return status is None or status.split(b"\0", 1)[0] in (b"okay", b"ok")
+
+
 def _gic_nodes(root: FdtNode) -> list[tuple[FdtNode, FdtNode]]:
-    """(parent, node) of every node whose ``compatible`` lists arm,gic-v3."""
+    """(parent, node) of every enabled node whose ``compatible`` lists arm,gic-v3."""
     found: list[tuple[FdtNode, FdtNode]] = []
     stack = [root]
     while stack:
         parent = stack.pop()
         for child in parent.children:
             compatible = child.properties.get("compatible", b"").split(b"\0")
-            if COMPATIBLE.encode() in compatible:
+            if COMPATIBLE.encode() in compatible and _enabled(child):
                 found.append((parent, child))
             stack.append(child)
     return found
@@ -102,6 +108,15 @@ def gicv3_layout_from_dtb(tree: DeviceTree | Fdt | bytes, path: str = "<dtb>") -
         raise Sel4VmmError(
             str(error), location=Location(path), fix="write cell counts as '<2>'"
         ) from None
+    stride = node.properties.get("redistributor-stride")
+    if stride is not None and int.from_bytes(stride[:8], "big") not in (0, STRIDE):
+        raise Sel4VmmError(
+            f"{node.name}: redistributor-stride is {int.from_bytes(stride[:8], 'big'):#x}; "
+            f"the emulated GICv3's redistributors are {STRIDE:#x} bytes (RD_base + SGI_base, "
+            "no VLPI frames)",
+            location=Location(path),
+            fix="delete redistributor-stride from the node (Linux then steps 128 KiB)",
+        )
     reg = node.properties.get("reg", b"")
     entry = 4 * (address_cells + size_cells)
     needed = 1 + regions
