@@ -269,3 +269,19 @@ def test_on_change_is_told_and_lines_check_their_intid() -> None:
             gic.raise_line(intid, cpu)
     with pytest.raises(ValueError):
         gic.line(200)
+
+
+def test_set_level_is_the_devices_layers_controller_call() -> None:
+    guest = ready()
+    guest.gic.set_level(33, True)  # what devices/irq.py's IrqLine(gic, 33).raise_line() does
+    assert guest.mrs(0, "ICC_HPPIR1_EL1") == 33
+    guest.gic.set_level(33, False)
+    assert guest.mrs(0, "ICC_HPPIR1_EL1") == 1023
+    timer = guest.gic.private_lines(1)
+    guest.write(guest.sgi(1, 0x100), 1 << 27)
+    timer.set_level(27, True)
+    assert [guest.gic.pending_irq(cpu) for cpu in range(2)] == [False, True]
+    timer.set_level(27, False)
+    assert not guest.gic.pending_irq(1)
+    with pytest.raises(ValueError):
+        guest.gic.private_lines(2)

@@ -32,8 +32,9 @@ Wiring it into a backend (what the unicorn backend's integration does):
 3. After a change (``on_change``) and before resuming a vCPU, the backend asserts that
    vCPU's IRQ input exactly when ``gic.pending_irq(cpu)``; the guest then reads
    ``ICC_IAR1_EL1`` in its handler.
-4. Devices get ``gic.line(spi)`` (an :class:`InterruptLine`: ``raise_()`` / ``lower()``);
-   the timers get ``gic.line(27, cpu)`` (virtual timer PPI) and ``gic.line(30, cpu)``.
+4. Devices get ``IrqLine(gic, spi)`` from ``devices/irq.py`` (``Gicv3.set_level`` is the
+   ``InterruptController`` call) or ``gic.line(spi)`` (``raise_()`` / ``lower()``); a
+   vCPU's timer drives ``gic.private_lines(cpu)`` (PPI 27 virtual, 30 physical).
 """
 
 from sel4vmm.devices.gicv3.cpu_interface import (
@@ -46,7 +47,7 @@ from sel4vmm.devices.gicv3.cpu_interface import (
 )
 from sel4vmm.devices.gicv3.gic import DEFAULT_SPIS, Gicv3
 from sel4vmm.devices.gicv3.layout import Gicv3Layout, gicv3_layout_from_dtb
-from sel4vmm.devices.gicv3.lines import Gicv3Line, InterruptLine
+from sel4vmm.devices.gicv3.lines import Gicv3Line, InterruptLine, PrivateLines
 from sel4vmm.devices.gicv3.state import SPURIOUS_INTID
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "Gicv3Layout",
     "Gicv3Line",
     "InterruptLine",
+    "PrivateLines",
     "SysregMove",
     "decode_sysreg_move",
     "gicv3_layout_from_dtb",

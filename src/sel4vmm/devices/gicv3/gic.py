@@ -9,7 +9,7 @@ from sel4vmm.devices.gicv3.cpu_interface import CpuInterface, Encoding
 from sel4vmm.devices.gicv3.distributor import FRAME_SIZE as DISTRIBUTOR_SIZE
 from sel4vmm.devices.gicv3.distributor import Distributor
 from sel4vmm.devices.gicv3.layout import Gicv3Layout
-from sel4vmm.devices.gicv3.lines import Gicv3Line
+from sel4vmm.devices.gicv3.lines import Gicv3Line, PrivateLines
 from sel4vmm.devices.gicv3.redistributor import STRIDE, Redistributors
 from sel4vmm.devices.gicv3.state import NUM_PRIVATE, NUM_SGIS, Gicv3State
 from sel4vmm.errors import Sel4VmmError
@@ -137,6 +137,21 @@ class Gicv3:
         """Deassert the input; a level-sensitive interrupt stops being pending."""
         self._input(intid, cpu).level = False
         self._changed()
+
+    def set_level(self, line: int, level: bool) -> None:
+        """Set SPI ``line``'s input: the devices layer's interrupt-controller call
+        (``InterruptController.set_level``), so an ``IrqLine(gic, spi)`` drives it."""
+        if level:
+            self.raise_line(line)
+        else:
+            self.lower_line(line)
+
+    def private_lines(self, cpu: int) -> PrivateLines:
+        """PE ``cpu``'s PPIs as an interrupt controller (``set_level(ppi, level)``), for
+        per-vCPU sources such as the generic timer."""
+        if not 0 <= cpu < self.num_cpus:
+            raise ValueError(f"PE {cpu} does not exist ({self.num_cpus} PEs)")
+        return PrivateLines(self, cpu)
 
     def line(self, intid: int, cpu: int | None = None) -> Gicv3Line:
         """An :class:`~sel4vmm.devices.gicv3.lines.InterruptLine` for one input."""

@@ -1,8 +1,12 @@
 """Interrupt lines into the GICv3: what a device or a timer holds to raise its interrupt.
 
-The devices layer has one interrupt-line interface (``raise_()`` / ``lower()``, issue 13);
-:class:`InterruptLine` is its shape, so any device model can be handed a
-:class:`Gicv3Line` without knowing which interrupt controller is behind it.
+Two shapes, both structural (no import of the devices layer's interrupt module is needed):
+
+* the devices layer's controller call ``set_level(line, level)`` (``devices/irq.py``'s
+  ``InterruptController``, which its ``IrqLine`` drives): :class:`~.gic.Gicv3` has it for
+  SPIs and :class:`PrivateLines` for one PE's PPIs;
+* a line object with ``raise_()`` / ``lower()`` (:class:`InterruptLine`, issue 13's wording):
+  :class:`Gicv3Line`.
 """
 
 from __future__ import annotations
@@ -40,3 +44,17 @@ class Gicv3Line:
 
     def lower(self) -> None:
         self.gic.lower_line(self.intid, self.cpu)
+
+
+@dataclass(frozen=True)
+class PrivateLines:
+    """PE ``cpu``'s PPIs as an interrupt controller: ``set_level(ppi, level)``."""
+
+    gic: LineSink
+    cpu: int
+
+    def set_level(self, line: int, level: bool) -> None:
+        if level:
+            self.gic.raise_line(line, self.cpu)
+        else:
+            self.gic.lower_line(line, self.cpu)
