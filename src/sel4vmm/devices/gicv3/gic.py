@@ -11,7 +11,7 @@ from sel4vmm.devices.gicv3.distributor import Distributor
 from sel4vmm.devices.gicv3.layout import Gicv3Layout
 from sel4vmm.devices.gicv3.lines import Gicv3Line, PrivateLines
 from sel4vmm.devices.gicv3.redistributor import STRIDE, Redistributors
-from sel4vmm.devices.gicv3.state import NUM_PRIVATE, NUM_SGIS, Gicv3State
+from sel4vmm.devices.gicv3.state import NUM_PRIVATE, NUM_SGIS, Gicv3State, Interrupt
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.memory import Reservation
 
@@ -108,7 +108,8 @@ class Gicv3:
         return made
 
     # -- interrupt inputs ------------------------------------------------------------------
-    def _input(self, intid: int, cpu: int | None) -> Any:
+    def _input(self, intid: int, cpu: int | None) -> Interrupt:
+        """The state behind an input line; a line that is not a PPI or SPI is a bug."""
         if NUM_SGIS <= intid < NUM_PRIVATE:
             if cpu is None or not 0 <= cpu < self.num_cpus:
                 raise ValueError(f"PPI {intid} needs the PE it belongs to (0-{self.num_cpus - 1})")
