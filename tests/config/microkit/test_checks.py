@@ -122,10 +122,24 @@ def test_address_limit_depends_on_the_kernel_configuration() -> None:
 
 
 def test_vm_maps_may_reach_the_top_of_the_address_space() -> None:
-    top = vmm(size="0x1000", guest_vaddr="0xffffffe000")
+    """sel4.rs ``vm_map_max_vaddr`` is ``vspace_user_top + 1``: a guest may map the last
+    page (0xfffffff000 with test.rs's AArch64 ``vspace_user_top`` 0xffffffffff)."""
+    top = vmm(size="0x1000", guest_vaddr="0xfffffff000")
     assert check(top).ok
-    over = vmm(size="0x2000", guest_vaddr="0xffffffe000")
-    assert "exceeds valid address space [0x0..0xfffffff000)" in only_error(check(over))
+    over = vmm(size="0x2000", guest_vaddr="0xfffffff000")
+    assert "exceeds valid address space [0x0..0x10000000000)" in only_error(check(over))
+
+
+def test_x86_vm_maps_may_reach_the_last_page_below_user_top() -> None:
+    """x86-64's ``vspace_user_top`` is 0x7fffffffefff (test.rs): the last page a guest
+    may map starts at 0x7fffffffe000."""
+    target = MicrokitTarget(arch="x86_64")
+    body = vmm(size="0x1000", guest_vaddr="0x7fffffffe000").replace(
+        '<vcpu id="0" />', '<vcpu id="0" />'
+    )
+    assert check(body, target).ok
+    over = vmm(size="0x2000", guest_vaddr="0x7fffffffe000")
+    assert "exceeds valid address space [0x0..0x7ffffffff000)" in only_error(check(over, target))
 
 
 def test_duplicate_vcpu_ids_are_rejected() -> None:

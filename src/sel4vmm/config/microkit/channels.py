@@ -13,7 +13,7 @@ from sel4vmm.config.microkit.attributes import (
     check_attributes,
     optional_bool,
     required,
-    required_number,
+    required_decimal,
 )
 from sel4vmm.config.microkit.diagnostics import MicrokitError
 from sel4vmm.config.microkit.model import Channel, ChannelEnd
@@ -31,7 +31,7 @@ def _end(element: XmlElement, pd_names: Container[str]) -> ChannelEnd:
         )
     check_attributes(element, ("pd", "id", "pp", "notify", "setvar_id"))
     pd = required(element, "pd")
-    end_id = required_number(element, "id", I64)
+    end_id = required_decimal(element, "id", I64)
     if end_id > PD_MAX_ID:
         raise MicrokitError.on_element(element, f"id must be < {PD_MAX_ID + 1}")
     if end_id < 0:

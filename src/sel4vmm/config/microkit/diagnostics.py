@@ -105,10 +105,33 @@ class MicrokitError(Sel4VmmError):
 
     @classmethod
     def missing_attribute(cls, element: XmlElement, attribute: str) -> MicrokitError:
+        """The tool's ``checked_lookup``: "Missing required attribute ..." (capital M)."""
         return cls.colon(
-            f"missing required attribute '{attribute}' on element '{element.tag}'",
+            f"Missing required attribute '{attribute}' on element '{element.tag}'",
             element.location,
             fix=f'add {attribute}="..." to this <{element.tag}>',
+        )
+
+    @classmethod
+    def crash(
+        cls, element: XmlElement, what: str, panic: str, *, fix: str | None = None
+    ) -> MicrokitError:
+        """A file the Microkit tool does not reject but *panics* on.
+
+        ``panic`` is the panic's payload as Rust prints it (for ``unwrap()`` on a parse
+        error: ``called `Result::unwrap()` on an `Err` value: ParseIntError { kind:
+        InvalidDigit }``); the tool prints it after ``thread 'main' panicked at <its
+        source position>:``, which we cannot know and leave out.
+        """
+        message = f"the Microkit tool would crash on {what} (it panics instead of reporting it)"
+        return cls(
+            Diagnostic(
+                "error",
+                message,
+                element.location,
+                f"thread 'main' panicked: {panic}",
+                fix,
+            )
         )
 
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from sel4vmm.config.microkit.attributes import (
     check_attributes,
+    number_text,
     optional_bool,
+    optional_decimal,
     optional_number,
     required,
+    required_decimal,
     required_number,
 )
 from sel4vmm.config.microkit.diagnostics import (
@@ -32,7 +35,7 @@ from sel4vmm.config.microkit.model import (
     VirtualCpu,
     VirtualMachine,
 )
-from sel4vmm.config.microkit.numbers import I64, U8
+from sel4vmm.config.microkit.numbers import I64, U64
 from sel4vmm.config.microkit.pci import PciAddressError, parse_pci_address
 from sel4vmm.config.microkit.regions import parse_map
 from sel4vmm.config.microkit.target import MicrokitTarget
@@ -136,7 +139,11 @@ class _PdReader:
         smc = bool(optional_bool(element, "smc"))
         if smc:
             self._check_smc(element)
-        cpu = optional_number(element, "cpu", U8) or 0
+        cpu = _cpu(
+            element,
+            optional_number(element, "cpu") or 0,
+            expect="cpu core must be between 0 and 255",
+        )
         if cpu >= target.num_cores:
             raise MicrokitError.on_element(
                 element, f"cpu core must be less than {target.num_cores}, got {cpu}"
@@ -293,7 +300,7 @@ class _PdReader:
 
     def _irq(self, pd: ProtectionDomain, element: XmlElement) -> Irq:
         x86 = self.target.arch == "x86_64"
-        irq_id = _check_id(element, required_number(element, "id", I64))
+        irq_id = _check_id(element, required_decimal(element, "id", I64))
         symbol = element.get("setvar_id")
         if symbol is not None:
             add_setvar(pd.setvars, SetVar(symbol, "id", irq_id), element)
@@ -306,7 +313,7 @@ class _PdReader:
                     fix='use the I/O APIC form (pin="..." vector="...") or MSI (pcidev="...")',
                 )
             check_attributes(element, ("irq", "id", "setvar_id", "trigger"))
-            number = required_number(element, "irq")
+            number = required_decimal(element, "irq", U64)
             return Irq(irq_id, "conventional", number, trigger=_trigger(element))
         if element.get("pin") is not None:
             if not x86:
@@ -316,14 +323,15 @@ class _PdReader:
             check_attributes(
                 element, ("id", "setvar_id", "ioapic", "pin", "trigger", "polarity", "vector")
             )
-            ioapic = optional_number(element, "ioapic", I64) or 0
+            ioapic = optional_decimal(element, "ioapic", I64) or 0
             if ioapic < 0:
                 raise MicrokitError.on_element(element, "ioapic must be >= 0")
-            pin = required_number(element, "pin", I64)
+            pin = required_decimal(element, "pin", I64)
             if pin < 0:
                 raise MicrokitError.on_element(element, "pin must be >= 0")
             trigger = _trigger(element)
-            polarity = element.get("polarity") or "high"
+            polarity = element.get("polarity")
+            polarity = "high" if polarity is None else polarity
             if polarity not in ("low", "high"):
                 raise MicrokitError.on_element(element, "polarity must be either 'low' or 'high'")
             vector = _vector(element)
@@ -340,7 +348,7 @@ class _PdReader:
                 device = parse_pci_address(required(element, "pcidev"))
             except PciAddressError as reason:
                 raise MicrokitError.on_element(element, str(reason)) from None
-            handle = required_number(element, "handle", I64)
+            handle = required_decimal(element, "handle", I64)
             if handle < 0:
                 raise MicrokitError.on_element(element, "handle must be >= 0")
             vector = _vector(element)
@@ -350,7 +358,7 @@ class _PdReader:
 
     def _ioport(self, pd: ProtectionDomain, element: XmlElement, pd_element: XmlElement) -> IoPort:
         check_attributes(element, ("id", "setvar_id", "setvar_addr", "addr", "size"))
-        port_id = _check_id(element, required_number(element, "id", I64))
+        port_id = _check_id(element, required_decimal(element, "id", I64))
         symbol = element.get("setvar_id")
         if symbol is not None:
             add_setvar(pd.setvars, SetVar(symbol, "id", port_id), element)
@@ -358,7 +366,7 @@ class _PdReader:
         symbol = element.get("setvar_addr")
         if symbol is not None:
             add_setvar(pd.setvars, SetVar(symbol, "ioport_addr", addr), element)
-        size = required_number(element, "size", I64)
+        size = required_decimal(element, "size", I64)
         if size <= 0:
             raise MicrokitError.on_element(element, "size must be > 0")
         return IoPort(port_id, addr, size, pd_element.location)
@@ -384,14 +392,10 @@ class _PdReader:
                     element,
                     f"budget ({vm.budget}) must be less than, or equal to, period ({vm.period})",
                 )
-            vm.priority = optional_number(element, "priority", U8) or 0
-            if vm.priority > PD_MAX_PRIORITY:
-                raise MicrokitError.on_element(
-                    element, f"priority must be between 0 and {PD_MAX_PRIORITY}"
-                )
+            vm.priority = self._vm_priority(element, name)
         for child in element.children:
             if child.tag == "vcpu":
-                vm.vcpus.append(self._vcpu(vm, child))
+                vm.vcpus.append(self._vcpu(vm, child, element))
             elif child.tag == "map":
                 vm.maps.append(
                     parse_map(child, allow_setvar=False, max_vaddr=target.vm_map_max_vaddr())
@@ -430,32 +434,67 @@ class _PdReader:
                 )
             vm.vcpus.append(VirtualCpu(legacy_id, None, None, vm.location))
 
-    def _vcpu(self, vm: VirtualMachine, element: XmlElement) -> VirtualCpu:
+    def _vcpu(self, vm: VirtualMachine, element: XmlElement, vm_element: XmlElement) -> VirtualCpu:
         check_attributes(element, ("id", "setvar_id", "cpu"))
-        vcpu_id = required_number(element, "id")
+        vcpu_id = required_decimal(element, "id", U64)
         if vcpu_id > VCPU_MAX_ID:
             raise MicrokitError.on_element(element, f"id must be < {VCPU_MAX_ID + 1}")
         if any(existing.id == vcpu_id for existing in vm.vcpus):
             raise MicrokitError.at(
                 f"duplicate vcpu id {vcpu_id} in virtual machine '{vm.name}'", element.location
             )
-        cpu = optional_number(element, "cpu")
-        if cpu is not None and cpu >= self.target.num_cores:
-            raise MicrokitError.on_element(
-                element, f"cpu core must be less than {self.target.num_cores}, got {cpu}"
-            )
+        cpu_text = element.get("cpu")
+        cpu = None
+        if cpu_text is not None:
+            # The tool parses the vCPU's cpu= reporting errors against the *virtual
+            # machine* element (sdf.rs passes the VM node), then bounds it like a PD's.
+            cpu = _cpu(element, number_text(vm_element, cpu_text), expect="cpu # fits in u8")
+            if cpu >= self.target.num_cores:
+                raise MicrokitError.on_element(
+                    element, f"cpu core must be less than {self.target.num_cores}, got {cpu}"
+                )
         return VirtualCpu(vcpu_id, cpu, element.get("setvar_id"), element.location)
+
+    def _vm_priority(self, element: XmlElement, name: str) -> int:
+        """A VM's ``priority``: the tool checks none and keeps the low 8 bits
+        (``priority as u8``), so 256 is accepted and runs at priority 0."""
+        priority = optional_number(element, "priority") or 0
+        kept = priority & 0xFF
+        if priority != kept or kept > PD_MAX_PRIORITY:
+            self.warnings.append(
+                warning(
+                    f"priority {priority} of virtual machine '{name}' is accepted by the "
+                    f"Microkit tool, which keeps only its low 8 bits: the guest runs at "
+                    f"priority {kept}",
+                    element.location,
+                    fix=f"write the priority you mean, 0 to {PD_MAX_PRIORITY}",
+                )
+            )
+        return kept
+
+
+def _cpu(element: XmlElement, cpu: int, *, expect: str) -> int:
+    """``cpu=``: the tool converts it to a u8 with ``.expect(...)`` -- a panic above 255."""
+    if cpu > 0xFF:
+        raise MicrokitError.crash(
+            element,
+            f'cpu="{cpu}" on <{element.tag}>: it does not fit the u8 the tool keeps cores in',
+            f"{expect}: TryFromIntError(())",
+            fix="name a core the kernel is built for",
+        )
+    return cpu
 
 
 def _trigger(element: XmlElement) -> str:
-    trigger = element.get("trigger") or "level"
+    trigger = element.get("trigger")
+    trigger = "level" if trigger is None else trigger  # trigger="" is not "level"
     if trigger not in ("level", "edge"):
         raise MicrokitError.on_element(element, "trigger must be either 'level' or 'edge'")
     return trigger
 
 
 def _vector(element: XmlElement) -> int:
-    vector = required_number(element, "vector", I64)
+    vector = required_decimal(element, "vector", I64)
     if not 0 <= vector <= X86_IRQ_VECTOR_MAX:
         raise MicrokitError.on_element(element, f"vector must be within [0..{X86_IRQ_VECTOR_MAX}]")
     return vector
