@@ -281,8 +281,10 @@ def test_domains_without_ids_get_the_lowest_free_ids_in_name_order() -> None:
 @given(st.lists(st.tuples(st.integers(0, 64), st.integers(0, 64)), max_size=12))
 def test_any_overlap_agrees_with_pairwise_comparison(pairs: list[tuple[int, int]]) -> None:
     ranges = [(start, start + length) for start, length in pairs]
+    # sdf.rs check_maps: overlap unless ``start >= other_end || end <= other_start`` -- a
+    # zero-size range strictly inside another one overlaps it.
     pairwise = any(
-        a_start < b_end and b_start < a_end and a_start < a_end and b_start < b_end
+        not (a_start >= b_end or a_end <= b_start)
         for i, (a_start, a_end) in enumerate(ranges)
         for b_start, b_end in ranges[i + 1 :]
     )

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from sel4vmm.config.microkit import MicrokitTarget, check_text
 from sel4vmm.config.microkit.to_spec import to_system_spec
+from tests.config.microkit.limits import within_limits
 from tests.helpers import REALWORLD
 
 SOURCES = sorted(
@@ -94,10 +95,13 @@ def mutated_real_files(draw: st.DrawFn) -> str:
 
 
 def assert_verdict(text: str, target: MicrokitTarget) -> None:
-    result = check_text(text, "fuzz.system", target)
+    """A verdict -- never a traceback, a hang (30 s) or a memory blow-up (2 GiB)."""
+    with within_limits(seconds=30):
+        result = check_text(text, "fuzz.system", target)
+        spec = to_system_spec(result, target) if result.ok else None
     if result.ok:
         assert result.system is not None
-        spec = to_system_spec(result, target)
+        assert spec is not None
         assert all(vm.name for vm in spec.vms)
     else:
         (error,) = result.errors

@@ -8,6 +8,8 @@ ones held) plus any warnings.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -64,24 +66,68 @@ def default_search_paths(path: Path) -> tuple[Path, ...]:
     return (path.resolve().parent, Path.cwd())
 
 
+#: The largest ``.system`` file read.  Real descriptions are kilobytes; 10^5 elements are
+#: about 10 MiB.  The limit keeps a hostile "file" (``/dev/zero``, a huge generated one)
+#: from exhausting memory before the first check runs.
+MAX_SYSTEM_FILE_BYTES = 64 * 1024 * 1024
+
+
+def read_system_file(path: Path, max_bytes: int = MAX_SYSTEM_FILE_BYTES) -> str:
+    """The text of a ``.system`` file: a regular file, at most ``max_bytes``, UTF-8.
+
+    Opened non-blocking so a FIFO cannot hang the open, refused unless ``fstat`` says it
+    is a regular file (``/dev/zero``, FIFOs and directories, also behind symlinks), and
+    read with a bound even if it grows while being read.
+    """
+    where = Location(str(path))
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise Sel4VmmError(
+            f"cannot read '{path}': {error.strerror}", location=where, fix="check the path"
+        ) from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise Sel4VmmError(
+                f"'{path}' is not a regular file",
+                location=where,
+                fix="give the path of a .system file (not a device, FIFO or directory)",
+            )
+        chunks = []
+        remaining = max_bytes + 1
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as error:
+        raise Sel4VmmError(
+            f"cannot read '{path}': {error.strerror}", location=where, fix="check the path"
+        ) from None
+    finally:
+        os.close(descriptor)
+    if len(data) > max_bytes:
+        raise Sel4VmmError(
+            f"'{path}' is larger than {max_bytes // (1024 * 1024)} MiB",
+            location=where,
+            fix="a system description is kilobytes of XML; check that this is the right file",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Sel4VmmError(
+            f"'{path}' is not UTF-8 text ({error.reason})",
+            location=where,
+            fix="save the system description as UTF-8",
+        ) from None
+
+
 def check_file(path: str | Path, target: MicrokitTarget | None = None) -> CheckResult:
     """Read and check ``path``; unreadable files are a :class:`Sel4VmmError`."""
     file_path = Path(path)
     target = target or MicrokitTarget()
     if not target.search_paths:
         target = replace(target, search_paths=default_search_paths(file_path))
-    try:
-        text = file_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise Sel4VmmError(
-            f"'{file_path}' is not UTF-8 text ({error.reason})",
-            location=Location(str(file_path)),
-            fix="save the system description as UTF-8",
-        ) from None
-    except OSError as error:
-        raise Sel4VmmError(
-            f"cannot read '{file_path}': {error.strerror}",
-            location=Location(str(file_path)),
-            fix="check the path",
-        ) from None
-    return check_text(text, str(path), target)
+    return check_text(read_system_file(file_path), str(path), target)

@@ -176,6 +176,8 @@ class ProtectionDomain:
     cap_maps: list[CapMap] = field(default_factory=list)
     virtual_machine: VirtualMachine | None = None
     children: list[ProtectionDomain] = field(default_factory=list)
+    #: The symbols in ``setvars``: duplicates are found in O(1), not by a scan per setvar.
+    setvar_symbols: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def has_children(self) -> bool:

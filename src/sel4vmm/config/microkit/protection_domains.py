@@ -74,15 +74,16 @@ LEGACY_PD_ATTRIBUTES = ("pp",)
 LEGACY_VM_ATTRIBUTES = ("id",)
 
 
-def add_setvar(setvars: list[SetVar], setvar: SetVar, element: XmlElement) -> None:
+def add_setvar(pd: ProtectionDomain, setvar: SetVar, element: XmlElement) -> None:
     """Record a setvar; a symbol can only be patched once per program image."""
-    if any(existing.symbol == setvar.symbol for existing in setvars):
+    if setvar.symbol in pd.setvar_symbols:
         raise MicrokitError.on_element(
             element,
             f"setvar on symbol '{setvar.symbol}' already exists",
             fix="use a different symbol name",
         )
-    setvars.append(setvar)
+    pd.setvar_symbols.add(setvar.symbol)
+    pd.setvars.append(setvar)
 
 
 def _check_id(element: XmlElement, value: int) -> int:
@@ -208,11 +209,11 @@ class _PdReader:
                 check_attributes(child, ("symbol", "region_paddr"))
                 symbol = required(child, "symbol")
                 region = required(child, "region_paddr")
-                add_setvar(pd.setvars, SetVar(symbol, "paddr", region), child)
+                add_setvar(pd, SetVar(symbol, "paddr", region), child)
             elif tag == "protection_domain":
                 nested = self.read(child, is_child=True)
                 if nested.setvar_id is not None and nested.id is not None:
-                    add_setvar(pd.setvars, SetVar(nested.setvar_id, "id", nested.id), child)
+                    add_setvar(pd, SetVar(nested.setvar_id, "id", nested.id), child)
                 pd.children.append(nested)
             elif tag == "virtual_machine":
                 if not target.hypervisor:
@@ -230,7 +231,7 @@ class _PdReader:
                 vm = self._virtual_machine(child)
                 for vcpu in vm.vcpus:
                     if vcpu.setvar_id is not None:
-                        add_setvar(pd.setvars, SetVar(vcpu.setvar_id, "id", vcpu.id), child)
+                        add_setvar(pd, SetVar(vcpu.setvar_id, "id", vcpu.id), child)
                 pd.virtual_machine = vm
             elif tag == "cspace":
                 if seen_cspace:
@@ -289,13 +290,13 @@ class _PdReader:
         )
         symbol = element.get("setvar_vaddr")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "vaddr", mapping.vaddr), element)
+            add_setvar(pd, SetVar(symbol, "vaddr", mapping.vaddr), element)
         symbol = element.get("setvar_size")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "size", mapping.mr), element)
+            add_setvar(pd, SetVar(symbol, "size", mapping.mr), element)
         symbol = element.get("setvar_prefill_size")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "prefill_size", mapping.mr), element)
+            add_setvar(pd, SetVar(symbol, "prefill_size", mapping.mr), element)
         pd.maps.append(mapping)
 
     def _irq(self, pd: ProtectionDomain, element: XmlElement) -> Irq:
@@ -303,7 +304,7 @@ class _PdReader:
         irq_id = _check_id(element, required_decimal(element, "id", I64))
         symbol = element.get("setvar_id")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "id", irq_id), element)
+            add_setvar(pd, SetVar(symbol, "id", irq_id), element)
 
         if element.get("irq") is not None:
             if x86:
@@ -361,11 +362,11 @@ class _PdReader:
         port_id = _check_id(element, required_decimal(element, "id", I64))
         symbol = element.get("setvar_id")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "id", port_id), element)
+            add_setvar(pd, SetVar(symbol, "id", port_id), element)
         addr = required_number(element, "addr")
         symbol = element.get("setvar_addr")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "ioport_addr", addr), element)
+            add_setvar(pd, SetVar(symbol, "ioport_addr", addr), element)
         size = required_decimal(element, "size", I64)
         if size <= 0:
             raise MicrokitError.on_element(element, "size must be > 0")

@@ -9,6 +9,8 @@ region at a virtual address of one PD or VM with some permissions.  The per-elem
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from sel4vmm.config.microkit.attributes import (
@@ -51,19 +53,22 @@ def round_up(value: int, alignment: int) -> int:
 
 
 def find_prefill(path_text: str, search_paths: tuple[Path, ...]) -> Path | None:
-    """The first search directory holding ``path_text`` (absolute paths are used as is)."""
-    candidate = Path(path_text)
-    places = [candidate] if candidate.is_absolute() else [d / candidate for d in search_paths]
-    for place in places:
+    """The tool's ``get_full_path``: the first ``search_path.join(path)`` that *exists* --
+    a directory or a device counts (reading it fails later), an absolute path replaces the
+    search directory, and ``""`` names the search directory itself."""
+    for directory in search_paths:
+        place = directory / path_text
         try:
-            if place.is_file():
+            if os.path.lexists(place) and place.exists():
                 return place
-        except (OSError, ValueError):  # a name too long for the OS is simply not there
+        except (OSError, ValueError):  # a name too long for the OS, or with a NUL
             continue
     return None
 
 
 def _prefill_size(element: XmlElement, path_text: str, target: MicrokitTarget) -> int:
+    """The prefill's size in bytes, without reading it: the tool reads the whole file, so a
+    regular file is all it can use; anything else is the tool's "failed to read"."""
     found = find_prefill(path_text, target.search_paths)
     if found is None:
         searched = ", ".join(str(p) for p in target.search_paths) or "(no search paths)"
@@ -73,18 +78,33 @@ def _prefill_size(element: XmlElement, path_text: str, target: MicrokitTarget) -
             fix=f"put the file in one of: {searched} (or pass --search-path)",
         )
     try:
-        size = found.stat().st_size
+        status = found.stat()
     except OSError:
+        status = None
+    if status is None or not stat.S_ISREG(status.st_mode):
+        kind = "cannot be read" if status is None else _kind_of(status.st_mode)
         raise MicrokitError.on_element(
-            element, f"failed to read file '{path_text}' at prefill_path"
-        ) from None
-    if size == 0:
+            element,
+            f"failed to read file '{path_text}' at prefill_path",
+            fix=f"'{found}' {kind}: name a regular file to prefill the region from",
+        )
+    if status.st_size == 0:
         raise MicrokitError.on_element(
             element,
             f"prefill file '{path_text}' is empty",
             fix="prefill from a non-empty file, or drop prefill_path",
         )
-    return size
+    return status.st_size
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (the tool would wait on it forever)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device (the tool would read it without end)"
+    return "is not a regular file"
 
 
 def parse_memory_region(element: XmlElement, target: MicrokitTarget) -> MemoryRegion:

@@ -57,7 +57,13 @@ class XmlElement:
 
 
 class _LineIndex:
-    """Turns expat's byte offsets into 1-based (line, character column) pairs."""
+    """Turns expat's byte offsets into 1-based (line, character column) pairs.
+
+    Columns count characters, as roxmltree's ``text_pos_at`` does, so a line with non-ASCII
+    text needs its bytes decoded up to the offset.  Offsets arrive in increasing order, so
+    each line is decoded incrementally from the last position asked for: the whole file
+    costs O(size), even when 10^5 elements share one line.
+    """
 
     def __init__(self, data: bytes) -> None:
         self._data = data
@@ -66,11 +72,27 @@ class _LineIndex:
         while start != -1:
             self._line_starts.append(start + 1)
             start = data.find(b"\n", start + 1)
+        self._ascii = data.isascii()
+        # The last answer: (byte offset, line, column), to continue from.
+        self._last = (0, 1, 1)
 
     def position(self, byte_index: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self._line_starts, byte_index)
-        line_start = self._line_starts[line - 1]
-        column = len(self._data[line_start:byte_index].decode("utf-8", errors="replace")) + 1
+        last_index, last_line, last_column = self._last
+        if byte_index >= last_index:
+            line = last_line
+            while line < len(self._line_starts) and self._line_starts[line] <= byte_index:
+                line += 1
+            if line != last_line:
+                last_index, last_column = self._line_starts[line - 1], 1
+        else:
+            line = bisect.bisect_right(self._line_starts, byte_index)
+            last_index, last_column = self._line_starts[line - 1], 1
+        if self._ascii:
+            column = last_column + byte_index - last_index
+        else:
+            piece = self._data[last_index:byte_index]
+            column = last_column + len(piece.decode("utf-8", errors="replace"))
+        self._last = (byte_index, line, column)
         return line, column
 
 
