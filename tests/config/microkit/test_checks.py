@@ -223,15 +223,6 @@ def test_smc_needs_aarch64() -> None:
     )
 
 
-def test_legacy_pd_pp_attribute_warns() -> None:
-    body = """<system><protection_domain name="a" pp="true"><program_image path="a" />
-      </protection_domain></system>"""
-    result = check(body)
-    assert result.ok
-    (warning,) = result.warnings
-    assert warning.fix is not None and "<end>" in warning.fix
-
-
 def test_channel_setvar_ids_are_patched_into_each_pd() -> None:
     body = """<system>
   <protection_domain name="a" priority="1"><program_image path="a" /></protection_domain>

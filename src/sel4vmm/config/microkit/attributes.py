@@ -7,7 +7,7 @@ some attributes are required ("Missing required attribute"), numbers follow
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sel4vmm.config.microkit.diagnostics import MicrokitError
 from sel4vmm.config.microkit.numbers import (
@@ -32,18 +32,16 @@ def shown(value: str) -> str:
 
 
 def check_attributes(
-    element: XmlElement, allowed: Iterable[str], *, fix: str | None = None
+    element: XmlElement, allowed: Iterable[str], *, fixes: Mapping[str, str] | None = None
 ) -> None:
-    """Reject the first attribute (in document order) that ``element`` may not carry."""
+    """Reject the first attribute (in document order) that ``element`` may not carry;
+    ``fixes`` gives a better fix than "remove it" for attributes of another release."""
     permitted = set(allowed)
     for name in element.attributes:
         if name not in permitted:
             listed = ", ".join(sorted(permitted)) or "none"
-            raise MicrokitError.on_element(
-                element,
-                f"invalid attribute '{name}'",
-                fix=fix or f"remove it; <{element.tag}> accepts: {listed}",
-            )
+            fix = (fixes or {}).get(name) or f"remove it; <{element.tag}> accepts: {listed}"
+            raise MicrokitError.on_element(element, f"invalid attribute '{name}'", fix=fix)
 
 
 def required(element: XmlElement, name: str) -> str:

@@ -168,6 +168,9 @@ class ProtectionDomain:
     domain: int | None = None
     id: int | None = None
     setvar_id: str | None = None
+    #: Microkit 1.4 only: ``pp="true"`` -- other PDs may call this one (2.x marks the
+    #: caller's ``<end>`` instead).
+    pp: bool = False
     parent: str | None = None
     maps: list[Map] = field(default_factory=list)
     irqs: list[Irq] = field(default_factory=list)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sel4vmm.config.microkit.diagnostics import Diagnostic, MicrokitError
+from sel4vmm.config.microkit.diagnostics import Diagnostic, MicrokitError, location_text
 from sel4vmm.config.microkit.iommu import IoAddressSpaceRegistry, parse_io_address_space
 from sel4vmm.config.microkit.model import DomainSchedule, IoMap, MemoryRegion, ProtectionDomain
 from sel4vmm.config.microkit.protection_domains import parse_protection_domain
 from sel4vmm.config.microkit.regions import parse_memory_region
 from sel4vmm.config.microkit.schedule import parse_domains
 from sel4vmm.config.microkit.target import MicrokitTarget
+from sel4vmm.config.microkit.versions import SYSTEM_ELEMENTS_1_4, MicrokitVersion
 from sel4vmm.config.microkit.xmlsource import XmlElement
 
 
@@ -53,8 +54,23 @@ def parse_system(root: XmlElement, target: MicrokitTarget) -> ParsedSystem:
     _check_no_text(root)
     parsed = ParsedSystem()
     registry = IoAddressSpaceRegistry()
+    v14 = target.microkit is MicrokitVersion.V1_4
+    if v14 and target.arch == "x86_64":
+        raise MicrokitError.bare(
+            "Microkit 1.4 does not support x86-64",
+            location=root.location,
+            fix="x86-64 systems need Microkit 2.x: check without --microkit 1.4",
+        )
     for child in root.children:
         tag = child.tag
+        if v14 and tag not in SYSTEM_ELEMENTS_1_4:
+            # 1.4.1 sdf.rs: no "Error: " prefix here.
+            raise MicrokitError.plain(
+                f"Invalid XML element '{tag}': {location_text(child.location)}",
+                location=child.location,
+                message=f"invalid XML element '{tag}' (Microkit 1.4)",
+                fix=f"Microkit 1.4 has no <{tag}> at the top level; it needs 2.x",
+            )
         if tag == "protection_domain":
             parsed.root_pds.append(
                 parse_protection_domain(child, target, parsed.domains, parsed.warnings)

@@ -37,8 +37,15 @@ from sel4vmm.config.microkit.model import (
 )
 from sel4vmm.config.microkit.numbers import I64, U64
 from sel4vmm.config.microkit.pci import PciAddressError, parse_pci_address
-from sel4vmm.config.microkit.regions import parse_map
+from sel4vmm.config.microkit.regions import MAP_ATTRIBUTES, PD_MAP_SETVAR_ATTRIBUTES, parse_map
 from sel4vmm.config.microkit.target import MicrokitTarget
+from sel4vmm.config.microkit.versions import (
+    PD_ELEMENTS_1_4,
+    PP_ON_PD_FIX,
+    VM_ID_FIX,
+    MicrokitVersion,
+    attributes,
+)
 from sel4vmm.config.microkit.xmlsource import XmlElement
 
 #: Badge bits left for channel/IRQ/child ids (two are used by the PPC and fault flags).
@@ -67,11 +74,9 @@ PD_ATTRIBUTES = (
 CHILD_PD_ATTRIBUTES = ("id", "setvar_id")
 CAP_MAP_TYPES = {"cap_tcb": "Tcb", "cap_sc": "Sc", "cap_vspace": "VSpace"}
 
-#: Attributes Microkit 1.x accepted and the current tool rejects.  Real systems (libvmm's
-#: virtio-snd example, sel4-gpi) still carry them, so we accept them with a warning rather
-#: than refusing files that build with the SDK they were written for.
-LEGACY_PD_ATTRIBUTES = ("pp",)
-LEGACY_VM_ATTRIBUTES = ("id",)
+#: Fixes for attributes of another Microkit release (see :mod:`.versions`).
+PD_ATTRIBUTE_FIXES = {"pp": PP_ON_PD_FIX}
+VM_ATTRIBUTE_FIXES = {"id": VM_ID_FIX}
 
 
 def add_setvar(pd: ProtectionDomain, setvar: SetVar, element: XmlElement) -> None:
@@ -108,20 +113,18 @@ class _PdReader:
 
     def read(self, element: XmlElement, *, is_child: bool) -> ProtectionDomain:
         target = self.target
+        version = target.microkit
+        v14 = version is MicrokitVersion.V1_4
         check_attributes(
             element,
-            PD_ATTRIBUTES + (CHILD_PD_ATTRIBUTES if is_child else ()) + LEGACY_PD_ATTRIBUTES,
+            attributes(
+                version,
+                "child_protection_domain" if is_child else "protection_domain",
+                PD_ATTRIBUTES + (CHILD_PD_ATTRIBUTES if is_child else ()),
+            ),
+            fixes=PD_ATTRIBUTE_FIXES,
         )
         name = required(element, "name")
-        if element.get("pp") is not None:
-            self.warnings.append(
-                warning(
-                    f"attribute 'pp' on protection domain '{name}' is from Microkit 1.x and "
-                    "is ignored; current releases reject it",
-                    element.location,
-                    fix='remove it and put pp="true" on the calling <end> of each channel',
-                )
-            )
         child_id = required_number(element, "id") if is_child else None
         setvar_id = element.get("setvar_id") if is_child else None
 
@@ -168,6 +171,7 @@ class _PdReader:
                 element, f"priority must be between 0 and {PD_MAX_PRIORITY}"
             )
         fpu = optional_bool(element, "fpu")
+        callee = bool(optional_bool(element, "pp")) if v14 else False
 
         pd = ProtectionDomain(
             name=name,
@@ -184,13 +188,18 @@ class _PdReader:
             domain=domain,
             id=child_id,
             setvar_id=setvar_id,
+            pp=callee,
         )
         seen_program_image = False
         seen_cspace = False
         for child in element.children:
             tag = child.tag
+            if v14 and tag not in PD_ELEMENTS_1_4:
+                tag = ""  # Microkit 1.4 knows no such element: the "Invalid XML element" below
             if tag == "program_image":
-                check_attributes(child, ("path", "path_for_symbols"))
+                check_attributes(
+                    child, attributes(version, "program_image", ("path", "path_for_symbols"))
+                )
                 if seen_program_image:
                     raise MicrokitError.on_element(
                         element, "program_image must only be specified once"
@@ -206,7 +215,7 @@ class _PdReader:
                     raise MicrokitError.on_element(element, "I/O Ports are only available on x86")
                 pd.ioports.append(self._ioport(pd, child, element))
             elif tag == "setvar":
-                check_attributes(child, ("symbol", "region_paddr"))
+                check_attributes(child, attributes(version, "setvar", ("symbol", "region_paddr")))
                 symbol = required(child, "symbol")
                 region = required(child, "region_paddr")
                 add_setvar(pd, SetVar(symbol, "paddr", region), child)
@@ -240,9 +249,10 @@ class _PdReader:
                 pd.cap_maps.extend(_cap_maps(child))
             else:
                 raise MicrokitError.plain(
-                    f"Invalid XML element '{tag}': {location_text(child.location)}",
+                    f"Invalid XML element '{child.tag}': {location_text(child.location)}",
                     location=child.location,
-                    message=f"invalid XML element '{tag}' in <protection_domain>",
+                    message=f"invalid XML element '{child.tag}' in <protection_domain>"
+                    + (f" ({version.label})" if v14 else ""),
                 )
         if not seen_program_image:
             raise MicrokitError.bare(
@@ -286,7 +296,12 @@ class _PdReader:
 
     def _map(self, pd: ProtectionDomain, element: XmlElement) -> None:
         mapping = parse_map(
-            element, allow_setvar=True, max_vaddr=self.target.pd_map_max_vaddr(pd.stack_size)
+            element,
+            allow_setvar=True,
+            max_vaddr=self._max_vaddr(self.target.pd_map_max_vaddr(pd.stack_size)),
+            allowed=attributes(
+                self.target.microkit, "pd_map", MAP_ATTRIBUTES + PD_MAP_SETVAR_ATTRIBUTES
+            ),
         )
         symbol = element.get("setvar_vaddr")
         if symbol is not None:
@@ -299,8 +314,18 @@ class _PdReader:
             add_setvar(pd, SetVar(symbol, "prefill_size", mapping.mr), element)
         pd.maps.append(mapping)
 
+    def _max_vaddr(self, limit: int) -> int:
+        """Microkit 1.4 checks no upper bound on ``vaddr`` (2.x: the address-space top)."""
+        return U64.maximum + 1 if self.target.microkit is MicrokitVersion.V1_4 else limit
+
     def _irq(self, pd: ProtectionDomain, element: XmlElement) -> Irq:
         x86 = self.target.arch == "x86_64"
+        if self.target.microkit is MicrokitVersion.V1_4:
+            # 1.4.1 sdf.rs: attributes first, then irq=, then id= (2.x reads id= first).
+            check_attributes(element, attributes(self.target.microkit, "irq", ()))
+            number = required_decimal(element, "irq", U64)
+            irq_id = _check_id(element, required_decimal(element, "id", I64))
+            return Irq(irq_id, "conventional", number, trigger=_trigger(element))
         irq_id = _check_id(element, required_decimal(element, "id", I64))
         symbol = element.get("setvar_id")
         if symbol is not None:
@@ -374,15 +399,19 @@ class _PdReader:
 
     def _virtual_machine(self, element: XmlElement) -> VirtualMachine:
         target = self.target
+        version = target.microkit
         aarch64 = target.arch == "aarch64"
         check_attributes(
             element,
-            (("name", "budget", "period", "priority") if aarch64 else ("name",))
-            + LEGACY_VM_ATTRIBUTES,
+            attributes(
+                version,
+                "virtual_machine",
+                ("name", "budget", "period", "priority") if aarch64 else ("name",),
+            ),
+            fixes=VM_ATTRIBUTE_FIXES,
         )
         name = required(element, "name")
         vm = VirtualMachine(name=name, vcpus=[], maps=[], location=element.location)
-        legacy_id = optional_number(element, "id")
         if aarch64:
             budget = optional_number(element, "budget")
             vm.budget = BUDGET_DEFAULT if budget is None else budget
@@ -396,10 +425,22 @@ class _PdReader:
             vm.priority = self._vm_priority(element, name)
         for child in element.children:
             if child.tag == "vcpu":
+                if version is MicrokitVersion.V1_4 and vm.vcpus:
+                    raise MicrokitError.on_element(
+                        element,
+                        "vcpu must only be specified once",
+                        fix="Microkit 1.4 gives a virtual machine one vCPU; several need 2.x "
+                        "(check without --microkit 1.4)",
+                    )
                 vm.vcpus.append(self._vcpu(vm, child, element))
             elif child.tag == "map":
                 vm.maps.append(
-                    parse_map(child, allow_setvar=False, max_vaddr=target.vm_map_max_vaddr())
+                    parse_map(
+                        child,
+                        allow_setvar=False,
+                        max_vaddr=self._max_vaddr(target.vm_map_max_vaddr()),
+                        allowed=attributes(version, "vm_map", MAP_ATTRIBUTES),
+                    )
                 )
             else:
                 raise MicrokitError.colon(
@@ -407,8 +448,6 @@ class _PdReader:
                     element.location,
                     fix="a <virtual_machine> holds only <vcpu> and <map> elements",
                 )
-        if legacy_id is not None:
-            self._legacy_vm_id(vm, legacy_id)
         if not vm.vcpus:
             raise MicrokitError.bare(
                 f"missing 'vcpu' element on virtual_machine: '{name}'",
@@ -417,26 +456,10 @@ class _PdReader:
             )
         return vm
 
-    def _legacy_vm_id(self, vm: VirtualMachine, legacy_id: int) -> None:
-        """Microkit 1.x: ``<virtual_machine id="N">`` with no ``<vcpu>`` meant one vCPU N."""
-        implied = not vm.vcpus
-        self.warnings.append(
-            warning(
-                f"attribute 'id' on virtual machine '{vm.name}' is from Microkit 1.x"
-                + (f'; treating it as <vcpu id="{legacy_id}" />' if implied else " and is ignored"),
-                vm.location,
-                fix=f'replace it with a child element <vcpu id="{legacy_id}" />',
-            )
-        )
-        if implied:
-            if legacy_id > VCPU_MAX_ID:
-                raise MicrokitError.colon(
-                    f"id must be < {VCPU_MAX_ID + 1} on element 'virtual_machine'", vm.location
-                )
-            vm.vcpus.append(VirtualCpu(legacy_id, None, None, vm.location))
-
     def _vcpu(self, vm: VirtualMachine, element: XmlElement, vm_element: XmlElement) -> VirtualCpu:
-        check_attributes(element, ("id", "setvar_id", "cpu"))
+        check_attributes(
+            element, attributes(self.target.microkit, "vcpu", ("id", "setvar_id", "cpu"))
+        )
         vcpu_id = required_decimal(element, "id", U64)
         if vcpu_id > VCPU_MAX_ID:
             raise MicrokitError.on_element(element, f"id must be < {VCPU_MAX_ID + 1}")

@@ -23,6 +23,7 @@ from sel4vmm.config.microkit.attributes import (
 from sel4vmm.config.microkit.diagnostics import MicrokitError
 from sel4vmm.config.microkit.model import Map, MemoryRegion
 from sel4vmm.config.microkit.target import MicrokitTarget
+from sel4vmm.config.microkit.versions import attributes
 from sel4vmm.config.microkit.xmlsource import XmlElement
 
 MEMORY_REGION_ATTRIBUTES = (
@@ -108,7 +109,9 @@ def _kind_of(mode: int) -> str:
 
 
 def parse_memory_region(element: XmlElement, target: MicrokitTarget) -> MemoryRegion:
-    check_attributes(element, MEMORY_REGION_ATTRIBUTES)
+    check_attributes(
+        element, attributes(target.microkit, "memory_region", MEMORY_REGION_ATTRIBUTES)
+    )
     name = required(element, "name")
 
     given_page_size = optional_number(element, "page_size")
@@ -186,9 +189,17 @@ def _region_size(
     )
 
 
-def parse_map(element: XmlElement, *, allow_setvar: bool, max_vaddr: int) -> Map:
-    """A ``<map>``; ``max_vaddr`` is the first address the map may not start at."""
-    allowed = MAP_ATTRIBUTES + (PD_MAP_SETVAR_ATTRIBUTES if allow_setvar else ())
+def parse_map(
+    element: XmlElement,
+    *,
+    allow_setvar: bool,
+    max_vaddr: int,
+    allowed: tuple[str, ...] | None = None,
+) -> Map:
+    """A ``<map>``; ``max_vaddr`` is the first address the map may not start at;
+    ``allowed`` replaces the attribute list (another Microkit release's)."""
+    if allowed is None:
+        allowed = MAP_ATTRIBUTES + (PD_MAP_SETVAR_ATTRIBUTES if allow_setvar else ())
     check_attributes(element, allowed)
     mr = required(element, "mr")
     vaddr = required_number(element, "vaddr")

@@ -10,10 +10,12 @@ and every mapping address are 2 MiB aligned is backed with 2 MiB frames.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sel4vmm.config.microkit.channels import parse_channel
 from sel4vmm.config.microkit.diagnostics import Diagnostic, MicrokitError, location_text, warning
 from sel4vmm.config.microkit.model import (
+    Channel,
     IoMap,
     Map,
     MemoryRegion,
@@ -26,6 +28,7 @@ from sel4vmm.config.microkit.overlaps import first_overlap
 from sel4vmm.config.microkit.parse import ParsedSystem
 from sel4vmm.config.microkit.protection_domains import add_setvar
 from sel4vmm.config.microkit.target import MAX_IOVA, MicrokitTarget
+from sel4vmm.config.microkit.versions import MicrokitVersion
 
 MONITOR_PD_NAME = "monitor"
 U64_LIMIT = 1 << 64
@@ -217,6 +220,11 @@ def _check_irqs_and_channels(system: SystemDescription, target: MicrokitTarget) 
                     f"duplicate channel id: {end.id} in protection domain: '{end.pd}'",
                     pds[end.pd].location,
                 )
+        if target.microkit is MicrokitVersion.V1_4:
+            # 1.4.1 sdf.rs checks no PPC direction or priority.
+            channel_ids[channel.end_a.pd].add(channel.end_a.id)
+            channel_ids[channel.end_b.pd].add(channel.end_b.id)
+            continue
         pd_a, pd_b = pds[channel.end_a.pd], pds[channel.end_b.pd]
         for caller_end, caller, callee in (
             (channel.end_a, pd_a, pd_b),
@@ -411,6 +419,16 @@ def _check_setvars(system: SystemDescription, target: MicrokitTarget) -> None:
             region.phys_addr_kind = PhysAddrKind.TOOL_ALLOCATED
 
 
+def _with_1_4_callers(channel: Channel, pds: dict[str, ProtectionDomain]) -> Channel:
+    """Microkit 1.4's ``pp`` marks the callee PD; record it as 2.x does, on the caller's end."""
+    end_a, end_b = channel.end_a, channel.end_b
+    return replace(
+        channel,
+        end_a=replace(end_a, pp=pds[end_b.pd].pp),
+        end_b=replace(end_b, pp=pds[end_a.pd].pp),
+    )
+
+
 def check_system(
     parsed: ParsedSystem, target: MicrokitTarget, path: str
 ) -> tuple[SystemDescription, list[Diagnostic]]:
@@ -419,7 +437,9 @@ def check_system(
     pd_index = {pd.name: pd for pd in pds}
     channels = []
     for element in parsed.channel_elements:
-        channel = parse_channel(element, pd_index)
+        channel = parse_channel(element, pd_index, target.microkit)
+        if target.microkit is MicrokitVersion.V1_4:
+            channel = _with_1_4_callers(channel, pd_index)
         for end in (channel.end_a, channel.end_b):
             if end.setvar_id is not None:
                 add_setvar(pd_index[end.pd], SetVar(end.setvar_id, "id", end.id), element)
@@ -448,16 +468,23 @@ def check_system(
     regions: dict[str, MemoryRegion] = {}
     for region in system.memory_regions:
         regions.setdefault(region.name, region)
+    # Microkit 1.4 bounds no map by the address-space top (only by overflow).
+    unbounded = U64_LIMIT if target.microkit is MicrokitVersion.V1_4 else None
     for pd in pds:
         check_maps(
             regions,
             pd.maps,
             f"protection domain '{pd.name}'",
-            target.pd_map_max_vaddr(pd.stack_size),
+            unbounded or target.pd_map_max_vaddr(pd.stack_size),
         )
         vm = pd.virtual_machine
         if vm is not None:
-            check_maps(regions, vm.maps, f"virtual machine '{vm.name}'", target.vm_map_max_vaddr())
+            check_maps(
+                regions,
+                vm.maps,
+                f"virtual machine '{vm.name}'",
+                unbounded or target.vm_map_max_vaddr(),
+            )
     _check_io_maps(regions, system.iomaps)
     _check_cap_maps(pds)
     _check_physical_overlap(system.memory_regions)
