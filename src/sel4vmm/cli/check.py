@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sel4vmm.config.microkit import MicrokitTarget, check_file
+from sel4vmm.config.microkit.sdk_boards import target_for_board
+from sel4vmm.config.microkit.versions import DEFAULT_VERSION, parse_version
 from sel4vmm.config.spec import Finding
 from sel4vmm.errors import Location, Sel4VmmError
 
@@ -31,9 +34,13 @@ def _format(finding: Finding, default_path: str) -> list[str]:
 
 
 def _check_microkit(
-    path: Path, target: MicrokitTarget, tool_messages: bool
+    path: Path,
+    target: MicrokitTarget,
+    tool_messages: bool,
+    include_dirs: Sequence[Path],
+    defines: dict[str, str],
 ) -> tuple[list[str], bool]:
-    result = check_file(path, target)
+    result = check_file(path, target, include_dirs=include_dirs, defines=defines)
     if tool_messages:
         return [d.tool_text for d in result.diagnostics], result.ok
     lines = [line for d in result.diagnostics for line in _format(d.to_finding(), str(path))]
@@ -84,7 +91,9 @@ def check_paths(
             if path.suffix == ".camkes":
                 lines, ok = _check_camkes(path, include_dirs, defines or {})
             elif path.suffix in (".system", ".xml"):
-                lines, ok = _check_microkit(path, target, tool_messages)
+                lines, ok = _check_microkit(
+                    path, target, tool_messages, include_dirs, defines or {}
+                )
             else:
                 raise Sel4VmmError(
                     f"don't know how to check '{path.name}'",
@@ -105,17 +114,75 @@ def check_paths(
     return all_ok
 
 
+def microkit_target(
+    *,
+    board: str | None,
+    microkit: str | None,
+    arch: str | None,
+    no_hypervisor: bool,
+    cores: int | None,
+    no_iommu: bool,
+    no_smc: bool,
+    search_paths: Sequence[Path],
+) -> MicrokitTarget:
+    """The kernel configuration ``.system`` files are checked against: the SDK's for
+    ``--board``, else the tool's test defaults for ``--arch``; the other flags override."""
+    version = parse_version(microkit) if microkit is not None else DEFAULT_VERSION
+    base = MicrokitTarget(search_paths=tuple(search_paths), microkit=version)
+    if arch is not None and arch not in ARCHES:
+        raise Sel4VmmError(f"unknown architecture '{arch}'", fix=f"use one of {', '.join(ARCHES)}")
+    if board is not None:
+        target = target_for_board(board, cores=cores, base=base)
+        if arch is not None and arch != target.arch:
+            raise Sel4VmmError(
+                f"--arch {arch} contradicts --board {target.board}, an {target.arch} board",
+                fix="drop --arch: the board decides the architecture",
+            )
+    else:
+        target = replace(base, arch=arch or "aarch64", num_cores=cores or 1)
+    return replace(
+        target,
+        hypervisor=target.hypervisor and not no_hypervisor,
+        iommu=target.iommu and not no_iommu,
+        arm_smc=False if no_smc and target.arm_smc is not None else target.arm_smc,
+    )
+
+
 def check(
     files: Annotated[list[Path], typer.Argument(help="Microkit .system or CAmkES .camkes files.")],
     arch: Annotated[
-        str, typer.Option("--arch", help="Target architecture: aarch64, riscv64 or x86_64.")
-    ] = "aarch64",
+        str | None,
+        typer.Option("--arch", help="Target architecture: aarch64 (default), riscv64 or x86_64."),
+    ] = None,
+    board: Annotated[
+        str | None,
+        typer.Option(
+            "--board",
+            help="Microkit SDK board (odroidc4, qemu_virt_aarch64, ...): check .system files "
+            "against the kernel configuration the SDK builds for it.",
+        ),
+    ] = None,
+    microkit: Annotated[
+        str | None,
+        typer.Option(
+            "--microkit", help="Microkit release the .system files are for: 1.4 or 2.0 (default)."
+        ),
+    ] = None,
     no_hypervisor: Annotated[
         bool, typer.Option("--no-hypervisor", help="seL4 built without hypervisor support.")
     ] = False,
-    cores: Annotated[int, typer.Option("--cores", min=1, help="CPU cores seL4 is built for.")] = 1,
+    cores: Annotated[
+        int | None,
+        typer.Option(
+            "--cores", min=1, help="CPU cores seL4 is built for (default 1, or the board's)."
+        ),
+    ] = None,
     no_iommu: Annotated[
         bool, typer.Option("--no-iommu", help="seL4 built without IOMMU support.")
+    ] = False,
+    no_smc: Annotated[
+        bool,
+        typer.Option("--no-smc", help="seL4 built without SMC forwarding (KernelAllowSMCCalls)."),
     ] = False,
     search_path: Annotated[
         list[Path] | None,
@@ -123,10 +190,13 @@ def check(
     ] = None,
     include: Annotated[
         list[Path] | None,
-        typer.Option("--include-dir", "--include", "-I", help="CAmkES include directory."),
+        typer.Option(
+            "--include-dir", "--include", "-I", help="Include directory for the C preprocessor."
+        ),
     ] = None,
     define: Annotated[
-        list[str] | None, typer.Option("--define", "-D", help="CAmkES define NAME=VALUE.")
+        list[str] | None,
+        typer.Option("--define", "-D", help="C preprocessor define NAME=VALUE."),
     ] = None,
     tool_messages: Annotated[
         bool,
@@ -136,14 +206,15 @@ def check(
     ] = False,
 ) -> None:
     """Check configuration files; exit 1 if any has an error."""
-    if arch not in ARCHES:
-        raise Sel4VmmError(f"unknown architecture '{arch}'", fix=f"use one of {', '.join(ARCHES)}")
-    target = MicrokitTarget(
+    target = microkit_target(
+        board=board,
+        microkit=microkit,
         arch=arch,
-        hypervisor=not no_hypervisor,
-        num_cores=cores,
-        iommu=not no_iommu,
-        search_paths=tuple(search_path or ()),
+        no_hypervisor=no_hypervisor,
+        cores=cores,
+        no_iommu=no_iommu,
+        no_smc=no_smc,
+        search_paths=search_path or (),
     )
     ok = check_paths(
         files,

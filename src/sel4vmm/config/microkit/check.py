@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sel4vmm.config.microkit.diagnostics import Diagnostic, MicrokitError, SourceFile
 from sel4vmm.config.microkit.model import SystemDescription
 from sel4vmm.config.microkit.parse import parse_system
+from sel4vmm.config.microkit.preprocess import LineMap, has_directives, preprocess_system
 from sel4vmm.config.microkit.system_checks import check_system
 from sel4vmm.config.microkit.target import MicrokitTarget
 from sel4vmm.config.microkit.xmlsource import parse_xml
@@ -48,10 +50,17 @@ class CheckResult:
         return [d.to_finding() for d in self.diagnostics]
 
 
-def check_text(text: str, name: str, target: MicrokitTarget | None = None) -> CheckResult:
-    """Check ``text`` as if it were the file ``name``."""
+def check_text(
+    text: str,
+    name: str,
+    target: MicrokitTarget | None = None,
+    *,
+    line_map: LineMap | None = None,
+) -> CheckResult:
+    """Check ``text`` as if it were the file ``name`` (``line_map``: for preprocessed text,
+    where its lines came from)."""
     target = target or MicrokitTarget()
-    source = SourceFile(name=name, text=text)
+    source = SourceFile(name=name, text=text, line_map=line_map)
     try:
         root = parse_xml(source)
         parsed = parse_system(root, target)
@@ -124,10 +133,27 @@ def read_system_file(path: Path, max_bytes: int = MAX_SYSTEM_FILE_BYTES) -> str:
         ) from None
 
 
-def check_file(path: str | Path, target: MicrokitTarget | None = None) -> CheckResult:
-    """Read and check ``path``; unreadable files are a :class:`Sel4VmmError`."""
+def check_file(
+    path: str | Path,
+    target: MicrokitTarget | None = None,
+    *,
+    include_dirs: Sequence[Path] = (),
+    defines: Mapping[str, str] | None = None,
+) -> CheckResult:
+    """Read and check ``path``; unreadable files are a :class:`Sel4VmmError`.
+
+    A file with C preprocessor directives (LionsOS) is preprocessed first with
+    ``include_dirs`` and ``defines`` (``-I``/``-D``), as its Makefile does; findings keep
+    the original file's lines.  Preprocessor errors are :class:`Sel4VmmError`.
+    """
     file_path = Path(path)
     target = target or MicrokitTarget()
     if not target.search_paths:
         target = replace(target, search_paths=default_search_paths(file_path))
-    return check_text(read_system_file(file_path), str(path), target)
+    text = read_system_file(file_path)
+    if has_directives(text):
+        expanded, line_map = preprocess_system(
+            file_path, text, include_dirs=include_dirs, defines=defines or {}
+        )
+        return check_text(expanded, str(path), target, line_map=line_map)
+    return check_text(text, str(path), target)

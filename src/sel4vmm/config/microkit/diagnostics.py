@@ -20,6 +20,7 @@ from sel4vmm.config.spec import Finding
 from sel4vmm.errors import Location, Sel4VmmError
 
 if TYPE_CHECKING:
+    from sel4vmm.config.microkit.preprocess import LineMap
     from sel4vmm.config.microkit.xmlsource import XmlElement
 
 
@@ -30,8 +31,14 @@ class SourceFile:
     #: The name the tool would print (the path as the user gave it).
     name: str
     text: str
+    #: For preprocessed text: output line -> (file, line) it came from.
+    line_map: LineMap | None = None
 
     def location(self, line: int, column: int) -> Location:
+        if self.line_map is not None:
+            origin = self.line_map.origin(line)
+            if origin is not None:
+                return Location(origin[0], origin[1], column)
         return Location(self.name, line, column)
 
 

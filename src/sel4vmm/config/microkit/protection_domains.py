@@ -263,17 +263,22 @@ class _PdReader:
         return pd
 
     def _check_smc(self, element: XmlElement) -> None:
+        """sdf.rs: ``config.arm_smc`` None -> not available (no ``Error:`` prefix, no
+        location); Some(false) -> the kernel was built without SMC forwarding."""
         forwarding = self.target.arm_smc
-        if self.target.arch != "aarch64":
+        if forwarding is None:
             raise MicrokitError.plain(
                 "ARM SMC forwarding support is not available for this architecture",
                 location=element.location,
+                fix="smc is for AArch64 kernels built with KernelAllowSMCCalls",
             )
         if forwarding is False:
             raise MicrokitError.on_element(
                 element,
                 "Using SMC support without ARM SMC forwarding support enabled in the kernel "
                 "for this platform",
+                fix="build seL4 with KernelAllowSMCCalls (every Microkit SDK AArch64 board "
+                'has it), or drop smc="true"',
             )
 
     def _domain(self, element: XmlElement) -> int | None:
