@@ -91,11 +91,12 @@ class MicrokitError(Sel4VmmError):
         return cls(Diagnostic("error", text, location, f"Error: {text}", fix))
 
     @classmethod
-    def at(cls, text: str, location: Location, *, fix: str | None = None) -> MicrokitError:
+    def at(
+        cls, text: str, location: Location, *, message: str | None = None, fix: str | None = None
+    ) -> MicrokitError:
         """``Error: text @ file:line:col``."""
-        return cls(
-            Diagnostic("error", text, location, f"Error: {text} @ {location_text(location)}", fix)
-        )
+        tool_text = f"Error: {text} @ {location_text(location)}"
+        return cls(Diagnostic("error", message or text, location, tool_text, fix))
 
     @classmethod
     def colon(cls, text: str, location: Location, *, fix: str | None = None) -> MicrokitError:

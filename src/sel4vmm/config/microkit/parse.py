@@ -35,20 +35,28 @@ class ParsedSystem:
 def _check_no_text(system: XmlElement) -> None:
     """Only whitespace and comments may sit between the top-level elements."""
     for run in system.texts:
-        # The tool points at <system> itself when the text comes first, else at the text.
-        where = system.location if run.is_first_child else run.location
+        # sdf.rs check_no_text: text that comes first is <system>'s own text() (reported
+        # at <system>); any later text node is checked on its own, and a text node's tag
+        # name is empty -- so the tool names the element ''.
+        if run.is_first_child:
+            where, name = system.location, "system"
+        else:
+            where, name = run.location, ""
         raise MicrokitError.at(
-            "unexpected text found in element 'system'",
+            f"unexpected text found in element '{name}'",
             where,
+            message=f"unexpected text found in <{system.tag}>",
             fix="remove the stray text or wrap it in <!-- -->",
         )
 
 
 def parse_system(root: XmlElement, target: MicrokitTarget) -> ParsedSystem:
     if root.tag != "system":
-        raise MicrokitError.colon(
-            f"root element must be <system>, found <{root.tag}>",
-            root.location,
+        # sdf.rs: ``doc.root().children().find(.. == "system").unwrap()`` -- a panic.
+        raise MicrokitError.crash(
+            root,
+            f"a root element <{root.tag}>: it looks for <system> and unwraps the result",
+            "called `Option::unwrap()` on a `None` value",
             fix="a Microkit system description is one <system> element",
         )
     _check_no_text(root)
