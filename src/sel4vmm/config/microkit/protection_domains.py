@@ -412,11 +412,13 @@ class _PdReader:
                 version,
                 "virtual_machine",
                 ("name", "budget", "period", "priority") if aarch64 else ("name",),
-            ),
+            )
+            + (("id",) if target.accept_vm_id else ()),
             fixes=VM_ATTRIBUTE_FIXES,
         )
         name = required(element, "name")
         vm = VirtualMachine(name=name, vcpus=[], maps=[], location=element.location)
+        legacy_id = optional_decimal(element, "id", U64) if target.accept_vm_id else None
         if aarch64:
             budget = optional_number(element, "budget")
             vm.budget = BUDGET_DEFAULT if budget is None else budget
@@ -453,6 +455,10 @@ class _PdReader:
                     element.location,
                     fix="a <virtual_machine> holds only <vcpu> and <map> elements",
                 )
+        if legacy_id is not None and not vm.vcpus:
+            if legacy_id > VCPU_MAX_ID:
+                raise MicrokitError.on_element(element, f"id must be < {VCPU_MAX_ID + 1}")
+            vm.vcpus.append(VirtualCpu(legacy_id, None, None, vm.location))
         if not vm.vcpus:
             raise MicrokitError.bare(
                 f"missing 'vcpu' element on virtual_machine: '{name}'",

@@ -75,6 +75,9 @@ class MicrokitTarget:
     microkit: MicrokitVersion = DEFAULT_VERSION
     #: The SDK board this configuration is for, when one was named (messages only).
     board: str | None = None
+    #: Planning only (:mod:`.legacy`): read a pre-release ``<virtual_machine id="N">`` as
+    #: its single vCPU N.  No Microkit release accepts it, so ``check`` never sets this.
+    accept_vm_id: bool = False
 
     def __post_init__(self) -> None:
         if self.arch not in ARCH_DISPLAY_NAMES:
