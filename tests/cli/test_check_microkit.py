@@ -208,3 +208,10 @@ def test_a_missing_include_is_located_at_the_directive(tmp_path: Path) -> None:
     assert code == 1
     assert output.startswith(f"{system}:3: error: cannot find the included file")
     assert "fix: pass the directory that holds it with -I DIR" in output
+
+
+def test_board_is_not_resolved_for_camkes_files_alone() -> None:
+    """--board names a Microkit SDK board; a CAmkES-only run must not fail on it."""
+    path = REALWORLD / "camkes-vm-examples/vm_minimal/vm_minimal.camkes"
+    code, output = run("--board", "qemu-arm-virt", "-D", "PLAT=qemu-arm-virt", str(path))
+    assert (code, output) == (0, f"{path}: ok\n")

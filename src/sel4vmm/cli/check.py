@@ -206,9 +206,12 @@ def check(
     ] = False,
 ) -> None:
     """Check configuration files; exit 1 if any has an error."""
+    # --board, --microkit and the kernel flags describe the Microkit kernel: only resolved
+    # (and only an error when wrong) if a .system file is being checked.
+    microkit_files = any(path.suffix in (".system", ".xml") for path in files)
     target = microkit_target(
-        board=board,
-        microkit=microkit,
+        board=board if microkit_files else None,
+        microkit=microkit if microkit_files else None,
         arch=arch,
         no_hypervisor=no_hypervisor,
         cores=cores,
