@@ -161,3 +161,49 @@ def test_an_unknown_version_is_one_error() -> None:
     with pytest.raises(Sel4VmmError) as raised:
         parse_version("1.3")
     assert raised.value.fix is not None and "--microkit 1.4" in raised.value.fix
+
+
+def test_1_4_requires_a_region_size() -> None:
+    text = two_pds("", "", (1, 2)).replace("<system>", '<system><memory_region name="m" />')
+    assert (
+        check(text, V14)
+        .errors[0]
+        .tool_text.startswith(
+            "Error: Missing required attribute 'size' on element 'memory_region': v.system:1:9"
+        )
+    )
+    assert (
+        check(text, V2)
+        .errors[0]
+        .tool_text.startswith("Error: size must be specified if memory region is not prefilled")
+    )
+
+
+def test_1_4_checks_the_maps_of_protection_domains_only() -> None:
+    """1.4.1 sdf.rs: "Ensure that all maps are correct" loops over ``pd.maps`` alone."""
+    text = vm('<vcpu id="0" />').replace('mr="ram"', 'mr="nothing"')
+    assert check(text, V14).ok
+    assert (
+        check(text, V2)
+        .errors[0]
+        .tool_text.startswith("Error: invalid memory region name 'nothing' on 'map' @ v.system:")
+    )
+
+
+def test_the_monitor_name_is_reserved_in_2_x_only() -> None:
+    text = (
+        two_pds("", "", (1, 2))
+        .replace('name="server"', 'name="monitor"')
+        .replace('pd="server"', 'pd="monitor"')
+    )
+    assert check(text, V14).ok
+    assert check(text, V2).errors[0].message.startswith("the PD name 'monitor' is reserved")
+
+
+def test_1_4_stacks_default_to_one_page() -> None:
+    result = check(two_pds("", "", (1, 2)), V14)
+    assert result.system is not None
+    assert {pd.stack_size for pd in result.system.protection_domains} == {0x1000}
+    result = check(two_pds("", "", (1, 2)), V2)
+    assert result.system is not None
+    assert {pd.stack_size for pd in result.system.protection_domains} == {0x2000}

@@ -54,6 +54,7 @@ VCPU_MAX_ID = PD_MAX_ID
 PD_MAX_PRIORITY = 254
 BUDGET_DEFAULT = 1000
 PD_DEFAULT_STACK_SIZE = 0x2000
+PD_DEFAULT_STACK_SIZE_1_4 = 0x1000
 PD_MIN_STACK_SIZE = 0x1000
 PD_MAX_STACK_SIZE = 16 * 1024 * 1024
 X86_IRQ_VECTOR_MAX = 107
@@ -139,7 +140,8 @@ class _PdReader:
             )
         passive = bool(optional_bool(element, "passive"))
         stack_size = optional_number(element, "stack_size")
-        stack_size = PD_DEFAULT_STACK_SIZE if stack_size is None else stack_size
+        if stack_size is None:  # 1.4.1: a single page; 2.x: 8 KiB
+            stack_size = PD_DEFAULT_STACK_SIZE_1_4 if v14 else PD_DEFAULT_STACK_SIZE
         smc = bool(optional_bool(element, "smc"))
         if smc:
             self._check_smc(element)

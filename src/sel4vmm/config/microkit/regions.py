@@ -23,7 +23,7 @@ from sel4vmm.config.microkit.attributes import (
 from sel4vmm.config.microkit.diagnostics import MicrokitError
 from sel4vmm.config.microkit.model import Map, MemoryRegion
 from sel4vmm.config.microkit.target import MicrokitTarget
-from sel4vmm.config.microkit.versions import attributes
+from sel4vmm.config.microkit.versions import MicrokitVersion, attributes
 from sel4vmm.config.microkit.xmlsource import XmlElement
 
 MEMORY_REGION_ATTRIBUTES = (
@@ -113,6 +113,8 @@ def parse_memory_region(element: XmlElement, target: MicrokitTarget) -> MemoryRe
         element, attributes(target.microkit, "memory_region", MEMORY_REGION_ATTRIBUTES)
     )
     name = required(element, "name")
+    # Microkit 1.4.1: size= is required (no prefills) and read before page_size=.
+    size_1_4 = required_number(element, "size") if target.microkit is MicrokitVersion.V1_4 else None
 
     given_page_size = optional_number(element, "page_size")
     page_size = target.page_sizes[0] if given_page_size is None else given_page_size
@@ -137,7 +139,13 @@ def parse_memory_region(element: XmlElement, target: MicrokitTarget) -> MemoryRe
             element, "prefill_path and prefill_bootinfo cannot be both specified"
         )
 
-    size = _region_size(element, page_size, prefill_size, bootinfo is not None)
+    if size_1_4 is not None and size_1_4 % page_size:
+        raise MicrokitError.on_element(element, "size is not a multiple of the page size")
+    size = (
+        size_1_4
+        if size_1_4 is not None
+        else _region_size(element, page_size, prefill_size, bootinfo is not None)
+    )
 
     phys_addr = optional_number(element, "phys_addr")
     if phys_addr is not None and phys_addr % page_size:

@@ -139,7 +139,11 @@ def _map_failure(
 
 
 def _check_names(
-    pds: Sequence[ProtectionDomain], regions: Sequence[MemoryRegion], max_pds: int
+    pds: Sequence[ProtectionDomain],
+    regions: Sequence[MemoryRegion],
+    max_pds: int,
+    *,
+    reserve_monitor: bool,
 ) -> None:
     if not pds:
         raise MicrokitError.bare(
@@ -157,7 +161,7 @@ def _check_names(
                 f"duplicate protection domain name '{pd.name}'.", location=pd.location
             )
         seen_pds.add(pd.name)
-        if pd.name == MONITOR_PD_NAME:
+        if reserve_monitor and pd.name == MONITOR_PD_NAME:
             raise MicrokitError.bare(
                 "the PD name 'monitor' is reserved for the Microkit Monitor.",
                 location=pd.location,
@@ -460,7 +464,12 @@ def check_system(
         iomaps=parsed.iomaps,
         domains=parsed.domains,
     )
-    _check_names(pds, parsed.memory_regions, target.max_pds)
+    _check_names(
+        pds,
+        parsed.memory_regions,
+        target.max_pds,
+        reserve_monitor=target.microkit is not MicrokitVersion.V1_4,
+    )
     _check_vms(pds, target)
     _check_irqs_and_channels(system, target)
     _check_ioports(pds)
@@ -478,7 +487,8 @@ def check_system(
             unbounded or target.pd_map_max_vaddr(pd.stack_size),
         )
         vm = pd.virtual_machine
-        if vm is not None:
+        # Microkit 1.4.1 validates the maps of protection domains only, not of VMs.
+        if vm is not None and target.microkit is not MicrokitVersion.V1_4:
             check_maps(
                 regions,
                 vm.maps,
