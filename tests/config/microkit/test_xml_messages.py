@@ -46,6 +46,19 @@ def tool_text(text: str) -> str:
         ("", "the document does not have a root node"),
         ("  <!-- only a comment -->", "the document does not have a root node"),
         (f"<system>{PD}", "the root node was opened but never closed"),
+        # Start tags (tokenizer.rs parse_element): an attribute value stops at '<', then
+        # consume_byte(quote) fails; consume_quote, consume_eq, consume_spaces, the '>'
+        # after '/', and consume_qname's NameStartChar test.
+        (f'<system><a x="1></system>{PD}', "expected '\"' not '<' at 1:17"),
+        (f"<system><a x='a<b'/>{PD}</system>", "expected ''' not '<' at 1:16"),
+        (f"<system><a x=1/>{PD}</system>", "expected a quote not '1' at 1:14"),
+        (f'<system><a x="1"y="2"/>{PD}</system>', "expected a whitespace not 'y' at 1:17"),
+        (f"<system><a x>{PD}</system>", "expected '=' not '>' at 1:13"),
+        (f"<system><a/ >{PD}</system>", "expected '>' not ' ' at 1:12"),
+        (f"<system><1a/>{PD}</system>", "invalid name token at 1:10"),
+        (f'<system><a 1x="2"/>{PD}</system>', "invalid name token at 1:12"),
+        # A bare '&' in text: MalformedEntityReference at the '&'.
+        (f"<system>a & b{PD}</system>", "malformed entity reference at 1:11"),
     ],
 )
 def test_roxmltree_words(text: str, expected: str) -> None:

@@ -229,9 +229,10 @@ def roxmltree_reason(
     byte offset it reports; ``{pos}`` in the text stands for ``line:column``.
 
     Reproduced: unknown tokens outside the root, mismatched close tags, duplicated
-    attributes, unknown entities, a missing or unclosed root.  Other malformations keep
-    expat's reason (roxmltree's tokenizer words them differently, e.g. "invalid name
-    token"); the verdict and the position agree, the wording may not.
+    attributes, unknown and malformed entity references, a missing or unclosed root, and
+    inside a start tag a missing quote, ``=``, space or ``>``, or a bad name.  Other
+    malformations keep expat's reason (roxmltree's tokenizer words them its own way);
+    the verdict and the position agree, the wording may not.
     """
     messages = _EXPAT.codes
     if code == messages[_EXPAT.XML_ERROR_TAG_MISMATCH] and open_tag is not None:
@@ -259,6 +260,12 @@ def roxmltree_reason(
         return "the document does not have a root node", 0
     if code == messages[_EXPAT.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]:
         return "unknown token at {pos}", position
+    if code == messages[_EXPAT.XML_ERROR_INVALID_TOKEN] and root_seen:
+        if data[position - 1 : position] == b"&":
+            return "malformed entity reference at {pos}", position - 1
+        in_tag = _start_tag_reason(data, position)
+        if in_tag is not None:
+            return in_tag, position
     if (
         open_tag is None
         and not root_seen
@@ -270,6 +277,69 @@ def roxmltree_reason(
     ):
         return "unknown token at {pos}", _prolog_end(data)
     return f"{_EXPAT.messages[code]} at {{pos}}", position
+
+
+_SPACE = b" \t\r\n"
+
+
+def _start_tag_reason(data: bytes, position: int) -> str | None:
+    """roxmltree's words for a bad byte at ``position`` inside a start tag, found by
+    replaying the tag up to it: what its tokenizer expected there (a quote, ``=``, a
+    space before the next attribute, ``>`` after ``/``, a name), or None if unsure."""
+    start = data.rfind(b"<", 0, position)
+    if start == -1:
+        return None
+    actual = chr(data[position])
+    state, quote = "name", 0
+    index = start + 1
+    while index < position:
+        byte = data[index]
+        if state == "name":
+            if byte in _SPACE:
+                state = "space"
+            elif byte == ord("/"):
+                state = "slash"
+        elif state == "space":
+            if byte == ord("/"):
+                state = "slash"
+            elif byte not in _SPACE:
+                state = "attribute"
+        elif state == "attribute":
+            if byte in _SPACE:
+                state = "before_eq"
+            elif byte == ord("="):
+                state = "after_eq"
+        elif state == "before_eq":
+            if byte == ord("="):
+                state = "after_eq"
+            elif byte not in _SPACE:
+                return None
+        elif state == "after_eq":
+            if byte in (ord('"'), ord("'")):
+                state, quote = "value", byte
+            elif byte not in _SPACE:
+                return None
+        elif state == "value":
+            if byte == quote:
+                state = "after_value"
+        elif state == "after_value":
+            state = "space" if byte in _SPACE else ("slash" if byte == ord("/") else "other")
+        else:
+            return None
+        index += 1
+    if (state == "name" and index == start + 1) or (state == "space" and actual not in "/>"):
+        return "invalid name token at {pos}"  # consume_qname: not a NameStartChar
+    if state == "value" and actual == "<":
+        return f"expected '{chr(quote)}' not '<' at {{pos}}"
+    if state == "after_eq":
+        return f"expected a quote not '{actual}' at {{pos}}"
+    if state in ("attribute", "before_eq") and actual not in "=":
+        return f"expected '=' not '{actual}' at {{pos}}"
+    if state == "after_value" and actual not in "/>":
+        return f"expected a whitespace not '{actual}' at {{pos}}"
+    if state == "slash":
+        return f"expected '>' not '{actual}' at {{pos}}"
+    return None
 
 
 def _prolog_end(data: bytes) -> int:
