@@ -287,7 +287,7 @@ def _start_tag_reason(data: bytes, position: int) -> str | None:
     replaying the tag up to it: what its tokenizer expected there (a quote, ``=``, a
     space before the next attribute, ``>`` after ``/``, a name), or None if unsure."""
     start = data.rfind(b"<", 0, position)
-    if start == -1:
+    if start == -1 or position >= len(data):
         return None
     actual = chr(data[position])
     state, quote = "name", 0
