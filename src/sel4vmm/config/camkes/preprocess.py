@@ -17,6 +17,8 @@ printing to stderr and carrying on.
 from __future__ import annotations
 
 import io
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,6 +27,9 @@ from pcpp import Preprocessor  # type: ignore[import-untyped, unused-ignore]
 from pcpp.preprocessor import Action, OutputDirective  # type: ignore[import-untyped, unused-ignore]
 
 from sel4vmm.errors import Location, Sel4VmmError
+
+#: The largest file ``#include`` reads (real headers are kilobytes).
+MAX_INCLUDE_BYTES = 16 * 1024 * 1024
 
 #: The headers and CAmkES files sel4vmm provides in place of the camkes-vm tree.
 BUNDLED_INCLUDE_DIR = Path(__file__).resolve().parent / "include"
@@ -40,6 +45,25 @@ class _StrictPreprocessor(Preprocessor):  # type: ignore[misc]
         # Appended directly: pcpp's add_path() would also rewrite the file names in its
         # #line output relative to the working directory, which locations must not do.
         self.path.extend(str(directory) for directory in include_dirs)
+
+    def on_file_open(self, is_system_include: bool, includepath: str) -> Any:
+        """Open an included file -- only a regular file of at most ``MAX_INCLUDE_BYTES``.
+
+        pcpp probes each include directory through this hook and expects ``OSError`` for
+        "not here" (a directory counts as not here); a device or FIFO (``/dev/zero``) or a
+        huge file is refused at the directive instead of being read without bound.
+        """
+        status = os.stat(includepath)  # OSError: not here, pcpp tries the next directory
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError(includepath)
+        if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_INCLUDE_BYTES:
+            what = "not a regular file" if not stat.S_ISREG(status.st_mode) else "too large"
+            raise Sel4VmmError(
+                f"the included file {includepath!r} is {what}",
+                location=self._directive_location(),
+                fix=f"include a regular file of at most {MAX_INCLUDE_BYTES >> 20} MiB",
+            )
+        return super().on_file_open(is_system_include, includepath)
 
     def _directive_location(self) -> Location:
         directive = self.lastdirective
