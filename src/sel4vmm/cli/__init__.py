@@ -17,7 +17,15 @@ from rich.markup import escape
 from sel4vmm.errors import Sel4VmmError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("demo", "check", "plan", "images", "run", "kvm")
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "check",
+    "plan",
+    "untyped_mmios",
+    "images",
+    "run",
+    "kvm",
+)
 
 app = typer.Typer(
     name="sel4vmm",

@@ -4,8 +4,8 @@
 loads a bzImage or ELF vmlinux by the 64-bit boot protocol and streams COM1 to standard
 output until the guest stops, ``--until`` text appears or ``--timeout`` passes.  The exit
 status is 0 when the guest exited cleanly or the ``--until`` text appeared, 1 otherwise
-(the diagnostic says why).  ``kvm-info`` says whether KVM is usable here and whether guest
-kernel mode runs at hardware speed.
+(the diagnostic says why).  ``kvm-info`` says whether KVM is usable here, whether guest
+kernel mode runs at hardware speed, and which exit loop runs (C extension or pure Python).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sel4vmm.backends.kvm.speed import measure_kernel_mode_speed
 from sel4vmm.backends.kvm.system import KvmSystem, kvm_unavailable_reason
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.blob import ImageBlob
+from sel4vmm.native import describe
 from sel4vmm.sel4.arch import X86_64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform
@@ -117,6 +118,7 @@ def kvm_info() -> None:
     print(speed.describe())
     verdict = "hardware-backed" if speed.hardware_backed else "NOT hardware-backed"
     print(f"guest kernel mode: {verdict}")
+    print(f"exit loop: {describe('_kvmexit')}")
 
 
 def register(app: typer.Typer) -> None:

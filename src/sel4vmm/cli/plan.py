@@ -16,6 +16,7 @@ from sel4vmm.config.spec import Finding
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.plan import SystemPlan, plan_system
 from sel4vmm.plan.document import plan_json
+from sel4vmm.plan.root_task import RootTaskImage
 from sel4vmm.sel4.objects import human_size
 
 
@@ -70,21 +71,52 @@ def plan(
     ram_size: Annotated[
         str | None, typer.Option("--ram-size", help="QEMU board RAM (-m), e.g. 2G.")
     ] = None,
-    arch: Annotated[str, typer.Option("--arch", help="aarch64, riscv64 or x86_64.")] = "aarch64",
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="aarch64, riscv64 or x86_64 (default: the board's)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    loader_image: Annotated[
+        Path | None,
+        typer.Option(
+            "--loader-image",
+            help="The root-task ELF the ELF loader loads (guest images embedded): adds its "
+            "CNode, virtual-pool, untyped and placement sizing.",
+        ),
+    ] = None,
 ) -> None:
     """Plan a configuration: guest-physical map, seL4 objects, CSpace, findings with fixes."""
     spec = load_system(file, arch=arch, board=board)
     if vm is not None and vm not in [v.name for v in spec.vms]:
         names = ", ".join(v.name for v in spec.vms) or "none"
         raise Sel4VmmError(f"{file}: no VM named '{vm}'", fix=f"the VMs are: {names}")
-    result = plan_system(spec, board=board, ram_size=parse_size(ram_size) if ram_size else None)
+    root_task = _root_task_image(loader_image) if loader_image is not None else None
+    result = plan_system(
+        spec,
+        board=board,
+        ram_size=parse_size(ram_size) if ram_size else None,
+        root_task=root_task,
+    )
     if as_json:
         typer.echo(json.dumps(plan_json(result, vm), indent=2))
     else:
         print_plan(make_console(), result, vm)
     if result.has_errors:
         raise typer.Exit(1)
+
+
+def _root_task_image(path: Path) -> RootTaskImage:
+    """The span of a root-task image: its ELF segments' virtual range, else its size."""
+    from sel4vmm.images.blob import ImageBlob
+    from sel4vmm.images.elf import is_elf, parse_elf
+
+    with ImageBlob.open(path, role="loader image") as blob:
+        if is_elf(blob.data):
+            image = parse_elf(blob.data, str(path))
+            low = min(s.vaddr for s in image.segments)
+            high = max(s.vaddr + s.mem_size for s in image.segments)
+            return RootTaskImage(str(path), high - low, low & ~0xFFF)
+        return RootTaskImage(str(path), blob.size)
 
 
 def register(app: typer.Typer) -> None:

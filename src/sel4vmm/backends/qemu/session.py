@@ -79,6 +79,9 @@ class QemuRunResult:
     stderr: str = ""
     layout: VmLayout | None = None
     notes: list[str] = field(default_factory=list)
+    #: Seconds per step, in order (configuration, RAM file, device tree, QEMU start, image
+    #: load, QMP handshake + cont), for bench/bench_qemu_boot.py.
+    steps: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -188,8 +191,16 @@ def run_qemu(
     terminal's input to the guest UART.
     """
     started = time.monotonic()
+    steps: dict[str, float] = {}
+    last = [started]
+
+    def step(name: str) -> None:
+        now = time.monotonic()
+        steps[name], last[0] = now - last[0], now
+
     qemu = find_qemu(qemu_binary)
     layout = vm_layout(system_path if system_path is not None else bundled_system(), vm_name)
+    step("configuration")
     files = BootFiles(kernel, initrd, dtb, dts, tuple(overlays or ()), bootargs)
     stream = ConsoleStream(console, marker, started=started)
     notes: list[str] = []
@@ -199,11 +210,13 @@ def run_qemu(
         ) as ram,
         tempfile.TemporaryDirectory(prefix="sel4vmm-qemu-") as scratch,
     ):
+        step("RAM file")
         if files.dtb is None and files.dts is None and not files.overlays:
             default = QemuMachine(layout.ram_size, cpu=cpu, cpus=layout.num_vcpus)
             files = replace(files, dtb=qemu_device_tree(qemu, default, Path(scratch)))
             notes.append("no device tree given: QEMU virt's own (dumpdtb) was used")
         tree = files.open_tree()
+        step("device tree")
         needs = tree_requirements(tree.to_bytes(), files.tree_source)
         machine = QemuMachine(
             layout.ram_size,
@@ -217,10 +230,13 @@ def run_qemu(
             qemu, machine, ram.path, ram.stub_addr, qmp_socket=qmp_socket
         )
         with QemuProcess(command, interactive=interactive) as process:
+            step("QEMU start")
             # QEMU starts paused and initialises while the images are loaded.
             boot = load_for_qemu(ram, files, tree)
             load_seconds = time.monotonic() - started
+            step("image load")
             outcome = _resume(process, qmp_socket)
+            step("QMP handshake + cont")
             if outcome is None:
                 outcome = process.stream(stream, timeout)
     if outcome.exit_code not in (0, None) and not stream.text:
@@ -243,4 +259,5 @@ def run_qemu(
         stderr=outcome.stderr,
         layout=layout,
         notes=notes,
+        steps=steps,
     )

@@ -9,8 +9,6 @@ ones held) plus any warnings.
 from __future__ import annotations
 
 import gc
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +21,7 @@ from sel4vmm.config.microkit.system_checks import check_system
 from sel4vmm.config.microkit.target import MicrokitTarget
 from sel4vmm.config.microkit.xmlsource import parse_xml
 from sel4vmm.config.spec import Finding
-from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.errors import Location, Sel4VmmError, read_user_file
 
 
 @dataclass
@@ -92,53 +90,21 @@ MAX_SYSTEM_FILE_BYTES = 64 * 1024 * 1024
 
 
 def read_system_file(path: Path, max_bytes: int = MAX_SYSTEM_FILE_BYTES) -> str:
-    """The text of a ``.system`` file: a regular file, at most ``max_bytes``, UTF-8.
-
-    Opened non-blocking so a FIFO cannot hang the open, refused unless ``fstat`` says it
-    is a regular file (``/dev/zero``, FIFOs and directories, also behind symlinks), and
-    read with a bound even if it grows while being read.
-    """
-    where = Location(str(path))
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as error:
-        raise Sel4VmmError(
-            f"cannot read '{path}': {error.strerror}", location=where, fix="check the path"
-        ) from None
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise Sel4VmmError(
-                f"'{path}' is not a regular file",
-                location=where,
-                fix="give the path of a .system file (not a device, FIFO or directory)",
-            )
-        chunks = []
-        remaining = max_bytes + 1
-        while remaining > 0:
-            chunk = os.read(descriptor, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
-    except OSError as error:
-        raise Sel4VmmError(
-            f"cannot read '{path}': {error.strerror}", location=where, fix="check the path"
-        ) from None
-    finally:
-        os.close(descriptor)
-    if len(data) > max_bytes:
-        raise Sel4VmmError(
-            f"'{path}' is larger than {max_bytes // (1024 * 1024)} MiB",
-            location=where,
-            fix="a system description is kilobytes of XML; check that this is the right file",
-        )
+    """The text of a ``.system`` file: a regular file (never a device, FIFO or directory,
+    also behind a symlink), at most ``max_bytes``, UTF-8 -- through the project's one
+    bounded reader, :func:`sel4vmm.errors.read_user_file`."""
+    data = read_user_file(
+        path,
+        f"'{path}'",
+        "give the path of a .system file (a regular file of XML)",
+        max_bytes=max_bytes,
+    )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise Sel4VmmError(
             f"'{path}' is not UTF-8 text ({error.reason})",
-            location=where,
+            location=Location(str(path)),
             fix="save the system description as UTF-8",
         ) from None
 
