@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from sel4vmm.config.microkit import MicrokitTarget, check_text
 from sel4vmm.config.microkit.to_spec import to_system_spec
-from tests.config.microkit.limits import within_limits
 from tests.helpers import REALWORLD
+from tests.images.limits import bounded
 
 SOURCES = sorted(
     [
@@ -95,8 +95,8 @@ def mutated_real_files(draw: st.DrawFn) -> str:
 
 
 def assert_verdict(text: str, target: MicrokitTarget) -> None:
-    """A verdict -- never a traceback, a hang (30 s) or a memory blow-up (2 GiB)."""
-    with within_limits(seconds=30):
+    """A verdict -- never a traceback, a hang (30 s) or a memory blow-up (256 MiB)."""
+    with bounded(seconds=30):
         result = check_text(text, "fuzz.system", target)
         spec = to_system_spec(result, target) if result.ok else None
     if result.ok:

@@ -11,7 +11,7 @@ import pytest
 from sel4vmm.config.microkit import check_file
 from sel4vmm.config.microkit.preprocess import has_directives, preprocess_system
 from sel4vmm.errors import Sel4VmmError
-from tests.config.microkit.limits import within_limits
+from tests.images.limits import bounded
 
 PD = '<protection_domain name="p"><program_image path="p.elf"/></protection_domain>'
 
@@ -52,7 +52,7 @@ def test_an_include_of_a_device_or_fifo_is_refused(tmp_path: Path, kind: str) ->
         os.mkfifo(target)
     system = tmp_path / "s.system"
     system.write_text(f'<system>\n#include "zero.h"\n{PD}\n</system>\n')
-    with within_limits(seconds=20), pytest.raises(Sel4VmmError) as raised:
+    with bounded(seconds=20), pytest.raises(Sel4VmmError) as raised:
         check_file(system)
     # The shared preprocessor's read_source words it (config/camkes/preprocess.py).
     assert raised.value.message == f"{target} is not a regular file (a device, FIFO or directory)"
