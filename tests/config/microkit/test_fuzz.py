@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from sel4vmm.config.microkit import MicrokitTarget, check_text
 from sel4vmm.config.microkit.to_spec import to_system_spec
+from sel4vmm.config.microkit.versions import MicrokitVersion
 from tests.helpers import REALWORLD
 from tests.images.limits import bounded
 
@@ -30,6 +31,8 @@ TARGETS = [
     MicrokitTarget(arch="x86_64"),
     MicrokitTarget(arch="riscv64"),
     MicrokitTarget(arch="aarch64", hypervisor=False, num_cores=4, iommu=False),
+    MicrokitTarget(arch="aarch64", microkit=MicrokitVersion.V1_4),
+    MicrokitTarget(arch="aarch64", arm_smc=False, arm_pa_size_bits=44, num_cores=4),
 ]
 
 TAGS = [
