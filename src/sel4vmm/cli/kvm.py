@@ -126,8 +126,17 @@ def kvm_boot(
         and outcome.diagnostic == ("stop condition met")
     ):
         return
+    if outcome.reason is StopReason.STOPPED and outcome.diagnostic == "stopped by the host":
+        # The only other stopper is the --timeout timer.
+        err_console.print(
+            f"\n[bold red]guest stopped:[/] it was still running after {limit:g} s "
+            "(--timeout); give a longer --timeout to wait more",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     err_console.print(
-        f"\n[bold red]guest stopped ({outcome.reason.value}):[/] {escape(outcome.diagnostic)}"
+        f"\n[bold red]guest stopped ({outcome.reason.value}):[/] {escape(outcome.diagnostic)}",
+        soft_wrap=True,
     )
     raise typer.Exit(1)
 

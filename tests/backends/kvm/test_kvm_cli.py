@@ -71,3 +71,32 @@ def test_kvm_info_json(kvm_available: None, monkeypatch: pytest.MonkeyPatch) -> 
     document = json.loads(result.output)
     assert document["schema"] == "sel4vmm-kvm-info" and document["available"] is True
     assert document["hardware_backed"] is True and document["memory_slots"] > 0
+
+
+def spinning_elf(path: Path) -> Path:
+    """A 64-bit ELF "vmlinux" whose entry is ``jmp .`` at 0x100000: it never stops."""
+    import struct
+
+    code = b"\xeb\xfe"
+    header_size, program_header_size = 64, 56
+    offset = header_size + program_header_size
+    elf_header = (
+        b"\x7fELF\x02\x01\x01" + bytes(9)
+        + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0x100000, header_size, 0, 0,
+                      header_size, program_header_size, 1, 64, 0, 0)
+    )  # fmt: skip
+    program_header = struct.pack(
+        "<IIQQQQQQ", 1, 5, offset, 0x100000, 0x100000, len(code), len(code), 0x1000
+    )
+    path.write_bytes(elf_header + program_header + code)
+    return path
+
+
+def test_kvm_boot_timeout_says_the_guest_was_still_running(
+    kvm_available: None, tmp_path: Path
+) -> None:
+    kernel = spinning_elf(tmp_path / "spin.elf")
+    result = CliRunner().invoke(make_app(), ["kvm-boot", str(kernel), "--timeout", "1"])
+    assert result.exit_code == 1, result.output
+    assert "running for at most 1 s (--timeout)" in result.output
+    assert "it was still running after 1 s (--timeout)" in result.output
