@@ -119,7 +119,12 @@ def test_plan_writes_html_and_svg(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert html.read_text().startswith("<!DOCTYPE html>")
-    ET.fromstring(svg.read_text())
+    root = ET.fromstring(svg.read_text())
+    # The board's device windows and the VM's untyped are drawn beside the map.
+    titles = [t.text or "" for t in root.iter(f"{SVG}title")]
+    assert "device window uart [0x9000000, 0x9001000) = 4096 bytes (4 KiB)" in titles
+    texts = [t.text or "" for t in root.iter(f"{SVG}text")]
+    assert "untyped 2^24 (16 MiB): 12 given, 1 used" in texts
     unwritable = runner.invoke(app, ["plan", str(VM_MINIMAL), "--html", str(tmp_path / "no/x")])
     assert unwritable.exit_code == 1
 

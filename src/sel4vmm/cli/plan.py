@@ -111,10 +111,15 @@ def plan(
         from sel4vmm.cli.picture import memory_map_page, memory_map_svg
 
         document = plan_json(result, vm)
+        windows = [
+            {"name": r.name, "base": r.base, "size": r.size}
+            for r in result.board.memory_ranges()
+            if r.device
+        ]
         if html is not None:
-            _write(html, memory_map_page(document), "HTML page")
+            _write(html, memory_map_page(document, windows), "HTML page")
         if svg is not None:
-            _write(svg, memory_map_svg(document), "SVG image")
+            _write(svg, memory_map_svg(document, windows), "SVG image")
     if as_json:
         typer.echo(json.dumps(plan_json(result, vm), indent=2))
     else:
