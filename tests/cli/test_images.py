@@ -269,3 +269,25 @@ def test_a_system_description_of_any_name_is_read_by_every_command(
     )
     assert images.exit_code == 0, images.output
     assert json.loads(images.output)["vm"] == "linux"
+
+
+def test_placement_table_keeps_names_and_numbers_whole_at_80_columns(files: Path) -> None:
+    kernel = files / "vmlinuz-6.1.0-57-arm64-with-a-long-name"
+    kernel.write_bytes((files / "Image").read_bytes())
+    console = Console(record=True, width=80, file=io.StringIO())
+    ok = images_cli.run_images(
+        system(files / "simple.system"),
+        vm_name=None,
+        kernel=kernel,
+        initrd=files / "rootfs.cpio.gz",
+        dtb=None,
+        dts=None,
+        overlays=[],
+        bootargs=None,
+        out=None,
+        as_json=False,
+        console=console,
+    )
+    text = console.export_text()
+    assert ok and "…" not in text
+    assert "0x300000" in text

@@ -110,7 +110,7 @@ def render(console: Console, vm: VmSpec, boot: PreparedBoot) -> None:
     console.print(f"[bold]VM {escape(vm.name)}[/] ({plan.arch}), guest RAM {ram}")
     table = Table(show_edge=False, header_style="bold")
     for column in ("image", "format", "guest range", "bytes", "reserved", "address"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never an ellipsis: whole names, numbers
     descriptions = {
         "kernel": boot.kernel.description if boot.kernel else "",
         "initrd": boot.initrd.description if boot.initrd else "",
