@@ -1,6 +1,7 @@
 """SIGINT and SIGTERM to ``sel4vmm run --backend qemu`` (issue 12): a clean stop, exit status
 130 / 143, nothing left in ``/dev/shm`` and no QEMU left running; ``--until`` ends a run
-with status 0 on its text; QEMU dies with sel4vmm even when sel4vmm is killed outright."""
+with status 0 on its text; QEMU dies with sel4vmm even when sel4vmm is killed outright, and
+the RAM file's name is gone as soon as QEMU has mapped it."""
 
 from __future__ import annotations
 
@@ -75,7 +76,6 @@ def test_a_signal_stops_the_run_cleanly(
     process = start_run(tmp_path, SPIN_FOREVER, libvmm_board)
     try:
         qemu_pid = wait_until_running(process, tmp_path)
-        assert ram_files(process.pid), "the run's RAM file should exist while it runs"
         process.send_signal(signum)
         assert process.wait(timeout=60) == status
     finally:
@@ -94,15 +94,17 @@ def test_qemu_dies_with_sel4vmm_even_when_it_is_killed(
     process = start_run(tmp_path, SPIN_FOREVER, libvmm_board)
     try:
         qemu_pid = wait_until_running(process, tmp_path)
+        # Once QEMU has mapped the RAM file its name is gone: SIGKILL cannot leave it behind.
+        assert ram_files(process.pid) == []
         process.kill()
         process.wait(timeout=30)
         deadline = time.monotonic() + 30
         while alive(qemu_pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not alive(qemu_pid)
+        assert ram_files(process.pid) == []
     finally:
-        # SIGKILL leaves no chance to remove the RAM file: this test's own cleanup does.
-        for name in ram_files(process.pid):
+        for name in ram_files(process.pid):  # only if the test failed
             (shared_memory_dir() / name).unlink(missing_ok=True)
 
 

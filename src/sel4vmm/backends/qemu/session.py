@@ -286,6 +286,8 @@ def _run_qemu(
             load_seconds = time.monotonic() - started
             outcome = _resume(process, qmp_socket)
             if outcome is None:
+                # QEMU answered QMP, so its memory backend has mapped the file.
+                ram.remove_name()
                 if status is not None:
                     _say_limits(status, timeout, until)
                 outcome = process.stream(
