@@ -18,6 +18,8 @@ FORBIDDEN = {
     "plan": {"images", "backends", "cli", "demo"},
     "images": {"plan", "backends", "cli", "demo"},
     "backends": {"cli", "demo"},
+    # Compiled fast paths serve the backends; they know faults, nothing above them.
+    "native": {"vm", "config", "plan", "images", "backends", "cli", "demo"},
 }
 
 

@@ -6,8 +6,8 @@ output until the guest stops, ``--until`` text appears or ``--timeout`` passes (
 :data:`DEFAULT_TIMEOUT`, said at start; a heartbeat on stderr shows the guest is still
 running).  The exit status is 0 when the guest exited cleanly or the ``--until`` text
 appeared, 1 otherwise (the diagnostic says why).  ``kvm-info`` says whether KVM is usable
-here and whether guest kernel mode runs at hardware speed; ``--json`` prints it as one
-document.
+here, whether guest kernel mode runs at hardware speed, and which exit loop runs (C
+extension or pure Python); ``--json`` prints it as one document.
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ def kvm_info(as_json: JsonOption = False) -> None:
     from sel4vmm.backends.kvm import ioctls
     from sel4vmm.backends.kvm.speed import measure_kernel_mode_speed
     from sel4vmm.backends.kvm.system import KvmSystem, kvm_unavailable_reason
+    from sel4vmm.native import describe
 
     reason = kvm_unavailable_reason()
     if reason is not None:
@@ -171,6 +172,7 @@ def kvm_info(as_json: JsonOption = False) -> None:
             "speed_overridden": speed.overridden,
             "hardware_backed": speed.hardware_backed,
             "speed": speed.describe(),
+            "exit_loop": describe("_kvmexit"),
         }
         typer.echo(json.dumps(document, indent=2))
         return
@@ -179,6 +181,7 @@ def kvm_info(as_json: JsonOption = False) -> None:
     )
     print(speed.describe())
     print(f"guest kernel mode: {verdict}")
+    print(f"exit loop: {describe('_kvmexit')}")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from sel4vmm.cli.kvm import register
 from sel4vmm.errors import Sel4VmmError
+from sel4vmm.native import PURE_PYTHON_VARIABLE, describe
 
 
 def make_app() -> typer.Typer:
@@ -100,3 +101,19 @@ def test_kvm_boot_timeout_says_the_guest_was_still_running(
     assert result.exit_code == 1, result.output
     assert "running for at most 1 s (--timeout)" in result.output
     assert "it was still running after 1 s (--timeout)" in result.output
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_kvm_info_says_which_exit_loop_runs(
+    kvm_available: None, monkeypatch: pytest.MonkeyPatch, forced: bool
+) -> None:
+    monkeypatch.setenv("SEL4VMM_KVM_HARDWARE", "1")
+    if forced:
+        monkeypatch.setenv(PURE_PYTHON_VARIABLE, "1")
+    else:
+        monkeypatch.delenv(PURE_PYTHON_VARIABLE, raising=False)
+    result = CliRunner().invoke(make_app(), ["kvm-info"])
+    assert result.exit_code == 0, result.output
+    assert f"exit loop: {describe('_kvmexit')}\n" in result.output
+    if forced:
+        assert "exit loop: pure Python (SEL4VMM_PURE_PYTHON=1 forces" in result.output

@@ -97,6 +97,9 @@ class QemuRunResult:
     notes: list[str] = field(default_factory=list)
     #: Seconds from the start of :func:`run_qemu` to the ``until`` text, or None.
     until_seconds: float | None = None
+    #: Seconds per step, in order (configuration, RAM file, device tree, QEMU start, image
+    #: load, QMP handshake + cont), for bench/bench_qemu_boot.py.
+    steps: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -253,8 +256,16 @@ def _run_qemu(
     status: StatusReport | None,
 ) -> QemuRunResult:
     started = time.monotonic()
+    steps: dict[str, float] = {}
+    last = [started]
+
+    def step(name: str) -> None:
+        now = time.monotonic()
+        steps[name], last[0] = now - last[0], now
+
     qemu = find_qemu(qemu_binary)
     layout = vm_layout(system_path if system_path is not None else bundled_system(), vm_name)
+    step("configuration")
     stream = ConsoleStream(console, marker, until=until, started=started)
     notes: list[str] = []
     with (
@@ -263,11 +274,13 @@ def _run_qemu(
         ) as ram,
         tempfile.TemporaryDirectory(prefix="sel4vmm-qemu-") as scratch,
     ):
+        step("RAM file")
         if files.dtb is None and files.dts is None and not files.overlays:
             default = QemuMachine(layout.ram_size, cpu=cpu, cpus=layout.num_vcpus)
             files = replace(files, dtb=qemu_device_tree(qemu, default, Path(scratch)))
             notes.append("no device tree given: QEMU virt's own (dumpdtb) was used")
         tree = files.open_tree()
+        step("device tree")
         needs = tree_requirements(tree.to_bytes(), files.tree_source)
         machine = QemuMachine(
             layout.ram_size,
@@ -281,10 +294,13 @@ def _run_qemu(
             qemu, machine, ram.path, ram.stub_addr, qmp_socket=qmp_socket
         )
         with QemuProcess(command, interactive=interactive) as process:
+            step("QEMU start")
             # QEMU starts paused and initialises while the images are loaded.
             boot = load_for_qemu(ram, files, tree)
             load_seconds = time.monotonic() - started
+            step("image load")
             outcome = _resume(process, qmp_socket)
+            step("QMP handshake + cont")
             if outcome is None:
                 # QEMU answered QMP, so its memory backend has mapped the file.
                 ram.remove_name()
@@ -318,6 +334,7 @@ def _run_qemu(
         layout=layout,
         notes=notes,
         until_seconds=stream.until_seconds,
+        steps=steps,
     )
 
 
