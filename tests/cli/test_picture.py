@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from sel4vmm.cli import app
 from sel4vmm.cli.picture import height_for, memory_map_page, memory_map_svg
+from sel4vmm.errors import Sel4VmmError
 from tests.helpers import REALWORLD
 
 VM_MINIMAL = REALWORLD / "camkes-vm-examples/vm_minimal/vm_minimal.camkes"
@@ -125,8 +126,15 @@ def test_plan_writes_html_and_svg(tmp_path: Path) -> None:
     assert "device window uart [0x9000000, 0x9001000) = 4096 bytes (4 KiB)" in titles
     texts = [t.text or "" for t in root.iter(f"{SVG}text")]
     assert "untyped 2^24 (16 MiB): 12 given, 1 used" in texts
-    unwritable = runner.invoke(app, ["plan", str(VM_MINIMAL), "--html", str(tmp_path / "no/x")])
-    assert unwritable.exit_code == 1
+    target = tmp_path / "no" / "x.html"
+    unwritable = runner.invoke(
+        app, ["plan", str(VM_MINIMAL), "--board", "qemu-arm-virt", "--html", str(target)]
+    )
+    assert isinstance(unwritable.exception, Sel4VmmError)
+    assert str(unwritable.exception) == (
+        f"{target}: error: cannot write the HTML page: No such file or directory "
+        "(fix: give a writable path for the HTML page)"
+    )
 
 
 def test_chromium_draws_every_map_entry_with_its_address(tmp_path: Path) -> None:

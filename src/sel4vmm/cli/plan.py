@@ -21,7 +21,7 @@ from sel4vmm.cli.options import (
     RamSizeOption,
     VmOption,
 )
-from sel4vmm.errors import Sel4VmmError
+from sel4vmm.errors import Location, Sel4VmmError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -68,7 +68,8 @@ def _write(path: Path, text: str, what: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as error:
         raise Sel4VmmError(
-            f"cannot write the {what} {path}: {error.strerror}",
+            f"cannot write the {what}: {error.strerror}",
+            location=Location(str(path)),
             fix=f"give a writable path for the {what}",
         ) from None
 
