@@ -105,9 +105,20 @@ def test_without_a_board_an_smp_system_needs_cores() -> None:
 
 def test_an_unknown_board_is_refused_by_name() -> None:
     with pytest.raises(Sel4VmmError) as raised:
-        run("--board", "odroid_c4", str(SMP))
-    assert raised.value.message == "'odroid_c4' is not a board the Microkit SDK is built for"
+        run("--board", "odroidc5", str(SMP))
+    assert raised.value.message == "'odroidc5' is not a board the Microkit SDK is built for"
     assert raised.value.fix is not None and "odroidc4" in raised.value.fix
+
+
+def test_board_aliases_reach_the_sdk_board() -> None:
+    """The board table's spellings (odroid_c4, qemu-arm-virt) name the same SDK board."""
+    assert run("--board", "odroid_c4", str(SMP)) == (0, f"{SMP}: ok\n")
+
+
+def test_a_board_the_sdk_does_not_build_keeps_the_test_defaults() -> None:
+    """tx2 is a CAmkES board: its architecture is used, with test.rs's defaults."""
+    path = REALWORLD / "libvmm/simple/board/qemu_virt_aarch64/simple.system"
+    assert run("--board", "tx2", str(path)) == (0, f"{path}: ok\n")
 
 
 def test_board_and_a_contradicting_arch_are_refused() -> None:

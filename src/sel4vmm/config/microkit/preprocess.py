@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sel4vmm.config.camkes.preprocess import preprocess
 from sel4vmm.errors import Sel4VmmError
 
 #: A preprocessor directive: ``#`` first on its line (XML never puts one there).
@@ -55,6 +54,10 @@ def preprocess_system(
     defines: Mapping[str, str],
 ) -> tuple[str, LineMap]:
     """The preprocessed description (markers removed) and where each of its lines began."""
+    # Imported here: pcpp is only loaded for files that need it (``check`` of a plain
+    # description stays light).
+    from sel4vmm.config.camkes.preprocess import preprocess
+
     try:
         output = preprocess(path, text, include_dirs=include_dirs, defines=defines)
     except Sel4VmmError as error:
