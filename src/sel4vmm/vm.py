@@ -101,6 +101,9 @@ class VirtualMachine:
         )
         self.device_frames: list[ObjectRun] = []
         self.num_vcpus = 0
+        #: libsel4vm's ``CONFIG_X86_64_VTX_64BIT_GUESTS`` (from seL4's
+        #: ``KernelX86_64VTX64BitGuests``): sel4vmm's x86 guests are 64-bit, so on by default.
+        self.vtx_64bit_guests = self.arch.name == "x86_64"
 
     @classmethod
     def create(
