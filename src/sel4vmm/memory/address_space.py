@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sel4vmm.errors import AddressSpaceError, Sel4VmmError
 from sel4vmm.memory.anonymous import AnonymousMemory
-from sel4vmm.memory.dispatch import FaultDispatch
+from sel4vmm.memory.dispatch import FaultDispatch, TlbEntry
 from sel4vmm.memory.faults import FaultCallback
 from sel4vmm.memory.frames import check_frame, frame_cap, frame_iterator, frame_rights
 from sel4vmm.memory.reservation import MapIterator, MappedExtent, Reservation, VmFrame
@@ -36,6 +36,16 @@ if TYPE_CHECKING:
 
 #: Entries of the page -> reservation cache before it is emptied and refilled.
 TLB_ENTRIES = 1 << 17
+
+
+def tlb_entry(reservation: Reservation) -> TlbEntry:
+    """The page cache's entry: the reservation, and its callback and cookie when a fault
+    there needs nothing but the call (regular, callback set, no map pending) — so the hot
+    path reads one small tuple instead of the reservation's fields."""
+    plain = not reservation.anonymous and reservation.deferred is None
+    callback = reservation.callback if plain else None
+    return reservation, callback, reservation.cookie
+
 
 #: libsel4vm's reservations live in a libsel4vspace ``vspace_t``: four levels of 9 bits over
 #: 4 KiB pages on a 64-bit kernel, so it accepts addresses below 2^48 whatever the IPA size.
@@ -76,7 +86,7 @@ class GuestAddressSpace(FaultDispatch):
         self.anon = AnonymousMemory(undo, self.page_size)
         self._listeners: list[AddressSpaceListener] = []
         self._unhandled: tuple[FaultCallback, Any] | None = None
-        self._tlb: dict[int, Reservation] = {}
+        self._tlb: dict[int, TlbEntry] = {}
         #: Why the last fault ended in ERROR, for the backend's diagnostic.
         self.last_error: str = ""
 
@@ -106,7 +116,7 @@ class GuestAddressSpace(FaultDispatch):
         """
         cached = self._tlb.get(addr >> 12)
         if cached is not None:
-            return cached
+            return cached[0]
         return self._find_slow(addr)
 
     def _find_slow(self, addr: int) -> Reservation | None:
@@ -121,7 +131,7 @@ class GuestAddressSpace(FaultDispatch):
                 if reservation.start <= base and base + 0x1000 <= reservation.end:
                     if len(self._tlb) >= TLB_ENTRIES:
                         self._tlb.clear()
-                    self._tlb[addr >> 12] = reservation
+                    self._tlb[addr >> 12] = tlb_entry(reservation)
                 return reservation
         return None
 
@@ -293,8 +303,10 @@ class GuestAddressSpace(FaultDispatch):
             )
         pending = reservation.deferred
         with self.undo.transaction():
+            self._tlb.clear()  # entries know whether a map is pending
             reservation.deferred = (iterator, cookie) if defer else None
             self.undo.record(lambda: setattr(reservation, "deferred", pending))
+            self.undo.record(self._tlb.clear)
             if not defer:
                 self._map_now(reservation, iterator, cookie)
 

@@ -15,6 +15,10 @@ from sel4vmm.memory.faults import FaultCallback, FaultResult, MemoryFault
 from sel4vmm.memory.reservation import MapIterator, Reservation
 from sel4vmm.sel4.undo import UndoLog
 
+#: The page cache's entry: (reservation, callback or None, cookie); the callback is None
+#: when a fault there needs more than the call (anonymous, map pending, no callback).
+TlbEntry = tuple[Reservation, FaultCallback | None, Any]
+
 _HANDLED = FaultResult.HANDLED
 _UNHANDLED = FaultResult.UNHANDLED
 _RESTART = FaultResult.RESTART
@@ -28,7 +32,7 @@ class FaultDispatch:
     undo: UndoLog
     anon: AnonymousMemory
     last_error: str
-    _tlb: dict[int, Reservation]
+    _tlb: dict[int, TlbEntry]
     _unhandled: tuple[FaultCallback, Any] | None
 
     def _find_slow(self, addr: int) -> Reservation | None:
@@ -48,7 +52,23 @@ class FaultDispatch:
         """
         self.last_error = ""
         address = fault.address
-        reservation = self._tlb.get(address >> 12) or self._find_slow(address)
+        entry = self._tlb.get(address >> 12)
+        if entry is not None and (callback := entry[1]) is not None:
+            # The hot path: a whole cached page of a regular reservation (longer than any
+            # access, so C's length check passes), nothing to map first.
+            fault._owner = entry
+            try:
+                result = callback(self.vm, fault, entry[2])
+            except Exception as error:  # a buggy device model must not take the VMM down
+                self.last_error = f"{fault}: {entry[0]} raised {type(error).__name__}: {error}"
+                return _ERROR
+            if result is _HANDLED and (fault.is_write or fault.read_value is not None):
+                return result
+            result = self._checked(result, fault, entry[0])
+            return self._to_unhandled_handler(fault) if result is _UNHANDLED else result
+        reservation: Reservation | None = (
+            entry[0] if entry is not None else self._find_slow(address)
+        )
         if reservation is not None:
             if reservation.anonymous:
                 if address + fault.width > reservation.end:

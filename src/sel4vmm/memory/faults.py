@@ -38,7 +38,7 @@ class MemoryFault:
     every emulated device access: it is on the hot path of every backend.
     """
 
-    __slots__ = ("address", "is_write", "read_value", "reservation", "value", "vcpu", "width")
+    __slots__ = ("_owner", "address", "is_write", "read_value", "value", "vcpu", "width")
 
     def __init__(
         self,
@@ -60,8 +60,18 @@ class MemoryFault:
         self.vcpu = vcpu
         #: Set by a callback that HANDLED a read.
         self.read_value: int | None = None
-        #: Set by the dispatcher to the reservation that answered, for diagnostics.
-        self.reservation: object | None = None
+        # The dispatcher's page-cache entry (reservation first) of the reservation that
+        # answered: kept whole so the hot path never touches the reservation object.
+        self._owner: tuple[object, ...] | None = None
+
+    @property
+    def reservation(self) -> object | None:
+        """The reservation that answered (set by the dispatcher), for diagnostics."""
+        return self._owner[0] if self._owner is not None else None
+
+    @reservation.setter
+    def reservation(self, owner: object | None) -> None:
+        self._owner = None if owner is None else (owner,)
 
     def reply(self, value: int) -> None:
         """Give a read its value (masked to the access width)."""
