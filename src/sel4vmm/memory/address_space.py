@@ -34,8 +34,13 @@ if TYPE_CHECKING:
     from sel4vmm.sel4.arch import Arch
 
 
-#: Entries of the page -> reservation cache before it is emptied and refilled.
-TLB_ENTRIES = 1 << 17
+#: The page cache is a two-level table: a dictionary keyed by the 2 MiB block (address >>
+#: 21) of lists of 512 per-page entries.  Only the small top level is hashed, so a lookup
+#: among 10^5 cached pages touches a few hot objects instead of a big hash table's index,
+#: entry and key, and dispatch cost stays flat as reservations grow in number.
+TLB_LEAF_BITS = 9
+#: Leaves (2 MiB blocks) cached before the table is emptied and refilled.
+TLB_LEAVES = 1 << 12
 
 
 def tlb_entry(reservation: Reservation) -> TlbEntry:
@@ -86,7 +91,7 @@ class GuestAddressSpace(FaultDispatch):
         self.anon = AnonymousMemory(undo, self.page_size)
         self._listeners: list[AddressSpaceListener] = []
         self._unhandled: tuple[FaultCallback, Any] | None = None
-        self._tlb: dict[int, TlbEntry] = {}
+        self._tlb: dict[int, list[TlbEntry | None]] = {}
         #: Why the last fault ended in ERROR, for the backend's diagnostic.
         self.last_error: str = ""
 
@@ -110,13 +115,16 @@ class GuestAddressSpace(FaultDispatch):
     def find(self, addr: int) -> Reservation | None:
         """The reservation containing ``addr``: O(log n) bisection behind a page cache.
 
-        Guests fault on the same device pages over and over; the cache (a software TLB
-        keyed by page number, emptied whenever a reservation comes or goes) makes those
-        lookups O(1) and keeps dispatch cost flat as reservations grow in number.
+        Guests fault on the same device pages over and over; the cache (a two-level
+        software TLB by page, emptied whenever a reservation comes or goes, see
+        :data:`TLB_LEAF_BITS`) makes those lookups O(1) and flat in the number of
+        reservations.
         """
-        cached = self._tlb.get(addr >> 12)
-        if cached is not None:
-            return cached[0]
+        leaf = self._tlb.get(addr >> 21)
+        if leaf is not None:
+            cached = leaf[(addr >> 12) & 511]
+            if cached is not None:
+                return cached[0]
         return self._find_slow(addr)
 
     def _find_slow(self, addr: int) -> Reservation | None:
@@ -129,9 +137,12 @@ class GuestAddressSpace(FaultDispatch):
                 # for it.
                 base = addr >> 12 << 12
                 if reservation.start <= base and base + 0x1000 <= reservation.end:
-                    if len(self._tlb) >= TLB_ENTRIES:
-                        self._tlb.clear()
-                    self._tlb[addr >> 12] = tlb_entry(reservation)
+                    leaf = self._tlb.get(addr >> 21)
+                    if leaf is None:
+                        if len(self._tlb) >= TLB_LEAVES:
+                            self._tlb.clear()
+                        leaf = self._tlb[addr >> 21] = [None] * (1 << TLB_LEAF_BITS)
+                    leaf[(addr >> 12) & 511] = tlb_entry(reservation)
                 return reservation
         return None
 

@@ -32,7 +32,7 @@ class FaultDispatch:
     undo: UndoLog
     anon: AnonymousMemory
     last_error: str
-    _tlb: dict[int, TlbEntry]
+    _tlb: dict[int, list[TlbEntry | None]]
     _unhandled: tuple[FaultCallback, Any] | None
 
     def _find_slow(self, addr: int) -> Reservation | None:
@@ -52,7 +52,8 @@ class FaultDispatch:
         """
         self.last_error = ""
         address = fault.address
-        entry = self._tlb.get(address >> 12)
+        leaf = self._tlb.get(address >> 21)
+        entry = leaf[(address >> 12) & 511] if leaf is not None else None
         if entry is not None and (callback := entry[1]) is not None:
             # The hot path: a whole cached page of a regular reservation (longer than any
             # access, so C's length check passes), nothing to map first.
