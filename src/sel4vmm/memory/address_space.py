@@ -134,9 +134,15 @@ class GuestAddressSpace(FaultDispatch):
             if addr < reservation.end:
                 # Cache only pages the reservation covers whole: a hit then needs no range
                 # check, and an address beside a sub-page reservation is never mistaken
-                # for it.
+                # for it.  Mapped reservations (RAM) are not cached: the guest reaches
+                # them without faulting, and caching every page RAM reads and writes walk
+                # would only cost memory.
                 base = addr >> 12 << 12
-                if reservation.start <= base and base + 0x1000 <= reservation.end:
+                if (
+                    reservation.start <= base
+                    and base + 0x1000 <= reservation.end
+                    and not reservation.extents
+                ):
                     leaf = self._tlb.get(addr >> 21)
                     if leaf is None:
                         if len(self._tlb) >= TLB_LEAVES:
