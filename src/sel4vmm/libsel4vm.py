@@ -53,6 +53,11 @@ in ``tests/test_libsel4vm.py``:
   alignment lands beyond it); ``vm_reserve_anon_memory`` with alignment 0 means a page (C
   divides by zero); zero-size anonymous reservations are refused (C makes one no address
   reaches).
+* ``vm_ram_mark_allocated`` and ``vm_ram_touch`` may cross from allocated to free RAM (C's
+  lookups want one region to hold the range: the mark is silently ignored, the touch fails);
+  marking or freeing a range that is not all RAM is refused (C ignores it).
+* RAM may use 2 MiB and 1 GiB frames (C: 4 KiB only); every failed operation leaves
+  nothing changed.
 * ``vm_ram_find_largest_free_region`` follows C's 4 GiB rule for x86 64-bit VT-x guests
   as written (``start + size < UINT32_MAX``), off-by-one included, so a ported VMM picks
   the same region.
