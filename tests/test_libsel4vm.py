@@ -345,3 +345,16 @@ def test_fix_marking_may_cross_regions_and_touch_may_cross_allocations() -> None
     # C's is_ram_region wants one region to hold the range, so this touch fails there.
     out = bytearray(0x2000)
     assert c.vm_ram_touch(vm, 0x40002000, 0x2000, c.vm_guest_ram_read_callback, out) == 0
+
+
+def test_c_refuses_null_reservations_and_iterators() -> None:
+    # guest_memory.c's own messages for NULL arguments.
+    vm = make_vm()
+    assert c.vm_free_reserved_memory(vm, None) == -1
+    assert c.vm_last_error(vm) == "Failed to free reserved memory: Invalid reservation"
+    assert c.vm_map_reservation(vm, None, lambda addr, cookie: None, None) == -1
+    assert c.vm_last_error(vm) == "Failed to map vm reservation: Invalid NULL reservation given"
+    reservation = c.vm_reserve_memory_at(vm, 0x9000000, 0x1000, tag, 1)
+    assert reservation is not None
+    assert c.vm_map_reservation(vm, reservation, None, None) == -1
+    assert c.vm_last_error(vm) == "Failed to map vm reservation: Invalid map iterator given"

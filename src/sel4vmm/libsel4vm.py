@@ -146,13 +146,25 @@ def vm_reserve_anon_memory(
     return reservation, reservation.start if reservation is not None else 0
 
 
-def vm_free_reserved_memory(vm: VirtualMachine, reservation: Reservation) -> int:
+def vm_free_reserved_memory(vm: VirtualMachine, reservation: Reservation | None) -> int:
+    if reservation is None:
+        _refuse(vm, "Failed to free reserved memory: Invalid reservation")
+        return -1
     return _status(vm, lambda: vm.memory.free(reservation))
 
 
 def vm_map_reservation(
-    vm: VirtualMachine, reservation: Reservation, map_iterator: MapIterator, cookie: Any
+    vm: VirtualMachine,
+    reservation: Reservation | None,
+    map_iterator: MapIterator | None,
+    cookie: Any,
 ) -> int:
+    if reservation is None:
+        _refuse(vm, "Failed to map vm reservation: Invalid NULL reservation given")
+        return -1
+    if map_iterator is None:
+        _refuse(vm, "Failed to map vm reservation: Invalid map iterator given")
+        return -1
     return _status(vm, lambda: vm.memory.map(reservation, map_iterator, cookie))
 
 

@@ -226,3 +226,15 @@ def test_a_deferred_map_made_after_the_page_was_cached_still_runs(vm: VirtualMac
     vm.memory.map(reservation, frame_iterator(runs, 0x9000000), defer=True)
     assert vm.memory.handle_fault(MemoryFault(0x9000000, 4, False)) is FaultResult.RESTART
     assert reservation.mapped
+
+
+def test_a_map_iterator_that_raises_ends_the_fault_in_error(vm: VirtualMachine) -> None:
+    reservation = vm.memory.reserve_at(0x9000000, 0x1000, None, None)
+
+    def broken(addr: int, cookie: Any) -> VmFrame:
+        raise ZeroDivisionError("iterator bug")
+
+    vm.memory.map(reservation, broken, defer=True)
+    assert vm.memory.handle_fault(MemoryFault(0x9000000, 4, False)) is FaultResult.ERROR
+    assert "map iterator raised ZeroDivisionError: iterator bug" in vm.memory.last_error
+    assert reservation.deferred is not None and not reservation.mapped

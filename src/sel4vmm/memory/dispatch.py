@@ -124,6 +124,13 @@ class FaultDispatch:
             reservation.deferred = (iterator, cookie)
             self.last_error = f"deferred map of {reservation} failed: {error}"
             return _ERROR
+        except Exception as error:  # a buggy map iterator must not take the VMM down
+            reservation.deferred = (iterator, cookie)
+            self.last_error = (
+                f"deferred map of {reservation}: the map iterator raised "
+                f"{type(error).__name__}: {error}"
+            )
+            return _ERROR
         return _RESTART
 
     def _to_unhandled_handler(self, fault: MemoryFault) -> FaultResult:
