@@ -34,24 +34,6 @@ if TYPE_CHECKING:
     from sel4vmm.sel4.arch import Arch
 
 
-#: The page cache is a two-level table: a dictionary keyed by the 2 MiB block (address >>
-#: 21) of lists of 512 per-page entries.  Only the small top level is hashed, so a lookup
-#: among 10^5 cached pages touches a few hot objects instead of a big hash table's index,
-#: entry and key, and dispatch cost stays flat as reservations grow in number.
-TLB_LEAF_BITS = 9
-#: Leaves (2 MiB blocks) cached before the table is emptied and refilled.
-TLB_LEAVES = 1 << 12
-
-
-def tlb_entry(reservation: Reservation) -> TlbEntry:
-    """The page cache's entry: the reservation, and its callback and cookie when a fault
-    there needs nothing but the call (regular, callback set, no map pending) — so the hot
-    path reads one small tuple instead of the reservation's fields."""
-    plain = not reservation.anonymous and reservation.deferred is None
-    callback = reservation.callback if plain else None
-    return reservation, callback, reservation.cookie
-
-
 #: libsel4vm's reservations live in a libsel4vspace ``vspace_t``: four levels of 9 bits over
 #: 4 KiB pages on a 64-bit kernel, so it accepts addresses below 2^48 whatever the IPA size.
 VSPACE_ADDRESS_BITS = 48
@@ -111,47 +93,7 @@ class GuestAddressSpace(FaultDispatch):
         """``vm_register_unhandled_mem_fault_callback``."""
         self._unhandled = None if callback is None else (callback, cookie)
 
-    # -- lookup --------------------------------------------------------------------------
-    def find(self, addr: int) -> Reservation | None:
-        """The reservation containing ``addr``: O(log n) bisection behind a page cache.
-
-        Guests fault on the same device pages over and over; the cache (a two-level
-        software TLB by page, emptied whenever a reservation comes or goes, see
-        :data:`TLB_LEAF_BITS`) makes those lookups O(1) and flat in the number of
-        reservations.
-        """
-        leaf = self._tlb.get(addr >> 21)
-        if leaf is not None:
-            cached = leaf[(addr >> 12) & 511]
-            if cached is not None:
-                return cached[0]
-        return self._find_slow(addr)
-
-    def _find_slow(self, addr: int) -> Reservation | None:
-        index = bisect.bisect_right(self._starts, addr) - 1
-        if index >= 0:
-            reservation = self._reservations[index]
-            if addr < reservation.end:
-                # Cache only pages the reservation covers whole: a hit then needs no range
-                # check, and an address beside a sub-page reservation is never mistaken
-                # for it.  Mapped reservations (RAM) are not cached: the guest reaches
-                # them without faulting, and caching every page RAM reads and writes walk
-                # would only cost memory.
-                base = addr >> 12 << 12
-                if (
-                    reservation.start <= base
-                    and base + 0x1000 <= reservation.end
-                    and not reservation.extents
-                ):
-                    leaf = self._tlb.get(addr >> 21)
-                    if leaf is None:
-                        if len(self._tlb) >= TLB_LEAVES:
-                            self._tlb.clear()
-                        leaf = self._tlb[addr >> 21] = [None] * (1 << TLB_LEAF_BITS)
-                    leaf[(addr >> 12) & 511] = tlb_entry(reservation)
-                return reservation
-        return None
-
+    # -- lookup (find, the page cache: sel4vmm.memory.dispatch) -------------------------
     def reservations(self) -> list[Reservation]:
         return list(self._reservations)
 
