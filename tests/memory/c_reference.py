@@ -36,6 +36,7 @@ class CReservation:
     size: int
     anonymous: bool
     cookie: int
+    mapped: bool = False
 
 
 @dataclass
@@ -57,6 +58,7 @@ class CGuestMemory:
         self.regular: list[CReservation] = []
         self.anon_regions: list[CAnonRegion] = []
         self.reserved_pages: set[int] = set()
+        self.mapped_pages: set[int] = set()
 
     def _vspace_reserve(self, addr: int, size: int) -> bool:
         """``vspace_reserve_deferred_rights_range_at``.  DEPARTURE: every page of the range
@@ -113,12 +115,14 @@ class CGuestMemory:
         for reservation in self.regular:
             if reservation.cookie == cookie:
                 self.regular.remove(reservation)
+                self._unmap(reservation)
                 self.reserved_pages -= page_numbers(reservation.addr, reservation.size)
                 return True
         for region in self.anon_regions:
             for reservation in region.reservations:
                 if reservation.cookie == cookie:
                     region.reservations.remove(reservation)
+                    self._unmap(reservation)
                     end = min(
                         region.addr + region.size,
                         reservation.addr + round_up(reservation.size, PAGE),
@@ -126,6 +130,29 @@ class CGuestMemory:
                     region.freed.append((reservation.addr, end))
                     return True
         return False
+
+    def map(self, cookie: int) -> bool:
+        """``vm_map_reservation`` (immediate): every page the reservation touches gets a
+        frame.  DEPARTURE: C maps from ``addr`` in steps of a page, so an unaligned start
+        maps only the first page; and C fails part-way on a page already mapped, leaving
+        what it mapped (here nothing is mapped then)."""
+        found = [r for r in self._all() if r.cookie == cookie]
+        if not found or found[0].mapped:
+            return False
+        reservation = found[0]
+        pages = page_numbers(reservation.addr, reservation.size)
+        if pages & self.mapped_pages:
+            return False
+        reservation.mapped = True
+        self.mapped_pages |= pages
+        return True
+
+    def _all(self) -> list[CReservation]:
+        return self.regular + [r for region in self.anon_regions for r in region.reservations]
+
+    def _unmap(self, reservation: CReservation) -> None:
+        if reservation.mapped:  # vspace_unmap_pages over ROUND_UP(size) pages
+            self.mapped_pages -= page_numbers(reservation.addr, reservation.size)
 
     def fault(self, addr: int, length: int) -> tuple[str, int]:
         """``vm_memory_handle_fault``: ('unhandled' | 'error' | 'callback', cookie)."""

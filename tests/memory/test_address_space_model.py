@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from sel4vmm import libsel4vm as c
-from sel4vmm.memory import FaultResult, MemoryFault, Reservation
+from sel4vmm.memory import FaultResult, MemoryFault, Reservation, VmFrame
+from sel4vmm.sel4.objects import ObjectKind, ObjectRun
 from sel4vmm.vm import PoolRequest, VirtualMachine
 from tests.helpers import make_platform
 from tests.memory.c_reference import PAGE, CGuestMemory
@@ -41,9 +42,12 @@ class AddressSpaceMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.vm = VirtualMachine.create(
-            "vm0", make_platform(ram_size=64 << 20), pools=[PoolRequest(20, 4)]
+            "vm0", make_platform(ram_size=64 << 20), pools=[PoolRequest(20, 8)]
         )
         self.model = CGuestMemory()
+        # Frames for vm_map_reservation: each map takes fresh ones from this run.
+        self.frames = self.vm.allocator.retype(ObjectKind.FRAME, 12, 128)
+        self.next_frame = 0
         self.next_cookie = 1
 
     def _cookie(self) -> int:
@@ -84,6 +88,33 @@ class AddressSpaceMachine(RuleBasedStateMachine):
         assert c.vm_free_reserved_memory(self.vm, reservation) == 0
         assert self.model.free(reservation.cookie)
 
+    @rule(reservation=reservations)
+    def map(self, reservation: Reservation | None) -> None:
+        if reservation is None or self.next_frame + 6 > sum(r.count for r in self.frames):
+            return
+
+        def iterator(addr: int, cookie: Any) -> VmFrame:
+            run, index = self._frame(self.next_frame)
+            self.next_frame += 1
+            return VmFrame(run.cptr(index), "rw", addr // PAGE * PAGE, 12)
+
+        status = c.vm_map_reservation(self.vm, reservation, iterator, None)
+        expected = self.model.map(reservation.cookie)
+        assert (status == 0) == expected, c.vm_last_error(self.vm)
+        if expected:
+            lo = reservation.start // PAGE * PAGE
+            hi = -(-(reservation.start + reservation.size) // PAGE) * PAGE
+            extents = reservation.extents  # every page the reservation touches
+            assert extents[0].guest_addr == lo and extents[-1].guest_end == hi
+            assert sum(e.size for e in extents) == hi - lo
+
+    def _frame(self, number: int) -> tuple[ObjectRun, int]:
+        for run in self.frames:
+            if number < run.count:
+                return run, number
+            number -= run.count
+        raise AssertionError("out of test frames")
+
     @rule(addr=st.integers(0, SPACE + PAGE), length=st.sampled_from([1, 2, 4, 8]))
     def fault(self, addr: int, length: int) -> None:
         fault = MemoryFault(addr, length, False)
@@ -116,6 +147,6 @@ class AddressSpaceMachine(RuleBasedStateMachine):
 
 
 AddressSpaceMachine.TestCase.settings = settings(
-    max_examples=80, stateful_step_count=40, deadline=None
+    max_examples=60, stateful_step_count=40, deadline=None
 )
 TestAddressSpaceModel = AddressSpaceMachine.TestCase
