@@ -116,7 +116,7 @@ class FaultDispatch:
         if entry is not None and (callback := entry[1]) is not None:
             # The hot path: a whole cached page of a regular reservation (longer than any
             # access, so C's length check passes), nothing to map first.
-            fault._owner = entry
+            fault.reservation = entry[0]
             try:
                 result = callback(self.vm, fault, entry[2])
             except Exception as error:  # a buggy device model must not take the VMM down

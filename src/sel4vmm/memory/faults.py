@@ -38,7 +38,7 @@ class MemoryFault:
     every emulated device access: it is on the hot path of every backend.
     """
 
-    __slots__ = ("_owner", "address", "is_write", "read_value", "value", "vcpu", "width")
+    __slots__ = ("address", "is_write", "read_value", "reservation", "value", "vcpu", "width")
 
     def __init__(
         self,
@@ -60,18 +60,10 @@ class MemoryFault:
         self.vcpu = vcpu
         #: Set by a callback that HANDLED a read.
         self.read_value: int | None = None
-        # The dispatcher's page-cache entry (reservation first) of the reservation that
-        # answered: kept whole so the hot path never touches the reservation object.
-        self._owner: tuple[object, ...] | None = None
-
-    @property
-    def reservation(self) -> object | None:
-        """The reservation that answered (set by the dispatcher), for diagnostics."""
-        return self._owner[0] if self._owner is not None else None
-
-    @reservation.setter
-    def reservation(self, owner: object | None) -> None:
-        self._owner = None if owner is None else (owner,)
+        #: Set by the dispatcher to the reservation that answered, for diagnostics.  A
+        #: plain slot: the native fast paths refill reused faults through the slots'
+        #: offsets (``native/faultslots.h``), this one included.
+        self.reservation: object | None = None
 
     def reply(self, value: int) -> None:
         """Give a read its value (masked to the access width)."""
