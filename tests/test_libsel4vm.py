@@ -8,7 +8,7 @@ from sel4vmm import libsel4vm as c
 from sel4vmm.memory import MemoryFault
 from sel4vmm.memory.frames import frame_iterator
 from sel4vmm.sel4.objects import ObjectKind
-from sel4vmm.vm import PoolRequest, VirtualMachine
+from sel4vmm.vm import DeviceUntypedRequest, PoolRequest, VirtualMachine
 from tests.helpers import make_platform
 
 
@@ -358,3 +358,22 @@ def test_c_refuses_null_reservations_and_iterators() -> None:
     assert reservation is not None
     assert c.vm_map_reservation(vm, reservation, None, None) == -1
     assert c.vm_last_error(vm) == "Failed to map vm reservation: Invalid map iterator given"
+
+
+def test_item10_unaligned_one_to_one_ram_is_backed_at_its_own_pages() -> None:
+    # ram_ut_alloc_iterator retypes each frame at ROUND_DOWN(addr, 4 KiB): IPA == PA.
+    from sel4vmm.sel4.physmem import MemoryRange
+
+    vm = VirtualMachine.create(
+        "vm0",
+        make_platform(
+            ram_size=256 << 20, device_reserved=[MemoryRange(0x48000000, 0x200000, name="dma")]
+        ),
+        pools=[PoolRequest(24, 1)],
+        device_untypeds=[DeviceUntypedRequest(0x48000000, 21)],
+    )
+    assert c.vm_ram_register_at(vm, 0x48000800, 0x1800, True) == 0, c.vm_last_error(vm)
+    assert vm.ram.physical_pieces(0x48000800, 0x1800) == [(0x48000800, 0x48000800, 0x1800)]
+    assert [
+        (e.guest_addr, e.paddr, e.size) for r in vm.memory.reservations() for e in r.extents
+    ] == [(0x48000000, 0x48000000, 0x2000)]
