@@ -54,6 +54,7 @@ def test_an_include_of_a_device_or_fifo_is_refused(tmp_path: Path, kind: str) ->
     system.write_text(f'<system>\n#include "zero.h"\n{PD}\n</system>\n')
     with bounded(seconds=20), pytest.raises(Sel4VmmError) as raised:
         check_file(system)
-    # The shared preprocessor's read_source words it (config/camkes/preprocess.py).
-    assert raised.value.message == f"{target} is not a regular file (a device, FIFO or directory)"
+    # The shared bounded read words it (errors.read_user_file, via preprocess.read_source).
+    kind_text = "a character device" if kind == "device" else "a FIFO (named pipe)"
+    assert raised.value.message == f"{target} is {kind_text}, not a regular file"
     assert raised.value.location is not None and raised.value.location.line == 2
