@@ -175,6 +175,8 @@ class GuestDriver:
         queue = self.queues[index]
         spans = [(self.buffer(data), len(data), 0) for data in readable]
         spans += [(self.alloc(size), size, VIRTQ_DESC_F_WRITE) for size in writable]
+        #: The guest addresses of the last chain's writable buffers, for the caller to read.
+        self.last_writable = [addr for addr, _length, flags in spans if flags]
         if indirect:
             table = self.alloc(16 * len(spans))
             for i, (addr, length, flags) in enumerate(spans):
