@@ -189,3 +189,65 @@ def test_custom_init_gets_the_loader_after_its_shebang() -> None:
     assert images_cli.with_module_loading("#!/bin/sh\necho hi\n") == (
         "#!/bin/sh\n/sbin/load-modules\necho hi\n"
     )
+
+
+MODULES_MARKER = "SEL4VMM-MODULES-LISTED"
+
+
+@pytest.mark.slow
+def test_debian_kernel_loads_the_virtio_modules_under_qemu(tmp_path: Path, realworld: Path) -> None:
+    """Boot Debian's arm64 kernel on QEMU with the archive; /proc/modules lists them all."""
+    import shutil
+
+    from sel4vmm.backends.qemu.session import run_qemu
+
+    kernels = sorted((REPO / ".cache/debian-arm64/root/boot").glob("vmlinuz-*-arm64"))
+    board = realworld / "libvmm" / "simple" / "board" / "qemu_virt_aarch64"
+    missing = [
+        what
+        for what, present in (
+            ("Debian's arm64 kernel in .cache/ (install.sh)", bool(kernels)),
+            ("busybox in .cache/ (install.sh)", BUSYBOX.is_file()),
+            (
+                "qemu-system-aarch64 (apt-get install qemu-system-arm)",
+                bool(shutil.which("qemu-system-aarch64")),
+            ),
+            ("dtc (apt-get install device-tree-compiler)", bool(shutil.which("dtc"))),
+            (f"libvmm's board files in {board}", (board / "simple.system").is_file()),
+        )
+        if not present
+    ]
+    if missing:
+        pytest.skip("missing: " + "; ".join(missing))
+    init = tmp_path / "init.sh"
+    init.write_text(
+        "#!/bin/sh\n/bin/busybox mount -t proc proc /proc\n/bin/busybox cat /proc/modules\n"
+        f"echo {MODULES_MARKER}\n/bin/busybox poweroff -f\n"
+    )
+    initrd = tmp_path / "modules.cpio.gz"
+    images_cli.build_initramfs(
+        initrd, busybox=BUSYBOX, tree=None, init=init, modules=VIRTIO, modules_dir=DEBIAN_MODULES
+    )
+    result = run_qemu(
+        board / "simple.system",
+        kernels[-1],
+        initrd,
+        dts=board / "linux.dts",
+        overlays=[board / "overlay.dts"],
+        bootargs="console=ttyAMA0 panic=-1",
+        console=lambda _text: None,
+        timeout=180,
+        marker=MODULES_MARKER,
+    )
+    assert result.ok, result.console[-2000:] + result.stderr
+    listed = result.console.split(MODULES_MARKER)[0]
+    live = {line.split()[0] for line in listed.splitlines() if " Live " in line}
+    assert live >= {
+        "virtio_mmio",
+        "virtio_blk",
+        "virtio_console",
+        "virtio_net",
+        "net_failover",
+        "failover",
+    }
+    assert "insmod" not in listed  # no "sel4vmm initramfs: insmod X failed" line
