@@ -158,3 +158,26 @@ def test_image_that_is_not_whole_sectors_is_refused(tmp_path: Path) -> None:
 def test_missing_image_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(Sel4VmmError, match="cannot open the disk image"):
         VirtioBlock(tmp_path / "absent.img")
+
+
+def test_write_stopped_midway_leaves_whole_sectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host failing (or the VMM dying) after some sectors: each sector old or new."""
+    path = disk(tmp_path)
+    driver, _device, _transport = started(path)
+    real_pwrite = os.pwrite
+    calls = 0
+
+    def failing(fd: int, data: bytes, offset: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError(28, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", failing)
+    new = bytes([0xEE]) * 2048
+    assert request(driver, block.VIRTIO_BLK_T_OUT, 20, new)[0] == block.VIRTIO_BLK_S_IOERR
+    sectors = [path.read_bytes()[512 * s : 512 * (s + 1)] for s in range(20, 24)]
+    assert sectors == [new[:512], new[:512], bytes([22]) * 512, bytes([23]) * 512]

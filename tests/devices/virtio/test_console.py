@@ -66,3 +66,17 @@ def test_pending_input_is_bounded() -> None:
     device = VirtioConsole(lambda _data: None)
     device.feed_input(bytes(virtio_console.MAX_PENDING_INPUT + 10))
     assert device.dropped_input == 10
+
+
+def test_resize_is_a_configuration_change() -> None:
+    vm, ram = make_vm()
+    device = VirtioConsole(lambda _data: None)
+    _transport, gic = attach(vm, device)
+    driver = GuestDriver(vm, ram)
+    driver.start(queues=2)
+    generation = driver.read(mmio.CONFIG_GENERATION)
+    device.resize(132, 43)
+    assert gic.is_raised(SPI)
+    assert driver.ack_interrupt() == mmio.INTERRUPT_CONFIG_CHANGE
+    assert driver.read(mmio.CONFIG_GENERATION) == generation + 1
+    assert (driver.config(0, 2), driver.config(2, 2)) == (132, 43)

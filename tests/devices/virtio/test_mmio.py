@@ -246,3 +246,11 @@ def test_window_is_a_reservation_in_the_address_space() -> None:
     # An access past the register window is claimed by nobody.
     fault = MemoryFault(transport.base + mmio.WINDOW_SIZE, 4, False)
     assert vm.memory.handle_fault(fault) is FaultResult.UNHANDLED
+
+
+def test_detach_gives_the_window_back() -> None:
+    vm, _ram = make_vm()
+    transport, _gic = attach(vm, VirtioConsole(lambda _data: None))
+    transport.detach()
+    assert vm.memory.find(transport.base) is None
+    assert vm.memory.handle_fault(MemoryFault(transport.base, 4, False)) is FaultResult.UNHANDLED

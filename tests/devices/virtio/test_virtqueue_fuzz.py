@@ -22,6 +22,7 @@ from sel4vmm.devices.virtio import mmio
 from sel4vmm.devices.virtio.block import VirtioBlock
 from sel4vmm.devices.virtio.console import VirtioConsole
 from sel4vmm.devices.virtio.mmio import VirtioMmioTransport
+from sel4vmm.devices.virtio.net import LoopbackPeer, VirtioNet
 from sel4vmm.devices.virtio.virtqueue import (
     VIRTQ_DESC_F_INDIRECT,
     VIRTQ_DESC_F_NEXT,
@@ -189,3 +190,19 @@ def test_block_survives_hostile_rings(
         device.close()
     check(vm, spots)
     assert path.stat().st_size == 64 * 512  # the guest never grows the host file
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rings=hostile_rings, queue_index=st.sampled_from([0, 1]))
+def test_net_survives_hostile_rings(rings: HostileRings, queue_index: int) -> None:
+    vm, ram = make_vm()
+    spots = arm(vm)
+    device = VirtioNet(bytes.fromhex("525400000001"))
+    LoopbackPeer().attach(device)
+    transport, _gic = attach(vm, device)
+    driver = GuestDriver(vm, ram)
+    with bounded(seconds=20, max_bytes=64 << 20):
+        driver.start(queues=2, num=QUEUE_SIZE)
+        device.receive(bytes(60))  # a frame waiting for the receive queue
+        drive(driver, transport, queue_index, *rings)
+    check(vm, spots)

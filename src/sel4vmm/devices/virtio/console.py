@@ -68,6 +68,12 @@ class VirtioConsole(VirtioDevice):
         if self._context is not None:
             self._context.poll()
 
+    def resize(self, cols: int, rows: int) -> None:
+        """The host terminal changed size: new config and a configuration-change interrupt."""
+        self.cols, self.rows = cols & 0xFFFF, rows & 0xFFFF
+        if self._context is not None:
+            self._context.config_changed()
+
     @property
     def has_input(self) -> bool:
         return bool(self._pending)

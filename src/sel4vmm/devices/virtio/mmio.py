@@ -128,6 +128,11 @@ class VirtioMmioTransport:
             base, WINDOW_SIZE, _fault_callback, self, label=self.label
         )
 
+    def detach(self) -> None:
+        """Give the window back to the address space (the device is unplugged)."""
+        self.irq.lower_line()
+        self.vm.memory.free(self.reservation)
+
     # -- DeviceContext ---------------------------------------------------------------------
     @property
     def ram(self) -> GuestRam:
