@@ -254,3 +254,13 @@ def test_detach_gives_the_window_back() -> None:
     transport.detach()
     assert vm.memory.find(transport.base) is None
     assert vm.memory.handle_fault(MemoryFault(transport.base, 4, False)) is FaultResult.UNHANDLED
+
+
+def test_driver_ok_without_features_ok_does_not_start_the_device() -> None:
+    vm, ram = make_vm()
+    output: list[bytes] = []
+    transport, _gic = attach(vm, VirtioConsole(output.append))
+    driver = GuestDriver(vm, ram)
+    driver.negotiate(wanted=~VIRTIO_F_VERSION_1)  # refused: FEATURES_OK stays clear
+    driver.write(mmio.STATUS, mmio.ACKNOWLEDGE | mmio.DRIVER | mmio.DRIVER_OK)
+    assert not transport.running

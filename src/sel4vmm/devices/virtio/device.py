@@ -42,7 +42,7 @@ class DeviceContext(Protocol):
 
     @property
     def running(self) -> bool:
-        """DRIVER_OK is set and the device does not need a reset."""
+        """FEATURES_OK and DRIVER_OK are set and the device does not need a reset."""
 
     def poll(self) -> None:
         """Run the device's :meth:`VirtioDevice.poll` now, guarded like a notify."""

@@ -144,7 +144,8 @@ class VirtioMmioTransport:
 
     @property
     def running(self) -> bool:
-        return self.status & (DRIVER_OK | DEVICE_NEEDS_RESET) == DRIVER_OK
+        live = DRIVER_OK | FEATURES_OK
+        return self.status & (live | DEVICE_NEEDS_RESET) == live
 
     def queue(self, index: int) -> SplitVirtqueue:
         return self.queues[index]
