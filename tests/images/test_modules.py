@@ -251,3 +251,29 @@ def test_debian_kernel_loads_the_virtio_modules_under_qemu(tmp_path: Path, realw
         "failover",
     }
     assert "insmod" not in listed  # no "sel4vmm initramfs: insmod X failed" line
+
+
+@pytest.mark.skipif(not BUSYBOX.is_file(), reason="busybox is not unpacked in .cache/ (install.sh)")
+def test_initramfs_command_line_takes_modules(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    directory = kernel_tree(
+        tmp_path,
+        {"kernel/a.ko": ("a", "b"), "kernel/b.ko.xz": ("b", "")},
+    )
+    app = typer.Typer()
+    images_cli.register(app)
+    out = tmp_path / "rootfs.cpio"
+    arguments = ["initramfs", str(out), "--busybox", str(BUSYBOX), "--no-gzip"]
+    where = ["--modules-dir", str(directory)]
+    result = CliRunner().invoke(app, [*arguments, "--modules", "a", *where])
+    assert result.exit_code == 0, result.output
+    names = [e.name for e in read_newc(out.read_bytes())]
+    assert f"lib/modules/{VERSION}/kernel/a.ko" in names
+    assert f"lib/modules/{VERSION}/kernel/b.ko" in names
+    script = {e.name: e for e in read_newc(out.read_bytes())}["sbin/load-modules"].data.decode()
+    assert script.index("kernel/b.ko") < script.index("kernel/a.ko")
+    bad = CliRunner().invoke(app, [*arguments, "--modules", "zz", *where])
+    assert bad.exit_code != 0
+    assert "no kernel module 'zz'" in str(bad.exception) + bad.output
