@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sel4vmm.devices.irq import InterruptController, IrqLine, LineLevels
+from sel4vmm.devices.irq import InterruptController, IrqLine, LevelFunction, LineLevels
 
 
 def test_line_tells_the_controller_only_about_changes() -> None:
@@ -35,3 +35,11 @@ def test_any_object_with_set_level_is_a_controller() -> None:
 def test_negative_line_is_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         IrqLine(LineLevels(), -1)
+
+
+def test_a_level_function_is_a_controller() -> None:
+    calls: list[tuple[int, bool]] = []
+    line = IrqLine(LevelFunction(lambda number, level: calls.append((number, level))), 4)
+    line.raise_line()
+    line.lower_line()
+    assert calls == [(4, True), (4, False)]

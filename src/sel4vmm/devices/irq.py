@@ -9,6 +9,7 @@ the guest sees it.  Edge-triggered sources are a raise followed by a lower.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -71,3 +72,18 @@ class LineLevels:
 
     def is_raised(self, line: int) -> bool:
         return self.levels.get(line, False)
+
+
+class LevelFunction:
+    """An :class:`InterruptController` from a ``(line, level)`` function.
+
+    KVM's in-kernel irqchip already has that shape (``KvmVm.set_irq_line``, the
+    ``KVM_IRQ_LINE`` ioctl), so a KVM backend hands its devices
+    ``LevelFunction(vm.set_irq_line)`` without the device layer importing a backend.
+    """
+
+    def __init__(self, function: Callable[[int, bool], None]) -> None:
+        self.function = function
+
+    def set_level(self, line: int, level: bool) -> None:
+        self.function(line, level)
