@@ -68,6 +68,9 @@ class GuestDriver:
         self.cursor = ram_base
         self.ram_end = ram_base + RAM_SIZE
         self.queues: dict[int, DriverQueue] = {}
+        #: Head descriptor -> every descriptor of its direct chain (freed when used).
+        self._chains: dict[int, list[int]] = {}
+        self.last_writable: list[int] = []
 
     # -- registers -----------------------------------------------------------------------
     def read(self, offset: int, width: int = 4) -> int:
@@ -175,7 +178,7 @@ class GuestDriver:
         queue = self.queues[index]
         spans = [(self.buffer(data), len(data), 0) for data in readable]
         spans += [(self.alloc(size), size, VIRTQ_DESC_F_WRITE) for size in writable]
-        #: The guest addresses of the last chain's writable buffers, for the caller to read.
+        # The guest addresses of the last chain's writable buffers, for the caller to read.
         self.last_writable = [addr for addr, _length, flags in spans if flags]
         if indirect:
             table = self.alloc(16 * len(spans))
@@ -205,12 +208,6 @@ class GuestDriver:
         if notify:
             self.write(mmio.QUEUE_NOTIFY, index)
         return head
-
-    @property
-    def _chains(self) -> dict[int, list[int]]:
-        if not hasattr(self, "_chain_map"):
-            self._chain_map: dict[int, list[int]] = {}
-        return self._chain_map
 
     def used(self, index: int) -> list[tuple[int, int]]:
         """The (head, length) elements the device returned since the last call."""
