@@ -234,14 +234,27 @@ def build_initramfs(
     tree: Path | None,
     init: Path | None,
     compress: bool = True,
+    modules: Sequence[str] = (),
+    modules_dir: Path | None = None,
 ) -> int:
-    """Write an initramfs (newc, gzip'd unless ``compress`` is False); returns its size."""
+    """Write an initramfs (newc, gzip'd unless ``compress`` is False); returns its size.
+
+    ``modules`` are kernel module names: they and their dependencies go under
+    ``/lib/modules/<version>/``, and ``/init`` runs ``/sbin/load-modules`` first, which
+    insmods them in dependency order.
+    """
     from sel4vmm.images.cpio import DEFAULT_INIT, InitramfsBuilder
+    from sel4vmm.images.modules import load_script, resolve_modules
 
     if busybox is None and tree is None:
         raise Sel4VmmError(
             "nothing to put in the initramfs",
             fix="pass --busybox PATH (a static busybox) and/or --dir DIRECTORY",
+        )
+    if modules and busybox is None:
+        raise Sel4VmmError(
+            "--modules needs --busybox: busybox's insmod loads the modules in the guest",
+            fix="add --busybox PATH (a static busybox)",
         )
     script: str | None = None
     if init is not None:
@@ -249,6 +262,12 @@ def build_initramfs(
             "utf-8", "replace"
         )
     builder = InitramfsBuilder()
+    if modules:
+        version, found = resolve_modules(list(modules), modules_dir)
+        for module in found:
+            builder.add_file(f"/lib/modules/{version}/{module.archive_path}", module.data)
+        builder.add_file("/sbin/load-modules", load_script(version, found).encode(), 0o755)
+        script = with_module_loading(script or DEFAULT_INIT)
     if busybox is not None:
         builder.add_busybox(busybox, init_script=script or DEFAULT_INIT)
     elif script is not None:
@@ -258,6 +277,14 @@ def build_initramfs(
     data = builder.build_gzip() if compress else builder.build()
     out.write_bytes(data)
     return len(data)
+
+
+def with_module_loading(script: str) -> str:
+    """``script`` with ``/sbin/load-modules`` run first (after its ``#!`` line)."""
+    first, _newline, rest = script.partition("\n")
+    if first.startswith("#!"):
+        return f"{first}\n/sbin/load-modules\n{rest}"
+    return f"/sbin/load-modules\n{script}"
 
 
 def register(app: typer.Typer) -> None:
@@ -280,9 +307,36 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--init", metavar="FILE", help="Script to use as /init.")
         ] = None,
         gzip: Annotated[bool, typer.Option("--gzip/--no-gzip", help="Gzip the archive.")] = True,
+        modules: Annotated[
+            str,
+            typer.Option(
+                "--modules",
+                metavar="NAMES",
+                help="Kernel modules to load in /init, comma-separated "
+                "(virtio_mmio,virtio_blk,virtio_console,virtio_net); their dependencies follow.",
+            ),
+        ] = "",
+        modules_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--modules-dir",
+                metavar="DIR",
+                help="lib/modules/<version> of the guest's kernel "
+                "(default: the one version under .cache/debian-arm64/root/lib/modules).",
+            ),
+        ] = None,
     ) -> None:
         """Build a newc initramfs (with /dev/console) from busybox and/or a directory."""
-        size = build_initramfs(out, busybox=busybox, tree=directory, init=init, compress=gzip)
+        names = [name.strip() for name in modules.split(",") if name.strip()]
+        size = build_initramfs(
+            out,
+            busybox=busybox,
+            tree=directory,
+            init=init,
+            compress=gzip,
+            modules=names,
+            modules_dir=modules_dir,
+        )
         typer.echo(f"wrote {out} ({size} bytes)")
 
     @app.command("images")
