@@ -122,6 +122,9 @@ def run(
     pools: Annotated[
         bool, typer.Option("--pools", help="emulator: back guest RAM from untyped pools, not 1:1")
     ] = False,
+    smmu: Annotated[
+        bool, typer.Option("--smmu", help="emulator: DMA behind an SMMU confining it to guest RAM")
+    ] = False,
     ram_size: Annotated[
         str | None, typer.Option(help="emulator: override the guest RAM size (e.g. 0x1000000)")
     ] = None,
@@ -164,7 +167,7 @@ def run(
         return
     if backend != "emulator":
         raise Sel4VmmError(f"unknown backend '{backend}'", fix=f"use one of {', '.join(BACKENDS)}")
-    run_on_emulator(system, kernel, pools, ram_size, send, log, time_limit or 60.0, vcpus)
+    run_on_emulator(system, kernel, pools, ram_size, send, log, time_limit or 60.0, vcpus, smmu)
 
 
 def run_on_emulator(
@@ -176,6 +179,7 @@ def run_on_emulator(
     log: Path | None,
     time_limit: float,
     vcpus: int | None = None,
+    smmu: bool = False,
 ) -> None:
     """The unicorn backend: the bundled board, a bare-metal guest, its console."""
     size = None
@@ -207,11 +211,14 @@ def run_on_emulator(
             input_source=terminal.take if terminal else None,
             time_limit=time_limit,
             num_vcpus=vcpus,
+            smmu=smmu,
         )
     finally:
         if log_file is not None:
             log_file.close()
     err = Console(stderr=True, highlight=False)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if result.ok:
         err.print(f"[green]{escape(result.layout.name)}[/]: {result.stop_reason.value}")
         return

@@ -9,15 +9,13 @@ the rest of kernel RAM can still give.
 from __future__ import annotations
 
 import json
-import os
-import re
-import stat
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.cli.options import BoardOption, JsonOption, RamSizeOption, VmOption, parse_size
+from sel4vmm.errors import Sel4VmmError, read_user_file
 from sel4vmm.plan.untyped_mmios import (
     MAX_LOG_BYTES,
     PrintedUntyped,
@@ -26,61 +24,43 @@ from sel4vmm.plan.untyped_mmios import (
     parse_untyped_log,
 )
 
-_SIZE = re.compile(r"(?i)^(0x[0-9a-f]+|\d+)([kmgt]?)$")
-_UNITS = {"": 0, "k": 10, "m": 20, "g": 30, "t": 40}
 
-
-def parse_size(text: str, what: str) -> int:
-    """``256M``, ``2G``, ``4096K``, ``0x10000000`` or decimal bytes (the CLI vocabulary)."""
-    match = _SIZE.match(text.strip().replace("_", ""))
-    if match is None or len(text) > 40:
+def _address(text: str, what: str) -> int:
+    try:
+        return parse_size(text) if not text.strip().lower().startswith("0x") else int(text, 16)
+    except ValueError as error:
         raise Sel4VmmError(
-            f"cannot read {what} {text!r}",
-            fix="write it as 256M, 2G, 4096K, 0x10000000 or a number of bytes",
-        )
-    number, unit = match.groups()
-    return int(number, 0) << _UNITS[unit.lower()]
+            f"cannot read {what}: {error}", fix="write --ram 0x40000000:512M"
+        ) from None
 
 
 def parse_ram(text: str) -> tuple[int, int]:
+    """``--ram BASE:SIZE``: the guest RAM whose untyped the lines must name."""
     base, sep, size = text.partition(":")
     if not sep:
         raise Sel4VmmError(f"--ram {text!r} is not BASE:SIZE", fix="write --ram 0x40000000:512M")
-    return parse_size(base, "the RAM base"), parse_size(size, "the RAM size")
+    return _address(base, "the RAM base"), _address(size, "the RAM size")
 
 
 def read_log(path: Path) -> str:
     """A boot log: a regular file of bounded size, decoded leniently (consoles mangle)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as error:
-        raise Sel4VmmError(
-            f"cannot read {path}: {error.strerror}",
-            location=Location(str(path)),
-            fix="give the path of the saved boot console",
-        ) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_LOG_BYTES:
-            raise Sel4VmmError(
-                f"{path} is not a regular file of at most {MAX_LOG_BYTES >> 20} MiB",
-                location=Location(str(path)),
-                fix="save the boot console to a file and give that",
-            )
-        data = os.read(fd, MAX_LOG_BYTES + 1)[:MAX_LOG_BYTES]
-    finally:
-        os.close(fd)
+    data = read_user_file(
+        path,
+        "the boot log",
+        "save the boot console to a file and give that",
+        max_bytes=MAX_LOG_BYTES,
+    )
     return data.decode("utf-8", errors="replace")
 
 
 def _board_untypeds(
-    board: str, ram_size: str | None
+    board: str, ram_size: int | None
 ) -> tuple[list[PrintedUntyped], list[tuple[int, int]]]:
     from sel4vmm.boards import load_board
     from sel4vmm.sel4.arch import arch_by_name
     from sel4vmm.sel4.platform import boot_untypeds_of_ram
 
-    model = load_board(board, parse_size(ram_size, "the RAM size") if ram_size else None)
+    model = load_board(board, ram_size)
     arch = arch_by_name("aarch64" if model.arch == "aarch32" else model.arch)
     untypeds = boot_untypeds_of_ram(model.ram, arch, device_reserved=model.reserved_memory)
     return from_boot_untypeds(untypeds), [(r.base, r.size) for r in model.ram]
@@ -94,19 +74,19 @@ def untyped_mmios(
     ram: Annotated[
         str, typer.Option("--ram", help="Guest RAM as BASE:SIZE, e.g. 0x40000000:512M.")
     ] = "",
-    board: Annotated[
-        str | None, typer.Option("--board", help="Board model to use without a log.")
-    ] = None,
-    ram_size: Annotated[
-        str | None, typer.Option("--ram-size", help="QEMU board RAM (-m), e.g. 2G.")
-    ] = None,
-    vm: Annotated[str, typer.Option("--vm", help="The VM instance the lines are for.")] = "vm0",
+    board: BoardOption = None,
+    ram_size: RamSizeOption = None,
+    vm: VmOption = None,
     pool_bits: Annotated[
         int, typer.Option("--pool-bits", help="Untyped size of the pool left (bits).")
     ] = 24,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Print the untyped_mmios lines that back guest RAM 1:1, and the pool size left."""
+    """Print the untyped_mmios lines that back guest RAM 1:1, and the pool size left.
+
+    Without a log the board model's boot untyped are used (``--board``); ``--vm`` names
+    the VM instance the lines are for (default ``vm0``)."""
+    vm = vm or "vm0"
     if not ram:
         raise Sel4VmmError("--ram BASE:SIZE is required", fix="e.g. --ram 0x40000000:512M")
     base, size = parse_ram(ram)

@@ -71,18 +71,27 @@ def _camkes_platform(path: Path, board: str) -> str | None:
     return None
 
 
+def config_kind(path: Path) -> str:
+    """``"camkes"`` for ``.camkes`` files, else ``"microkit"``: the Microkit tool reads a
+    system description of any name (``ok.xml``, ``simple.system``), so every command does."""
+    return "camkes" if path.suffix == ".camkes" else "microkit"
+
+
 def load_system(
     path: str | Path,
     *,
     arch: str | None = "aarch64",
     hypervisor: bool = True,
     board: str | None = None,
+    defines: dict[str, str] | None = None,
+    include_dirs: tuple[Path, ...] = (),
 ) -> SystemSpec:
     """Read and check ``path``; the result carries the readers' findings.
 
     ``arch=None`` takes the kernel from the board (``--board``, else the path): its
     architecture (else AArch64) and the cores of the SDK's SMP build of it, which is
-    what ``plan`` wants: the file says which cores it uses.
+    what ``plan`` wants: the file says which cores it uses.  ``defines`` and
+    ``include_dirs`` are the CAmkES preprocessor's ``-D`` and ``-I``.
     """
     source = Path(path)
     if not source.is_file():
@@ -98,7 +107,7 @@ def load_system(
         )
     if board is not None and canonical_board_name(board) is None:
         load_board(board)  # raises the error listing the known boards
-    if source.suffix == ".system":
+    if config_kind(source) == "microkit":
         from sel4vmm.config.microkit import MicrokitTarget, read_microkit
 
         named = canonical_board_name(board) if board else board_from_path(source)
@@ -113,26 +122,19 @@ def load_system(
         for vm in spec.vms:
             vm.board = spec.board
         return spec
-    if source.suffix == ".camkes":
-        from sel4vmm.config.camkes import read_camkes
+    from sel4vmm.config.camkes import read_camkes
 
-        defines: dict[str, str] = {}
-        if board is not None:
-            platform = _camkes_platform(source, board)
-            if platform is not None:
-                defines["PLAT"] = platform
-        spec = read_camkes(source, defines=defines)
-        if board is not None:
-            spec.board = canonical_board_name(board)
-            for vm in spec.vms:
-                vm.board = spec.board
-        return spec
-    raise Sel4VmmError(
-        f"'{source}' is neither a Microkit system description (.system) nor a CAmkES "
-        "configuration (.camkes)",
-        location=Location(str(source)),
-        fix="rename it to .system or .camkes, whichever it is",
-    )
+    camkes_defines = dict(defines or {})
+    if board is not None and "PLAT" not in camkes_defines:
+        platform = _camkes_platform(source, board)
+        if platform is not None:
+            camkes_defines["PLAT"] = platform
+    spec = read_camkes(source, defines=camkes_defines, include_dirs=include_dirs)
+    if board is not None:
+        spec.board = canonical_board_name(board)
+        for vm in spec.vms:
+            vm.board = spec.board
+    return spec
 
 
 def pick_vm(spec: SystemSpec, name: str | None, *, first_if_many: bool = False) -> VmSpec:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from sel4vmm.devices.gicv3 import ICC_ENCODINGS, SPURIOUS_INTID, Gicv3, InterruptLine, icc_register
+from sel4vmm.devices.irq import InterruptController, IrqLine
 from tests.devices.gicv3.harness import Guest, make_guest
 
 #: Copied from Linux v6.6 arch/arm64/include/asm/sysreg.h (sys_reg(op0, op1, CRn, CRm, op2)).
@@ -273,15 +274,17 @@ def test_on_change_is_told_and_lines_check_their_intid() -> None:
 
 def test_set_level_is_the_devices_layers_controller_call() -> None:
     guest = ready()
-    guest.gic.set_level(33, True)  # what devices/irq.py's IrqLine(gic, 33).raise_line() does
+    controller: InterruptController = guest.gic
+    line = IrqLine(controller, 33)
+    line.raise_line()
     assert guest.mrs(0, "ICC_HPPIR1_EL1") == 33
-    guest.gic.set_level(33, False)
+    line.lower_line()
     assert guest.mrs(0, "ICC_HPPIR1_EL1") == 1023
-    timer = guest.gic.private_lines(1)
+    timer = IrqLine(guest.gic.private_lines(1), 27)
     guest.write(guest.sgi(1, 0x100), 1 << 27)
-    timer.set_level(27, True)
+    timer.raise_line()
     assert [guest.gic.pending_irq(cpu) for cpu in range(2)] == [False, True]
-    timer.set_level(27, False)
+    timer.lower_line()
     assert not guest.gic.pending_irq(1)
     with pytest.raises(ValueError):
         guest.gic.private_lines(2)

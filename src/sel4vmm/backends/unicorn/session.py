@@ -8,7 +8,7 @@ tests use.  With no system file it uses the bundled qemu-virt system (libvmm's
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -48,6 +48,8 @@ class RunResult:
     layout: GuestLayout
     statistics: LoopStatistics
     faults_handled: int
+    #: What the run reported without stopping (DMA reaching memory not the guest's).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def console_text(self) -> str:
@@ -100,6 +102,7 @@ def run_guest(
     input_source: Callable[[], bytes] | None = None,
     time_limit: float | None = 60.0,
     num_vcpus: int | None = None,
+    smmu: bool = False,
 ) -> RunResult:
     """Boot ``kernel_path`` (default: the bundled hello guest) in the VM ``system_path``
     describes (default: the bundled qemu-virt system) and run it until it stops.
@@ -113,6 +116,7 @@ def run_guest(
         raise Sel4VmmError(f"unknown backend '{backend}'", fix=f"use one of {', '.join(BACKENDS)}")
     layout = layout_from_system(Path(system_path) if system_path else bundled_system())
     layout = layout.with_ram(one_to_one=one_to_one, size=ram_size).with_vcpus(num_vcpus)
+    layout = replace(layout, smmu=smmu)
     kernel = Path(kernel_path) if kernel_path else bundled_guest("hello")
     sink = Console(console)
 
@@ -141,4 +145,5 @@ def run_guest(
         layout=layout,
         statistics=board.loop.stats,
         faults_handled=sum(vcpu.faults_handled for vcpu in board.vcpus),
+        warnings=board.warnings,
     )

@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import stat
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any, NoReturn
 from pcpp import Preprocessor  # type: ignore[import-untyped, unused-ignore]
 from pcpp.preprocessor import Action, OutputDirective  # type: ignore[import-untyped, unused-ignore]
 
-from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.errors import Location, Sel4VmmError, read_user_file
 
 #: The headers and CAmkES files sel4vmm provides in place of the camkes-vm tree.
 BUNDLED_INCLUDE_DIR = Path(__file__).resolve().parent / "include"
@@ -66,45 +65,13 @@ def read_source(path: Path, location: Location | None = None) -> str:
     :data:`MAX_SOURCE_BYTES` is refused before it is read; the text must be UTF-8.
     """
     where = location or Location(str(path))
-    text_path = str(path)
-    if "\0" in text_path:
-        raise Sel4VmmError(
-            f"file name {text_path!r} contains a NUL byte",
-            location=where,
-            fix="remove the NUL (\\0) from the file name",
-        )
-    try:
-        fd = os.open(text_path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as error:
-        raise Sel4VmmError(
-            f"cannot read {path}: {error.strerror}",
-            location=where,
-            fix="check the path",
-        ) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise Sel4VmmError(
-                f"{path} is not a regular file (a device, FIFO or directory)",
-                location=where,
-                fix="give a CAmkES or header file",
-            )
-        if info.st_size > MAX_SOURCE_BYTES:
-            raise Sel4VmmError(
-                f"{path} is {info.st_size} bytes; sel4vmm reads CAmkES and header files of "
-                f"at most {MAX_SOURCE_BYTES >> 20} MiB",
-                location=where,
-                fix="check that this is the file you meant (real configurations are KiB)",
-            )
-        data = os.read(fd, MAX_SOURCE_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_SOURCE_BYTES:
-        raise Sel4VmmError(
-            f"{path} grew past {MAX_SOURCE_BYTES >> 20} MiB while being read",
-            location=where,
-            fix="check that this is the file you meant",
-        )
+    data = read_user_file(
+        path,
+        str(path),
+        "give a CAmkES or header file (real configurations are KiB)",
+        max_bytes=MAX_SOURCE_BYTES,
+        location=where,
+    )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
