@@ -238,6 +238,7 @@ class EmulatedBoard:
         )
         for vcpu in self.vcpus:
             vcpu.power = self.loop
+            vcpu.irq_line = self.vgic.cpus[vcpu.index].irq_line
 
     # -- vCPU 0, which is the whole VM with one vCPU ---------------------------------------
     @property

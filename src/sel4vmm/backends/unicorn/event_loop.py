@@ -16,10 +16,14 @@ run anyway.  Between slices the loop:
 2. samples the level-triggered interrupt sources (each vCPU's virtual timer, PPI 27 in
    its own bank, and the UART's SPI) into the vGIC, as the VMM does on a ``VTimer`` fault
    or a device notification;
-3. delivers a virtual IRQ to the vCPU about to run by vectoring it (its virtual CPU
-   interface asserts the line and ``PSTATE.I`` is clear);
-4. skips vCPUs idle in ``WFI`` until an interrupt is pending for them; when every
-   powered-on vCPU idles, skips guest time to the next timer deadline, waits for console
+3. drives the virtual IRQ input (``HCR_EL2.VI``) of the vCPU about to run from its
+   virtual CPU interface; unicorn takes the IRQ itself at the first instruction boundary
+   where ``PSTATE.I`` is clear — which matters for Linux, which idles in ``WFI`` with
+   IRQs masked and unmasks them for a few instructions only (``msr daifclr`` cannot be
+   hooked, but it ends unicorn's translation block, where pending interrupts are taken);
+4. skips vCPUs idle in ``WFI`` (trapped, as seL4 traps it: ``HCR_EL2.TWI``) until an
+   interrupt is pending for them; when every powered-on vCPU idles, skips guest time to
+   the next timer deadline (virtual time: idling costs no host time), waits for console
    input, or stops the VM if nothing could ever wake it.
 
 The loop is also the VM's PSCI power controller (:class:`~.psci.CpuPower`): ``CPU_ON``
@@ -33,17 +37,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from unicorn.arm64_const import UC_ARM64_REG_PC, UC_ARM64_REG_PSTATE
+from unicorn.arm64_const import UC_ARM64_REG_PC
 
 from sel4vmm.backends.unicorn.address_map import UnicornAddressMap
-from sel4vmm.backends.unicorn.cpu import GuestDiagnostic, StopReason, Vcpu
+from sel4vmm.backends.unicorn.cpu import Vcpu
+from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.engine import UcError
-from sel4vmm.backends.unicorn.exceptions import (
-    INSN_WFI,
-    ExceptionKind,
-    irqs_masked,
-    take_exception,
-)
 from sel4vmm.backends.unicorn.gic import Vgic
 from sel4vmm.backends.unicorn.psci import MPIDR_AFFINITY_MASK, AffinityState
 from sel4vmm.backends.unicorn.timer import VIRTUAL_TIMER_PPI
@@ -146,15 +145,9 @@ class EventLoop:
         if current is not None and current is not target and not current.counting:
             current.request_exit()
 
-    def _deliver_irq(self, vcpu: Vcpu) -> bool:
-        uc = vcpu.uc
-        if not self.vgic.cpus[vcpu.index].irq_line():
-            return False
-        if irqs_masked(int(uc.reg_read(UC_ARM64_REG_PSTATE))):
-            return False
-        take_exception(uc, ExceptionKind.IRQ, vcpu.pc)
-        self.stats.irqs_delivered += 1
-        return True
+    def _count_deliveries(self) -> None:
+        """IRQs delivered: those the guest took and acknowledged (GICC_IAR)."""
+        self.stats.irqs_delivered = sum(cpu.acknowledged for cpu in self.vgic.cpus)
 
     # -- slices -----------------------------------------------------------------------------
     def _preemptible(self) -> bool:
@@ -174,7 +167,9 @@ class EventLoop:
         unicorn counts only in blocks translated while counting, so the engine's
         translation cache is flushed whenever counting starts or stops.
         """
-        counting = self._preemptible()
+        # Counting is sticky: switching flushes the translation cache, and a guest that
+        # armed its timer once (Linux re-arms it on every tick) will need it again.
+        counting = vcpu.counting or self._preemptible()
         if counting != vcpu.counting:
             vcpu.uc.ctl_flush_tb()
             vcpu.counting = counting
@@ -185,10 +180,6 @@ class EventLoop:
         current = self.current
         if current is not None and current.running:
             current.uc.emu_stop()
-
-    @staticmethod
-    def _in_wfi(vcpu: Vcpu) -> bool:
-        return vcpu.instruction_at(vcpu.pc - 4) == INSN_WFI
 
     def _idle(self) -> None:
         """Every powered-on vCPU executed WFI: wake them by the next event, or stop the VM
@@ -269,9 +260,11 @@ class EventLoop:
         address_map = self.address_maps[vcpu.index]
         address_map.apply_queued()
         self.sample_interrupts()
-        self._deliver_irq(vcpu)
+        vcpu.timer.sync()
+        vcpu.update_virtual_irq()
         count = self._slice_count(vcpu)
         vcpu.exit_requested = False
+        vcpu.wfi_trapped = False
         vcpu.begin_slice()
         vcpu.running = True
         address_map.running = True
@@ -279,6 +272,7 @@ class EventLoop:
         if time_limit is not None:
             watchdog.arm(max(time_limit - (time.monotonic() - started), 0.0))
         try:
+            vcpu.until = _NEVER
             uc.emu_start(vcpu.pc, _NEVER, count=count)
         except UcError as error:
             if vcpu.stop_reason is None:
@@ -296,6 +290,7 @@ class EventLoop:
             self.current = None
             watchdog.disarm()
         self.stats.slices += 1
+        self._count_deliveries()
         if time_limit is not None and time.monotonic() - started >= time_limit:
             vcpu.stop(
                 StopReason.TIME_LIMIT,
@@ -308,5 +303,5 @@ class EventLoop:
         if vcpu.stop_reason is not None:
             return
         vcpu.finish_interrupted_instruction()
-        if vcpu.powered and not vcpu.exit_requested and self._in_wfi(vcpu):
+        if vcpu.powered and vcpu.wfi_trapped:
             vcpu.waiting = True

@@ -13,8 +13,9 @@ from importlib import resources
 from pathlib import Path
 
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout, PassthroughMap
-from sel4vmm.backends.unicorn.cpu import GuestDiagnostic, StopReason
+from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.event_loop import LoopStatistics
+from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.config.load import load_vm
 from sel4vmm.config.spec import RegionKind
 from sel4vmm.errors import Location, Sel4VmmError
@@ -100,6 +101,7 @@ def run_guest(
     input_source: Callable[[], bytes] | None = None,
     time_limit: float | None = 60.0,
     num_vcpus: int | None = None,
+    linux: LinuxBootFiles | None = None,
 ) -> RunResult:
     """Boot ``kernel_path`` (default: the bundled hello guest) in the VM ``system_path``
     describes (default: the bundled qemu-virt system) and run it until it stops.
@@ -114,6 +116,15 @@ def run_guest(
     layout = layout_from_system(Path(system_path) if system_path else bundled_system())
     layout = layout.with_ram(one_to_one=one_to_one, size=ram_size).with_vcpus(num_vcpus)
     kernel = Path(kernel_path) if kernel_path else bundled_guest("hello")
+    linux = linux or LinuxBootFiles()
+    image = classify_kernel(kernel)
+    if image is None and linux.any:
+        raise Sel4VmmError(
+            f"{kernel} is a raw binary: --initrd, --dtb, --dts, --overlay and --bootargs "
+            "are for a Linux Image",
+            location=Location(str(kernel)),
+            fix="pass an arm64 Linux Image with --kernel, or drop the Linux options",
+        )
     sink = Console(console)
 
     board: EmulatedBoard
@@ -128,7 +139,7 @@ def run_guest(
 
     board = EmulatedBoard(layout, sink, wait_for_input=wait if wait_for_input else None)
     try:
-        entry = board.load_file(kernel)
+        entry = board.load_file(kernel) if image is None else load_linux(board, image, linux)
         if console_input:
             board.uart.feed_input(console_input)
         reason = board.loop.run(entry, time_limit=time_limit)
