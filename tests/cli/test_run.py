@@ -22,7 +22,7 @@ def make_app() -> typer.Typer:
 
 
 def test_run_prints_the_hello_guest_console_and_succeeds() -> None:
-    result = CliRunner().invoke(make_app(), ["run"])
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello"])
     assert result.exit_code == 0, result.output
     assert "hello from the sel4vmm aarch64 guest" in result.output
     assert "memory: base 0x40000000 size 0x10000000" in result.output
@@ -45,9 +45,9 @@ def test_a_guest_the_vmm_stops_exits_1_with_the_diagnostic() -> None:
 
 
 def test_bad_ram_size_is_a_user_error() -> None:
-    result = CliRunner().invoke(make_app(), ["run", "--ram-size", "lots"])
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello", "--ram-size", "lots"])
     assert result.exit_code == 1
-    assert "is not a number" in str(result.exception)
+    assert "--ram-size 'lots' is not a size" in str(result.exception)
 
 
 def test_vcpus_runs_the_smp_guest_on_that_many_vcpus() -> None:
@@ -59,6 +59,6 @@ def test_vcpus_runs_the_smp_guest_on_that_many_vcpus() -> None:
 
 
 def test_too_many_vcpus_is_a_user_error() -> None:
-    result = CliRunner().invoke(make_app(), ["run", "--vcpus", "9"])
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello", "--vcpus", "9"])
     assert result.exit_code == 1
     assert "1 to 8" in str(result.exception)

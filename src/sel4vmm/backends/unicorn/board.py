@@ -157,15 +157,23 @@ def pool_requests(layout: GuestLayout) -> list[PoolRequest]:
     return [PoolRequest(POOL_UNTYPED_BITS, (layout.ram_size + pool - 1) // pool + 1)]
 
 
+#: Bytes of console output a run keeps (the newest): a guest printing for hours costs no
+#: more memory than this.
+CONSOLE_KEPT_BYTES = 1 << 20
+
+
 @dataclass
 class Console:
-    """Where the guest's UART output goes: kept, and passed to an optional sink."""
+    """Where the guest's UART output goes: kept (the last :data:`CONSOLE_KEPT_BYTES`), and
+    passed to an optional sink."""
 
     sink: Callable[[bytes], None] | None = None
     output: bytearray = field(default_factory=bytearray)
 
     def write(self, data: bytes) -> None:
         self.output += data
+        if len(self.output) > 2 * CONSOLE_KEPT_BYTES:
+            del self.output[:-CONSOLE_KEPT_BYTES]
         if self.sink is not None:
             self.sink(data)
 
@@ -179,6 +187,7 @@ class EmulatedBoard:
         console: Console,
         *,
         wait_for_input: Callable[[float], bool] | None = None,
+        interactive: bool | None = None,
     ) -> None:
         check_vcpus(layout)
         self.layout = layout
@@ -235,10 +244,14 @@ class EmulatedBoard:
             self.address_maps,
             [LevelSource(layout.uart_intid, lambda: self.uart.irq_asserted)],
             wait_for_input=wait_for_input,
+            interactive=interactive,
         )
         for vcpu in self.vcpus:
             vcpu.power = self.loop
             vcpu.irq_line = self.vgic.cpus[vcpu.index].irq_line
+            if len(self.vcpus) > 1:
+                vcpu.code_changed = self._code_changed_by(vcpu)
+                vcpu.watch_instruction_cache()
 
     # -- vCPU 0, which is the whole VM with one vCPU ---------------------------------------
     @property
@@ -282,6 +295,15 @@ class EmulatedBoard:
                 layout.dma_base,
                 label="dma engine",
             )
+
+    def _code_changed_by(self, writer: Vcpu) -> Callable[[], None]:
+        others = [vcpu for vcpu in self.vcpus if vcpu is not writer]
+
+        def mark_stale() -> None:
+            for vcpu in others:
+                vcpu.stale_code = True
+
+        return mark_stale
 
     # -- interrupts ----------------------------------------------------------------------
     def _on_uart_line(self, asserted: bool) -> None:

@@ -43,6 +43,7 @@ from typing import Any
 from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn.arm64_const import (
     UC_ARM64_INS_MSR,
+    UC_ARM64_INS_SYS,
     UC_ARM64_REG_ELR_EL1,
     UC_ARM64_REG_ESR_EL1,
     UC_ARM64_REG_PC,
@@ -97,6 +98,9 @@ POWER_ON_PSTATE = PSTATE_DAIF | PSTATE_MODE_EL1H
 #: Unicorn's ids for X0..X28 are consecutive; X29/X30 are separate.
 _GPR_IDS = [UC_ARM64_REG_X0 + i for i in range(29)] + [UC_ARM64_REG_X29, UC_ARM64_REG_X30]
 
+
+#: ``IC IALLUIS``, ``IC IALLU`` and ``IC IVAU`` as (op1, CRm, op2) with op0 = 1, CRn = 7.
+_IC_INVALIDATE = frozenset({(0, 1, 0), (0, 5, 0), (3, 5, 1)})
 
 #: An emulated access the guest made and what it got back, as the tuple
 #: ``(address, width, is_write, value, result)``.
@@ -174,6 +178,11 @@ class Vcpu:
         self.replays_suppressed = 0
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
         self.uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, UC_ARM64_INS_MSR)
+        #: Called when this vCPU invalidates the instruction cache (SMP only: see
+        #: :meth:`watch_instruction_cache`); set by the board.
+        self.code_changed: Callable[[], None] | None = None
+        #: Another vCPU changed code since this engine last translated it.
+        self.stale_code = False
 
     # -- registers -----------------------------------------------------------------------
     @property
@@ -455,6 +464,23 @@ class Vcpu:
             # This vCPU stops; the event loop ends the run when no vCPU is left on.
             self.powered = False
             self.request_exit()
+
+    # -- code written by another vCPU ------------------------------------------------------
+    def watch_instruction_cache(self) -> None:
+        """Hook ``IC`` instructions, so code another vCPU runs is retranslated.
+
+        unicorn notices self-modifying code only within one engine; a vCPU that patches
+        kernel text (Linux's alternatives, module loading) is followed by ``IC IALLUIS``
+        or ``IC IVAU`` as the architecture requires, and that is the moment the other
+        engines' translations of that code become stale.
+        """
+        self.uc.hook_add(UC_HOOK_INSN, self._on_sys, None, 1, 0, UC_ARM64_INS_SYS)
+
+    def _on_sys(self, _uc: AArch64Engine, _reg: int, cp: Any, _data: Any) -> int:
+        invalidates = cp.crn == 7 and (cp.op1, cp.crm, cp.op2) in _IC_INVALIDATE
+        if invalidates and self.code_changed is not None:
+            self.code_changed()
+        return 0  # unicorn executes the maintenance instruction itself
 
     # -- trapped system registers ----------------------------------------------------------
     def _on_msr(self, uc: AArch64Engine, reg: int, cp: Any, _data: Any) -> int:

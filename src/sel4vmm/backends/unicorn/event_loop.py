@@ -68,6 +68,9 @@ class LoopStatistics:
     irqs_delivered: int = 0
     idle_skips: int = 0
     mode_switches: int = 0
+    #: Guest instructions of counted slices that ran to their count (a lower bound on
+    #: what the guest executed: unicorn does not report a stopped slice's count).
+    instructions_counted: int = 0
 
 
 class EventLoop:
@@ -84,6 +87,7 @@ class EventLoop:
         wait_for_input: Callable[[float], bool] | None = None,
         slice_instructions: int = 200_000,
         input_poll_seconds: float = 0.05,
+        interactive: bool | None = None,
     ) -> None:
         if not vcpus or len(vcpus) != len(address_maps):
             raise ValueError("one address map per vCPU, and at least one vCPU")
@@ -96,9 +100,16 @@ class EventLoop:
         timers = [LevelSource(VIRTUAL_TIMER_PPI, v.timer.line_asserted, v.index) for v in vcpus]
         self.sources = [*timers, *sources]
         self._wait_for_input = wait_for_input
+        #: An idle guest waits for a terminal (rather than stopping) when nothing else
+        #: can wake it.
+        self.interactive = wait_for_input is not None if interactive is None else interactive
         self.slice_instructions = slice_instructions
         self.input_poll_seconds = input_poll_seconds
         self.stats = LoopStatistics()
+        #: Asked between slices whether the run should end (the console printed what
+        #: the run waits for, the guest panicked, the user pressed Ctrl-C): the first
+        #: reason returned ends it.  Checked between slices only, never inside unicorn.
+        self.stop_checks: list[Callable[[], StopReason | None]] = []
         #: The vCPU inside unicorn right now, if any.
         self.current: Vcpu | None = None
         #: The vCPU whose stop ended the run.
@@ -195,7 +206,7 @@ class EventLoop:
             return
         if self._wait_for_input is not None and self._wait_for_input(self.input_poll_seconds):
             return
-        if self._wait_for_input is None:
+        if not self.interactive:
             vcpu = powered[0]
             vcpu.stop(
                 StopReason.IDLE_FOREVER,
@@ -207,6 +218,13 @@ class EventLoop:
                 ),
             )
             self.stopped_by = vcpu
+
+    def _check_stop(self, vcpu: Vcpu) -> None:
+        for check in self.stop_checks:
+            reason = check()
+            if reason is not None:
+                vcpu.stop(reason)
+                return
 
     def run(self, entry: int, *, time_limit: float | None = None) -> StopReason:
         """Run from ``entry`` on vCPU 0 until the guest stops (or ``time_limit`` host
@@ -232,6 +250,7 @@ class EventLoop:
                     vcpu.waiting = False
                 ran = True
                 self._slice(vcpu, started, time_limit, watchdog)
+                self._check_stop(vcpu)
                 if vcpu.stop_reason is not None:
                     vcpu.settle_diagnostic()
                     self.stopped_by = vcpu
@@ -244,6 +263,10 @@ class EventLoop:
                 self.stopped_by = last
                 break
             if not ran:
+                self._check_stop(self.vcpus[0])
+                if self.vcpus[0].stop_reason is not None:
+                    self.stopped_by = self.vcpus[0]
+                    break
                 self._idle()
                 for vcpu in self.vcpus:
                     vcpu.waiting = False  # WFI may complete without a reason (Arm ARM)
@@ -262,6 +285,9 @@ class EventLoop:
         self.sample_interrupts()
         vcpu.timer.sync()
         vcpu.update_virtual_irq()
+        if vcpu.stale_code:
+            uc.ctl_flush_tb()  # another vCPU invalidated the instruction cache
+            vcpu.stale_code = False
         count = self._slice_count(vcpu)
         vcpu.exit_requested = False
         vcpu.wfi_trapped = False
@@ -290,6 +316,8 @@ class EventLoop:
             self.current = None
             watchdog.disarm()
         self.stats.slices += 1
+        if count and vcpu.stop_reason is None and not vcpu.exit_requested:
+            self.stats.instructions_counted += count
         self._count_deliveries()
         if time_limit is not None and time.monotonic() - started >= time_limit:
             vcpu.stop(
