@@ -17,10 +17,12 @@ from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout, 
 from sel4vmm.backends.unicorn.console_watch import ConsoleEvent, ConsoleWatch
 from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.event_loop import LoopStatistics
+from sel4vmm.backends.unicorn.gic import MAX_CPUS
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.backends.unicorn.typed_input import TypedInput
-from sel4vmm.config.load import load_vm
-from sel4vmm.config.spec import RegionKind
+from sel4vmm.config.load import board_from_path, load_vm, pick_vm
+from sel4vmm.config.microkit import MicrokitTarget, read_microkit
+from sel4vmm.config.spec import RegionKind, VmSpec
 from sel4vmm.errors import Location, Sel4VmmError
 
 #: The backends ``run_guest`` knows; QEMU and KVM runs live in their own modules.
@@ -72,6 +74,24 @@ class RunResult:
         return self.stop_reason in (StopReason.SYSTEM_OFF, StopReason.CONSOLE_MATCH)
 
 
+def _load_vm(path: Path, vm_name: str | None) -> VmSpec:
+    """The VM to run; a Microkit system is checked against a kernel with as many cores as
+    the emulated board has (``config.load.load_vm`` assumes one, so libvmm's ``smp``
+    example, whose vCPUs sit on cores 0-3, would be refused)."""
+    if path.suffix != ".system" or not path.is_file():
+        return load_vm(path, vm_name=vm_name, board="qemu_virt_aarch64", first_if_many=True)
+    spec = read_microkit(path, MicrokitTarget(arch="aarch64", num_cores=MAX_CPUS))
+    spec.board = board_from_path(path) or "qemu_virt_aarch64"
+    errors = [f for f in spec.findings if f.severity == "error"]
+    if errors:
+        raise Sel4VmmError(
+            f"{path} is not a valid system description: {errors[0].message}",
+            location=errors[0].location or Location(str(path)),
+            fix=errors[0].fix or "run 'sel4vmm check' on it for every problem",
+        )
+    return pick_vm(spec, vm_name, first_if_many=True)
+
+
 def layout_from_system(path: Path, vm_name: str | None = None) -> GuestLayout:
     """Take the first virtual machine's RAM and passthrough maps from a configuration.
 
@@ -80,7 +100,7 @@ def layout_from_system(path: Path, vm_name: str | None = None) -> GuestLayout:
     one at the UART's physical address is the console and the one at the GIC's virtual
     CPU interface is the guest's GICC.  The VM's vCPU count is the configuration's.
     """
-    vm = load_vm(path, vm_name=vm_name, board="qemu_virt_aarch64", first_if_many=True)
+    vm = _load_vm(path, vm_name)
     layout = GuestLayout(name=vm.name, source=str(path), num_vcpus=vm.num_vcpus)
     ram = [r for r in vm.regions if r.kind is RegionKind.RAM]
     if not ram:
