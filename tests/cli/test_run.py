@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -62,3 +68,77 @@ def test_too_many_vcpus_is_a_user_error() -> None:
     result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello", "--vcpus", "9"])
     assert result.exit_code == 1
     assert "1 to 8" in str(result.exception)
+
+
+# -- Linux on the emulator from the command line ---------------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+DEBIAN = REPO / ".cache" / "debian-arm64" / "root"
+needs_debian = pytest.mark.skipif(
+    not sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64")) or not (DEBIAN / "bin/busybox").is_file(),
+    reason="Debian's arm64 kernel and busybox are not unpacked in .cache/debian-arm64 "
+    "(run ./install.sh)",
+)
+
+
+def _sel4vmm(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sel4vmm", *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.slow
+@needs_debian
+def test_the_default_run_boots_debian_linux_to_the_marker_with_json(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    done = subprocess.run(
+        _sel4vmm("run", "--json", "--log", str(log)),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(done.stdout)
+    assert document["schema"] == "sel4vmm-run" and document["exit_reason"] == "system_off"
+    assert document["linux"] is True and document["console_log"] == str(log)
+    assert document["timings"]["host_seconds"] > 0
+    assert "sel4vmm: Linux userspace is up on sel4vmm's own VMM" in log.read_text()
+
+
+@pytest.mark.slow
+@needs_debian
+def test_sigterm_stops_a_running_linux_guest_with_status_143(tmp_path: Path) -> None:
+    init = tmp_path / "init"
+    init.write_text("#!/bin/sh\nwhile true; do echo looping; /bin/busybox sleep 1; done\n")
+    initrd = tmp_path / "init.cpio.gz"
+    built = subprocess.run(
+        _sel4vmm("initramfs", str(initrd), "--busybox", str(DEBIAN / "bin/busybox"),
+                 "--init", str(init)),
+        env=_env(), capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    kernel = sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64"))[-1]
+    with subprocess.Popen(
+        _sel4vmm("run", "--kernel", str(kernel), "--initrd", str(initrd)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=_env(),
+    ) as process:
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                if b"looping" in line:
+                    break
+            process.send_signal(signal.SIGTERM)
+            _out, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
+    assert process.returncode == 143, err
+    assert b"the run was interrupted" in err

@@ -24,12 +24,13 @@ class TerminalSession:
 
     def __init__(self) -> None:
         self._chunks: queue.Queue[bytes] = queue.Queue()
-        self._fd = sys.stdin.fileno()
+        self._fd = -1
         self._saved: list[Any] | None = None
         self.escaped = False
         self._after_prefix = False
 
     def __enter__(self) -> TerminalSession:
+        self._fd = sys.stdin.fileno()
         self._saved = termios.tcgetattr(self._fd)
         mode = termios.tcgetattr(self._fd)
         mode[0] &= ~(termios.IXON | termios.ICRNL | termios.INLCR | termios.IGNCR)

@@ -249,6 +249,7 @@ class EmulatedBoard:
         for vcpu in self.vcpus:
             vcpu.power = self.loop
             vcpu.irq_line = self.vgic.cpus[vcpu.index].irq_line
+            vcpu.irq_interface = self.vgic.cpus[vcpu.index]
             if len(self.vcpus) > 1:
                 vcpu.code_changed = self._code_changed_by(vcpu)
                 vcpu.watch_instruction_cache()

@@ -144,6 +144,8 @@ class Vcpu:
         #: The vGIC's virtual IRQ line for this vCPU, and the level last driven into
         #: HCR_EL2.VI (unicorn takes the IRQ itself when PSTATE.I allows).
         self.irq_line: Callable[[], bool] | None = None
+        #: The device model of this vCPU's GIC CPU interface (its accesses move the line).
+        self.irq_interface: object | None = None
         self._virq = False
         self.virq_raised = 0
         self._read_pc = register_reader(self.uc, UC_ARM64_REG_PC)
@@ -244,7 +246,11 @@ class Vcpu:
             result = device.read(offset, width)
         if self._stop_pending:
             self._replay.append((address, width, is_write, value, result))
-        self.update_virtual_irq()  # an acknowledge, EOI or enable may move the line
+        if device is not None and device is self.irq_interface:
+            # An acknowledge drops the line at once (or the IRQ would be taken again);
+            # anything that raises it signals the loop, which drives it before the next
+            # slice.
+            self.update_virtual_irq()
         return result
 
     def update_virtual_irq(self) -> None:

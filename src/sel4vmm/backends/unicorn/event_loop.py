@@ -295,7 +295,11 @@ class EventLoop:
         vcpu.running = True
         address_map.running = True
         self.current = vcpu
-        if time_limit is not None:
+        # A counted slice ends by itself and the time limit is checked after it; only a
+        # free-running one needs the watchdog (arming it costs a lock hand-off per slice).
+        guarded = time_limit is not None and not count
+        if guarded:
+            assert time_limit is not None
             watchdog.arm(max(time_limit - (time.monotonic() - started), 0.0))
         try:
             vcpu.until = _NEVER
@@ -314,7 +318,8 @@ class EventLoop:
             vcpu.running = False
             address_map.running = False
             self.current = None
-            watchdog.disarm()
+            if guarded:
+                watchdog.disarm()
         self.stats.slices += 1
         if count and vcpu.stop_reason is None and not vcpu.exit_requested:
             self.stats.instructions_counted += count
