@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +146,47 @@ def test_sigterm_stops_a_running_linux_guest_with_status_143(tmp_path: Path) -> 
             process.kill()
     assert process.returncode == 143, err
     assert b"the run was interrupted" in err
+
+
+@pytest.mark.slow
+@needs_debian
+def test_an_interactive_shell_on_a_terminal_takes_keys_and_ctrl_a_x_stops_it(
+    tmp_path: Path,
+) -> None:
+    initrd = tmp_path / "init.cpio.gz"
+    built = subprocess.run(
+        _sel4vmm("initramfs", str(initrd), "--busybox", str(DEBIAN / "bin/busybox")),
+        env=_env(), capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    kernel = sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64"))[-1]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: sel4vmm with the pty as its terminal
+        os.environ.update(_env())
+        os.execv(sys.executable, _sel4vmm("run", "--kernel", str(kernel), "--initrd", str(initrd)))
+    seen = bytearray()
+
+    def read_until(text: bytes, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while text not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if ready:
+                try:
+                    seen.extend(os.read(fd, 4096))
+                except OSError:
+                    return False
+        return text in seen
+
+    try:
+        assert read_until(b"Run /init as init process", 300), seen[-2000:]
+        assert read_until(b"# ", 60), seen[-2000:]
+        os.write(fd, b"echo pty-$((1+2))\r")
+        assert read_until(b"pty-3", 60), seen[-2000:]
+        os.write(fd, b"\x01x")  # Ctrl-A X
+        assert read_until(b"stopped from the console", 60), seen[-2000:]
+        _, status = os.waitpid(pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0

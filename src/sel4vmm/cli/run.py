@@ -150,8 +150,10 @@ def run(
     timeout: Annotated[
         float | None,
         typer.Option(
+            "--timeout",
+            "--time-limit",  # the name before issue 12's vocabulary, still accepted
             help="stop the guest after this many seconds (emulator default: "
-            f"{DEFAULT_TIMEOUT:g} without a terminal, none with one)"
+            f"{DEFAULT_TIMEOUT:g} without a terminal, none with one)",
         ),
     ] = None,
     vcpus: Annotated[

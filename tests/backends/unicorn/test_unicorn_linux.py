@@ -135,21 +135,26 @@ def test_until_stops_at_the_text_with_success(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @needs_debian
-def test_smp_linux_brings_up_the_libvmm_smp_systems_cpus(tmp_path: Path) -> None:
-    result = _boot(tmp_path, system=SMP / "smp.system", until="SMP: Total of")
-    assert result.stop_reason is StopReason.CONSOLE_MATCH, result.console_text[-3000:]
+def test_smp_linux_on_the_libvmm_smp_system_reaches_userspace_on_all_its_cpus(
+    tmp_path: Path,
+) -> None:
+    result = _boot(tmp_path, system=SMP / "smp.system")
+    assert result.stop_reason is StopReason.SYSTEM_OFF, result.console_text[-3000:]
     cpus = result.layout.num_vcpus
-    assert cpus > 1
+    assert cpus == 4  # <vcpu id="0" cpu="0"/> ... <vcpu id="3" cpu="3"/>
     for cpu in range(1, cpus):
         assert f"CPU{cpu}: Booted secondary processor" in result.console_text
+    assert f"SMP: Total of {cpus} processors activated." in result.console_text
+    assert f"{MARKER} (Linux 6.1" in result.console_text and f", {cpus} CPU)" in result.console_text
 
 
 @pytest.mark.slow
 @needs_debian
-def test_four_vcpus_all_come_up_through_psci_cpu_on(tmp_path: Path) -> None:
-    result = _boot(tmp_path, num_vcpus=4, until="SMP: Total of 4 processors activated.")
-    assert result.stop_reason is StopReason.CONSOLE_MATCH, result.console_text[-3000:]
+def test_four_vcpus_from_pools_come_up_through_psci_cpu_on(tmp_path: Path) -> None:
+    result = _boot(tmp_path, num_vcpus=4, one_to_one=False)
+    assert result.stop_reason is StopReason.SYSTEM_OFF, result.console_text[-3000:]
     assert "smp: Brought up 1 node, 4 CPUs" in result.console_text
+    assert ", 4 CPU)" in result.console_text
 
 
 @needs_debian

@@ -201,7 +201,14 @@ class EventLoop:
             return  # an interrupt is already waiting: WFI completes at once
         deadlines = [d for v in powered if (d := v.timer.next_deadline()) is not None]
         if deadlines:
-            self.vcpu.timer.clock.advance_to(min(deadlines))
+            clock = self.vcpu.timer.clock
+            if self.interactive and self._wait_for_input is not None:
+                # Someone types at a terminal: idle at wall-clock pace (up to the deadline)
+                # so keys arrive when they are typed and the host does not spin.
+                ahead = clock.ticks_to_seconds(min(deadlines) - clock.now())
+                if self._wait_for_input(min(max(ahead, 0.0), self.input_poll_seconds)):
+                    return
+            clock.advance_to(min(deadlines))
             self.stats.idle_skips += 1
             return
         if self._wait_for_input is not None and self._wait_for_input(self.input_poll_seconds):

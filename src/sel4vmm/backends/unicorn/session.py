@@ -191,6 +191,9 @@ def run_guest(
     def check() -> StopReason | None:
         if typed is not None:
             typed.poll()
+        if wait_for_input is not None and wait_for_input(0):
+            # Keys typed while the guest is busy (Ctrl-C to a running command).
+            board.uart.feed_input(input_source() if input_source is not None else b"")
         if watch.event is ConsoleEvent.UNTIL:
             return StopReason.CONSOLE_MATCH
         if watch.event is ConsoleEvent.PANIC:
