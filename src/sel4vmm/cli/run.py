@@ -21,6 +21,7 @@ import io
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -271,7 +272,7 @@ def run_on_emulator(request: EmulatorRequest) -> int:
                     num_vcpus=request.vcpus,
                     linux=linux,
                     until=until,
-                    stop_check=_stop_check(signals, terminal),
+                    stop_check=_stop_check(signals, terminal, timeout),
                     vm_name=request.vm,
                 )
         finally:
@@ -286,14 +287,28 @@ def run_on_emulator(request: EmulatorRequest) -> int:
     return status
 
 
+#: Host seconds between "still running" notes on a run without a terminal.
+PROGRESS_SECONDS = 30.0
+
+
 def _stop_check(
-    signals: SignalFlag, terminal: TerminalSession | None
+    signals: SignalFlag, terminal: TerminalSession | None, timeout: float | None
 ) -> Callable[[], StopReason | None]:
+    started = time.monotonic()
+    next_note = started + PROGRESS_SECONDS
+    err = Console(stderr=True, highlight=False)
+
     def check() -> StopReason | None:
+        nonlocal next_note
         if terminal is not None and terminal.escaped:
             return StopReason.ESCAPE
         if signals.received is not None:
             return StopReason.INTERRUPTED
+        now = time.monotonic()
+        if terminal is None and now >= next_note:
+            limit = f" of {timeout:g}" if timeout is not None else ""
+            err.print(f"sel4vmm: the guest is still running ({now - started:.0f} s{limit})")
+            next_note = now + PROGRESS_SECONDS
         return None
 
     return check

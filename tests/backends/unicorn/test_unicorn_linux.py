@@ -170,3 +170,14 @@ def test_linux_options_with_a_raw_binary_are_refused(tmp_path: Path) -> None:
     raw.write_bytes(bytes(64))
     with pytest.raises(Sel4VmmError, match="is a raw binary"):
         run_guest(kernel_path=raw, linux=LinuxBootFiles(bootargs="console=ttyAMA0"))
+
+
+def test_without_install_shs_kernel_the_default_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sel4vmm.backends.unicorn import default_linux
+
+    monkeypatch.setattr(default_linux, "_roots", lambda: [tmp_path])
+    with pytest.raises(Sel4VmmError, match="Debian's arm64 kernel is not there") as raised:
+        default_linux.find_debian_arm64()
+    assert raised.value.fix is not None and "./install.sh" in raised.value.fix
