@@ -190,3 +190,11 @@ def test_an_interactive_shell_on_a_terminal_takes_keys_and_ctrl_a_x_stops_it(
             os.kill(pid, signal.SIGKILL)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_emulator_only_options_are_refused_with_the_qemu_backend() -> None:
+    result = CliRunner().invoke(
+        make_app(), ["run", "--backend", "qemu", "--kernel", "x", "--until", "y", "--pools"]
+    )
+    assert result.exit_code == 1
+    assert "--until, --pools: only the emulator backend has these options" in str(result.exception)

@@ -170,6 +170,21 @@ def run(
 ) -> None:
     """Boot a guest and stream its console; exit 0 when it powers off, 1 if it was stopped."""
     if backend == "qemu":
+        emulator_only = {
+            "--until": until is not None,
+            "--json": as_json,
+            "--pools": pools,
+            "--ram-size": ram_size is not None,
+            "--input": send is not None,
+            "--vcpus": vcpus is not None,
+        }
+        given = [name for name, used in emulator_only.items() if used]
+        if given:
+            raise Sel4VmmError(
+                f"{', '.join(given)}: only the emulator backend has "
+                f"{'this option' if len(given) == 1 else 'these options'}",
+                fix="drop it, or run on the emulator (the default backend)",
+            )
         if kernel is None:
             raise Sel4VmmError(
                 "no kernel given for the qemu backend",

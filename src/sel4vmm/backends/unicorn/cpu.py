@@ -7,12 +7,15 @@ through its hooks, and this class routes them the way libvmm/libsel4vm do:
 * accesses to unmapped guest-physical addresses (the :mod:`address_map` holes) go to the
   core's ``vm.memory.handle_fault`` and its five answers are honoured (see
   :meth:`Vcpu._memory_fault`);
-* ``HVC``/``SMC`` from EL1 are PSCI calls (:mod:`psci`); ``SVC`` and undefined
-  instructions are vectored back into the guest (:mod:`exceptions`), since unicorn stops
+* ``HVC``/``SMC`` are PSCI calls (:mod:`psci`), a trapped ``WFI`` makes the vCPU idle,
+  and the guest's own synchronous exceptions (aborts of its stage-1 translation, ``SVC``,
+  ``BRK``, undefined instructions) are vectored back into it with the syndrome unicorn
+  computed (:mod:`traps`, :mod:`syndrome`, :mod:`exceptions`), since unicorn stops
   instead of taking them;
-* ``MRS``/``MSR`` of the virtual-timer registers are answered by :mod:`timer`, and
-  ``MRS MPIDR_EL1`` by the vCPU's own affinity (unicorn has no register id for it and
-  reports 0x80000000 on every instance).
+* ``MSR`` of the virtual-timer registers is kept by :mod:`timer`; ``MRS`` runs natively
+  (MPIDR from ``VMPIDR_EL2``, see :mod:`sysregs`); interrupts reach the guest through
+  the virtual IRQ line (:meth:`Vcpu.update_virtual_irq`), which unicorn takes itself;
+* with several vCPUs, ``IC`` invalidations make the other engines retranslate.
 
 A VM has one :class:`Vcpu` per vCPU, each its own unicorn instance over the same guest
 memory; the secondaries start powered off until the guest's PSCI ``CPU_ON`` (see
