@@ -2,7 +2,9 @@
 # Set up everything sel4vmm needs on a Debian 12 machine, as root:
 #  - Debian packages: QEMU for aarch64, the aarch64 cross compiler (rebuilds the test
 #    guests), dtc/fdtoverlay, busybox-static (initramfs), the x86_64 Debian kernel
-#    (KVM boot-path test), cpio (to cross-check our cpio writer);
+#    (KVM boot-path test), cpio (to cross-check our cpio writer), build-essential and
+#    python3-dev (the optional C extensions in sel4vmm/native and the x86_64 test guests),
+#    chromium (the test of plan --html opens the page in headless Chromium);
 #  - Debian's arm64 kernel and busybox (downloaded, not installed) into .cache/debian-arm64
 #    for the real Linux boot on QEMU;
 #  - the Python package with its test dependencies.
@@ -12,7 +14,7 @@ cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(
     qemu-system-arm gcc-aarch64-linux-gnu device-tree-compiler busybox-static
-    linux-image-amd64 cpio build-essential python3-dev swig
+    linux-image-amd64 cpio build-essential python3-dev chromium
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

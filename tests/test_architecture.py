@@ -1,5 +1,5 @@
 """The data flows one way (ARCHITECTURE.md): configuration -> plan -> seL4 objects -> guest
-address space -> backend.  No layer imports one that comes after it."""
+address space -> devices -> backend.  No layer imports one that comes after it."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sel4vmm"
 
 #: For each layer, the layers it must never import.
 FORBIDDEN = {
-    "sel4": {"memory", "vm", "config", "plan", "images", "backends", "cli", "demo"},
-    "memory": {"vm", "config", "plan", "images", "backends", "cli", "demo"},
+    "sel4": {"memory", "vm", "config", "plan", "images", "backends", "cli", "demo", "devices"},
+    "memory": {"vm", "config", "plan", "images", "backends", "cli", "demo", "devices"},
     "config": {"sel4", "memory", "vm", "plan", "images", "backends", "cli", "demo"},
     "plan": {"images", "backends", "cli", "demo"},
     "images": {"plan", "backends", "cli", "demo"},
+    # Device models sit between the address space and the backends.
+    "devices": {"config", "plan", "backends", "cli", "demo"},
     "backends": {"cli", "demo"},
+    # Compiled fast paths serve the backends; they know faults, nothing above them.
+    "native": {"vm", "config", "plan", "images", "backends", "cli", "demo"},
 }
 
 
@@ -34,6 +38,10 @@ def imported_layers(path: Path) -> set[str]:
             if parts[0] == "sel4vmm" and len(parts) > 1:
                 layers.add(parts[1])
     return layers
+
+
+def test_vm_does_not_import_devices() -> None:
+    assert "devices" not in imported_layers(PACKAGE / "vm.py")
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))

@@ -18,7 +18,16 @@ REQUIRED = {
     "tx2",
     "exynos5422",
     "x86_64_generic",
+    "tk1",
+    "tx1",
+    "rpi4b",
+    "imx8mq_evk",
+    "imx8mp_evk",
+    "qemu_virt_riscv64",
+    "cheshire",
+    "rk3288",
 }
+RISCV = {"qemu_virt_riscv64", "cheshire"}
 
 
 def test_the_required_boards_are_known() -> None:
@@ -38,7 +47,7 @@ def test_every_board_builds_physical_memory(name: str) -> None:
     assert bytes(memory.view(ram.base, 4)) == b"sel4"
 
 
-@pytest.mark.parametrize("name", sorted(REQUIRED - {"x86_64_generic"}))
+@pytest.mark.parametrize("name", sorted(REQUIRED - {"x86_64_generic"} - RISCV))
 def test_arm_boards_have_a_gic_and_a_mapped_uart(name: str) -> None:
     board = load_board(name)
     assert board.gic is not None and board.gic.version in (2, 3)
@@ -133,3 +142,86 @@ def test_boards_are_immutable_values() -> None:
     with pytest.raises(AttributeError):
         board.name = "other"  # type: ignore[misc]
     assert load_board("odroidc4") == board
+
+
+# The RAM each board's kernel device tree gives, copied from seL4/seL4 at
+# 1326364bc9135d9445d936ebc01e38a402c1f4c6 (file and node in each comment).
+SEL4_RAM = {
+    # tools/dts/maaxboard.dts memory@40000000 reg = <0x00 0x40000000 0x00 0x80000000>
+    "maaxboard": [(0x40000000, 0x80000000)],
+    # tools/dts/odroidc4.dts memory@0 reg = <0x00 0x00 0x00 0xf5800000>
+    "odroidc4": [(0x0, 0xF5800000)],
+    # tools/dts/tk1.dts memory@80000000 reg = < 0x00 0x80000000 0x00 0x80000000 >
+    "tk1": [(0x80000000, 0x80000000)],
+    # src/plat/tx1/overlay-tx1.dts memory reg = <0x00 0x80000000 0x00 0x7f000000>,
+    # <0x01 0x00000000 0x00 0x80000000>
+    "tx1": [(0x80000000, 0x7F000000), (0x100000000, 0x80000000)],
+    # src/plat/bcm2711/overlay-rpi4-8gb.dts memory@0
+    "rpi4b": [
+        (0x0, 0x3B400000),
+        (0x40000000, 0xBC000000),
+        (0x100000000, 0x80000000),
+        (0x180000000, 0x80000000),
+    ],
+    # src/plat/bcm2711/overlay-rpi4-1gb.dts memory@0 reg = < 0x00000000 0x00000000 0x3b400000 >
+    "rpi4b_1gb": [(0x0, 0x3B400000)],
+    # tools/dts/imx8mq-evk.dts memory@40000000 reg = < 0x00 0x40000000 0x00 0xc0000000 >
+    "imx8mq_evk": [(0x40000000, 0xC0000000)],
+    # tools/dts/imx8mp-evk.dts memory@40000000
+    # reg = <0x00 0x40000000 0x00 0xc0000000 0x01 0x00 0x00 0xc0000000>
+    "imx8mp_evk": [(0x40000000, 0xC0000000), (0x100000000, 0xC0000000)],
+    # tools/dts/cheshire.dts memory@80000000 reg = <0x0 0x80000000 0x0 0x40000000>
+    "cheshire": [(0x80000000, 0x40000000)],
+    # branch rk3288 (91bd40d3) tools/dts/rk3288-ntablet.dts memory reg = <0x00 0x00 0x00
+    # 0x80000000>; its overlay gives the kernel only 0x200000+0x7fe00000 (TrustZone).
+    "rk3288": [(0x0, 0x80000000)],
+}
+
+
+@pytest.mark.parametrize(("name", "ram"), sorted(SEL4_RAM.items()))
+def test_board_ram_is_the_kernel_device_tree_s(name: str, ram: list[tuple[int, int]]) -> None:
+    assert [(r.base, r.size) for r in load_board(name).ram] == ram
+
+
+def test_reserved_memory_overlays() -> None:
+    # src/plat/qemu-arm-virt/overlay-reserve-vm-memory.dts vm-memory@40000000
+    # reg = <0x0 0x40000000 0x0 0x20000000>; odroidc4.dts secmon@5000000
+    # reg = <0x00 0x5000000 0x00 0x300000>; overlay-cheshire.dts sbi@80000000
+    # reg = <0x80000000 0x200000>; overlay-tk1.dts: kernel memory 0x80000000+0x27f00000 only.
+    expected = {
+        "qemu_virt_aarch64": [(0x40000000, 0x20000000)],
+        "odroidc4": [(0x5000000, 0x300000)],
+        "cheshire": [(0x80000000, 0x200000)],
+        "tk1": [(0xA7F00000, 0x100000000 - 0xA7F00000)],
+    }
+    for name, ranges in expected.items():
+        assert [(r.base, r.size) for r in load_board(name).reserved_memory] == ranges, name
+
+
+def test_riscv_boards() -> None:
+    qemu = load_board("qemu_virt_riscv64")
+    assert qemu.arch == "riscv64" and qemu.ram_configurable and qemu.gic is None
+    assert [(r.base, r.size) for r in qemu.ram] == [(0x80000000, 2 << 30)]
+    # QEMU hw/riscv/virt.c: VIRT_UART0 0x10000000 size 0x100, UART0_IRQ 10.
+    assert (qemu.uart.base, qemu.uart.size, qemu.uart.irq) == (0x10000000, 0x100, 10)
+    cheshire = load_board("cheshire")
+    assert (cheshire.uart.base, cheshire.uart.irq) == (0x3002000, 1)
+
+
+def test_gic_and_uart_of_the_added_arm_boards() -> None:
+    tk1 = load_board("tk1")
+    assert tk1.gic is not None and tk1.gic.vcpu_interface is not None
+    assert (tk1.gic.distributor.base, tk1.gic.vcpu_interface.base) == (0x50041000, 0x50046000)
+    assert (tk1.uart.base, tk1.uart.irq) == (0x70006300, 90 + 32)
+    rpi = load_board("rpi4")
+    assert rpi.name == "rpi4b" and rpi.gic is not None
+    assert rpi.gic.distributor.base == 0xFF841000  # 0x40041000 through the soc ranges
+    assert (rpi.uart.base, rpi.uart.irq) == (0xFE215040, 0x5D + 32)
+    assert load_board("imx8mp_evk").uart.base == 0x30890000  # serial1, seL4's console
+
+
+def test_smp_cores_follow_the_microkit_sdk() -> None:
+    # microkit build_sdk.py (cfd521630a52f718b8140d504c695edbaf27a915): smp_cores=4.
+    for name in ("qemu_virt_aarch64", "odroidc4", "maaxboard", "zcu102", "rpi4b"):
+        assert load_board(name).smp_cores == 4
+    assert load_board("cheshire").smp_cores == 1

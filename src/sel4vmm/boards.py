@@ -89,6 +89,14 @@ class Board:
     gic: Gic | None = None
     #: True when the RAM size is a parameter of the board (QEMU's ``-m``).
     ram_configurable: bool = False
+    #: RAM the kernel build keeps from itself for VMs (``reserved-memory`` overlays such as
+    #: seL4's ``overlay-reserve-vm-memory.dts``): no kernel untyped, device untyped instead.
+    #: Only the part inside ``ram`` (QEMU's ``-m`` may be smaller than the overlay).
+    reserved_memory: tuple[MemoryRange, ...] = ()
+    #: Cores of the Microkit SDK's SMP configuration for this board.
+    smp_cores: int = 1
+    #: Where the early-boot ELF loader puts the root task's image, where known.
+    elfloader_image_base: int | None = None
 
     @property
     def ram_size(self) -> int:
@@ -225,6 +233,13 @@ def _build(name: str, data: dict[str, Any], ram_size: int | None) -> Board:
         tuple(str(c) for c in uart_data.get("compatible", [])),
         bool(uart_data.get("io_port", False)),
     )
+    reserved = tuple(
+        MemoryRange(lo, hi - lo, device=False, name=r.name)
+        for r in _ranges(name, data.get("reserved_memory", []), False, "reserved_memory")
+        for ram_range in ram
+        for lo, hi in [(max(r.base, ram_range.base), min(r.end, ram_range.end))]
+        if lo < hi
+    )
     return Board(
         name=name,
         arch=str(data.get("arch", "")),
@@ -235,6 +250,9 @@ def _build(name: str, data: dict[str, Any], ram_size: int | None) -> Board:
         uart=uart,
         gic=gic,
         ram_configurable=configurable,
+        reserved_memory=reserved,
+        smp_cores=int(data.get("smp_cores", 1)),
+        elfloader_image_base=data.get("elfloader_image_base"),
     )
 
 

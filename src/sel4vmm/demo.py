@@ -11,7 +11,7 @@ pool of 32 (the failure users hit) and the document's 1:1 variant for DMA.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -61,7 +61,13 @@ def run_demo() -> DemoResult:
         small = Path(scratch) / "devices.camkes"
         small.write_text(text)
         short = plan_system(read_camkes(small), board=BOARD)
-    shortfall = [f for f in short.all_findings() if f.severity == "error"]
+    # The variant lives in a directory that is gone by the time this is printed: name the
+    # place by the file's own name, devices.camkes:LINE:COL, as a user's copy would read.
+    shortfall = [
+        replace(f, location=replace(f.location, path=small.name)) if f.location else f
+        for f in short.all_findings()
+        if f.severity == "error"
+    ]
 
     one_to_one = plan_system(read_camkes(seed_file("seed000_one_to_one")), board=BOARD)
     return DemoResult(plan, one_to_one, ok, VM_RAM_SIZE, shortfall)

@@ -22,6 +22,7 @@ from sel4vmm.memory.stage2 import Stage2Tables
 from sel4vmm.sel4.allocator import ObjectAllocator, Request
 from sel4vmm.sel4.cspace import CSpace
 from sel4vmm.sel4.objects import ENDPOINT_BITS, ObjectKind, ObjectRun
+from sel4vmm.sel4.ownership import PhysicalOwnership, ownership_of
 from sel4vmm.sel4.platform import Sel4Platform
 
 
@@ -101,6 +102,9 @@ class VirtualMachine:
         )
         self.device_frames: list[ObjectRun] = []
         self.num_vcpus = 0
+        #: libsel4vm's ``CONFIG_X86_64_VTX_64BIT_GUESTS`` (from seL4's
+        #: ``KernelX86_64VTX64BitGuests``): sel4vmm's x86 guests are 64-bit, so on by default.
+        self.vtx_64bit_guests = self.arch.name == "x86_64"
 
     @classmethod
     def create(
@@ -153,7 +157,13 @@ class VirtualMachine:
                 ]
             )
             vm.num_vcpus = num_vcpus
+        vm.ownership.add(vm.allocator)
         return vm
+
+    @property
+    def ownership(self) -> PhysicalOwnership:
+        """Who owns which physical memory on this VM's platform (every VM made on it)."""
+        return ownership_of(self.physmem, self.platform.root)
 
     # -- libsel4vm-style conveniences -------------------------------------------------------
     def set_unhandled_fault_handler(

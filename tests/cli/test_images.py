@@ -158,7 +158,7 @@ def test_command_line(files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = system(files / "simple.system")
     seen: dict[str, object] = {}
 
-    def fake_load(path: Path, *, arch: str | None, board: str | None) -> SystemSpec:
+    def fake_load(path: Path, *, arch: str | None, board: str | None, **_: object) -> SystemSpec:
         seen.update(path=path, arch=arch, board=board)
         return spec
 
@@ -216,3 +216,78 @@ def test_initramfs_command_line_with_busybox(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     names = [e.name for e in read_newc(gunzip(out.read_bytes()))]
     assert "bin/busybox" in names and "init" in names
+
+
+QEMU_SIMPLE = Path(__file__).resolve().parents[2].parent / (
+    "shared/realworld/libvmm/simple/board/qemu_virt_aarch64/simple.system"
+)
+
+
+@pytest.mark.parametrize(
+    ("original", "broken"),
+    [
+        ('<map mr="serial"', '<map mr="seriall"'),  # a typo in an mr name
+        ('perms="rwx"', 'perms="rwz"'),  # a bad perms
+        ('<map mr="serial" vaddr="0x9000000"', '<map mr="serial" vaddr="0x40000000"'),  # overlap
+    ],
+)
+def test_images_refuses_an_invalid_system_with_the_checkers_located_error(
+    tmp_path: Path, original: str, broken: str
+) -> None:
+    # Issue 12: images said "the configuration describes no virtual machine" for these.
+    from sel4vmm.cli import app as sel4vmm_app
+
+    text = QEMU_SIMPLE.read_text()
+    assert original in text
+    path = tmp_path / "board" / "qemu_virt_aarch64" / "simple.system"
+    path.parent.mkdir(parents=True)
+    path.write_text(text.replace(original, broken, 1))
+    checked = CliRunner().invoke(sel4vmm_app, ["check", str(path)])
+    assert checked.exit_code == 1
+    first_line = checked.output.splitlines()[0]
+    result = CliRunner().invoke(sel4vmm_app, ["images", str(path)])
+    assert isinstance(result.exception, Sel4VmmError)
+    error = result.exception
+    assert f"{error.location}: error: {error.message}".startswith(first_line)
+    assert "describes no virtual machine" not in error.message
+
+
+def test_a_system_description_of_any_name_is_read_by_every_command(
+    tmp_path: Path, files: Path
+) -> None:
+    # "check ok.xml" said ok while plan/images refused the name: the Microkit tool does not
+    # care about the extension, so none of them does.
+    from sel4vmm.cli import app as sel4vmm_app
+
+    path = tmp_path / "ok.xml"
+    path.write_text(QEMU_SIMPLE.read_text())
+    runner = CliRunner()
+    assert runner.invoke(sel4vmm_app, ["check", str(path)]).output == f"{path}: ok\n"
+    assert runner.invoke(sel4vmm_app, ["plan", str(path)]).exit_code == 0
+    images = runner.invoke(
+        sel4vmm_app, ["images", str(path), "--kernel", str(files / "Image"), "--json"]
+    )
+    assert images.exit_code == 0, images.output
+    assert json.loads(images.output)["vm"] == "linux"
+
+
+def test_placement_table_keeps_names_and_numbers_whole_at_80_columns(files: Path) -> None:
+    kernel = files / "vmlinuz-6.1.0-57-arm64-with-a-long-name"
+    kernel.write_bytes((files / "Image").read_bytes())
+    console = Console(record=True, width=80, file=io.StringIO())
+    ok = images_cli.run_images(
+        system(files / "simple.system"),
+        vm_name=None,
+        kernel=kernel,
+        initrd=files / "rootfs.cpio.gz",
+        dtb=None,
+        dts=None,
+        overlays=[],
+        bootargs=None,
+        out=None,
+        as_json=False,
+        console=console,
+    )
+    text = console.export_text()
+    assert ok and "…" not in text
+    assert "0x300000" in text

@@ -202,3 +202,39 @@ def test_an_address_beside_a_sub_page_reservation_is_not_cached_as_its_own(
         assert vm.memory.handle_fault(MemoryFault(0x9000000, 4, False)) is FaultResult.UNHANDLED
         assert vm.memory.handle_fault(MemoryFault(0x9000020, 4, False)) is FaultResult.UNHANDLED
     assert len(seen) == 2
+
+
+def test_the_answering_reservation_is_recorded_on_the_cached_and_first_paths(
+    vm: VirtualMachine,
+) -> None:
+    seen: list[MemoryFault] = []
+    reservation = vm.memory.reserve_at(0x9000000, 0x1000, answer(FaultResult.HANDLED, 1), seen)
+    first, cached = MemoryFault(0x9000000, 4, False), MemoryFault(0x9000004, 4, False)
+    assert vm.memory.handle_fault(first) is FaultResult.HANDLED  # fills the page cache
+    assert vm.memory.handle_fault(cached) is FaultResult.HANDLED  # the hot path
+    assert first.reservation is reservation and cached.reservation is reservation
+    nobody = MemoryFault(0x5000, 4, False)
+    assert vm.memory.handle_fault(nobody) is FaultResult.UNHANDLED
+    assert nobody.reservation is None
+
+
+def test_a_deferred_map_made_after_the_page_was_cached_still_runs(vm: VirtualMachine) -> None:
+    seen: list[MemoryFault] = []
+    reservation = vm.memory.reserve_at(0x9000000, 0x1000, answer(FaultResult.HANDLED, 1), seen)
+    assert vm.memory.handle_fault(MemoryFault(0x9000000, 4, False)) is FaultResult.HANDLED
+    runs = vm.allocator.retype(ObjectKind.FRAME, 12, 1)
+    vm.memory.map(reservation, frame_iterator(runs, 0x9000000), defer=True)
+    assert vm.memory.handle_fault(MemoryFault(0x9000000, 4, False)) is FaultResult.RESTART
+    assert reservation.mapped
+
+
+def test_a_map_iterator_that_raises_ends_the_fault_in_error(vm: VirtualMachine) -> None:
+    reservation = vm.memory.reserve_at(0x9000000, 0x1000, None, None)
+
+    def broken(addr: int, cookie: Any) -> VmFrame:
+        raise ZeroDivisionError("iterator bug")
+
+    vm.memory.map(reservation, broken, defer=True)
+    assert vm.memory.handle_fault(MemoryFault(0x9000000, 4, False)) is FaultResult.ERROR
+    assert "map iterator raised ZeroDivisionError: iterator bug" in vm.memory.last_error
+    assert reservation.deferred is not None and not reservation.mapped

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from sel4vmm.cli.plan import print_findings, print_plan
-from sel4vmm.cli.render import make_console
-from sel4vmm.demo import run_demo
-from sel4vmm.sel4.objects import human_size
-
 
 def demo() -> None:
     """Plan seed 000's 512 MiB CAmkES guest, write and read its RAM, show map and resources."""
+    from sel4vmm.cli.plan import print_findings, print_plan
+    from sel4vmm.cli.render import make_console
+    from sel4vmm.demo import run_demo
+    from sel4vmm.sel4.objects import human_size
+
     console = make_console()
     result = run_demo()
     console.rule("seed 000: vm0, 512 MiB at 0x40000000, simple_untyped24_pool = 33")

@@ -17,29 +17,53 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-from rich.table import Table
 
-from sel4vmm.cli.render import make_console
-from sel4vmm.config import load as config_load
-from sel4vmm.config.spec import SystemSpec, VmSpec
+from sel4vmm.cli.options import (
+    ArchOption,
+    BoardOption,
+    BootargsOption,
+    DefineOption,
+    DtbOption,
+    DtsOption,
+    IncludeOption,
+    InitrdOption,
+    JsonOption,
+    KernelOption,
+    OutOption,
+    OverlayOption,
+    VmOption,
+)
 from sel4vmm.errors import Sel4VmmError, read_user_file
-from sel4vmm.images.cpio import DEFAULT_INIT, InitramfsBuilder
-from sel4vmm.images.loader import ProgressCallback, write_ram_image
-from sel4vmm.images.prepare import PreparedBoot, prepare_from_spec
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sel4vmm.config.spec import SystemSpec, VmSpec
+    from sel4vmm.images.loader import ProgressCallback
+    from sel4vmm.images.prepare import PreparedBoot
 
 #: Images at least this big get a progress bar when written.
 PROGRESS_THRESHOLD = 16 << 20
 
 
-def load_system(path: Path, *, arch: str | None, board: str | None) -> SystemSpec:
-    """Read the configuration with the readers' common entry point."""
-    return config_load.load_system(path, arch=arch or "aarch64", board=board)
+def load_system(
+    path: Path,
+    *,
+    arch: str | None,
+    board: str | None,
+    defines: Sequence[str] = (),
+    includes: Sequence[Path] = (),
+) -> SystemSpec:
+    """The configuration, checked as ``check`` does: an invalid one stops here with the
+    checker's own located error."""
+    from sel4vmm.cli.configuration import read_valid_configuration
+
+    return read_valid_configuration(
+        path, arch=arch, board=board, defines=defines, includes=includes
+    )
 
 
 def boot_to_json(vm: VmSpec, boot: PreparedBoot) -> dict[str, Any]:
@@ -78,12 +102,15 @@ def boot_to_json(vm: VmSpec, boot: PreparedBoot) -> dict[str, Any]:
 
 
 def render(console: Console, vm: VmSpec, boot: PreparedBoot) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     plan = boot.plan
     ram = ", ".join(f"[{w.base:#x}, {w.end:#x})" for w in plan.ram) or "none"
     console.print(f"[bold]VM {escape(vm.name)}[/] ({plan.arch}), guest RAM {ram}")
     table = Table(show_edge=False, header_style="bold")
     for column in ("image", "format", "guest range", "bytes", "reserved", "address"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # never an ellipsis: whole names, numbers
     descriptions = {
         "kernel": boot.kernel.description if boot.kernel else "",
         "initrd": boot.initrd.description if boot.initrd else "",
@@ -120,6 +147,8 @@ def write_outputs(
     boot: PreparedBoot, out: Path, vm: VmSpec, progress: ProgressCallback | None
 ) -> list[Path]:
     """The final DTB / zero page and the RAM image; nothing is written if the plan fails."""
+    from sel4vmm.images.loader import write_ram_image
+
     boot.plan.raise_if_errors()
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -150,6 +179,12 @@ def run_images(
     console: Console,
 ) -> bool:
     """The command's work, separated from argument parsing so tests can call it."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from sel4vmm.config import load as config_load
+    from sel4vmm.images.prepare import prepare_from_spec
+
     if dtb is not None and dts is not None:
         raise Sel4VmmError("--dtb and --dts are alternatives", fix="pass only one of them")
     vm = config_load.pick_vm(system, vm_name)
@@ -199,12 +234,27 @@ def build_initramfs(
     tree: Path | None,
     init: Path | None,
     compress: bool = True,
+    modules: Sequence[str] = (),
+    modules_dir: Path | None = None,
 ) -> int:
-    """Write an initramfs (newc, gzip'd unless ``compress`` is False); returns its size."""
+    """Write an initramfs (newc, gzip'd unless ``compress`` is False); returns its size.
+
+    ``modules`` are kernel module names: they and their dependencies go under
+    ``/lib/modules/<version>/``, and ``/init`` runs ``/sbin/load-modules`` first, which
+    insmods them in dependency order.
+    """
+    from sel4vmm.images.cpio import DEFAULT_INIT, InitramfsBuilder
+    from sel4vmm.images.modules import load_script, resolve_modules
+
     if busybox is None and tree is None:
         raise Sel4VmmError(
             "nothing to put in the initramfs",
             fix="pass --busybox PATH (a static busybox) and/or --dir DIRECTORY",
+        )
+    if modules and busybox is None:
+        raise Sel4VmmError(
+            "--modules needs --busybox: busybox's insmod loads the modules in the guest",
+            fix="add --busybox PATH (a static busybox)",
         )
     script: str | None = None
     if init is not None:
@@ -212,6 +262,12 @@ def build_initramfs(
             "utf-8", "replace"
         )
     builder = InitramfsBuilder()
+    if modules:
+        version, found = resolve_modules(list(modules), modules_dir)
+        for module in found:
+            builder.add_file(f"/lib/modules/{version}/{module.archive_path}", module.data)
+        builder.add_file("/sbin/load-modules", load_script(version, found).encode(), 0o755)
+        script = with_module_loading(script or DEFAULT_INIT)
     if busybox is not None:
         builder.add_busybox(busybox, init_script=script or DEFAULT_INIT)
     elif script is not None:
@@ -223,49 +279,92 @@ def build_initramfs(
     return len(data)
 
 
+def with_module_loading(script: str) -> str:
+    """``script`` with ``/sbin/load-modules`` run first (after its ``#!`` line)."""
+    first, _newline, rest = script.partition("\n")
+    if first.startswith("#!"):
+        return f"{first}\n/sbin/load-modules\n{rest}"
+    return f"/sbin/load-modules\n{script}"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("initramfs")
     def initramfs(
-        out: Annotated[Path, typer.Argument(help="file to write (rootfs.cpio.gz)")],
+        out: Annotated[
+            Path, typer.Argument(metavar="FILE", help="File to write (rootfs.cpio.gz).")
+        ],
         busybox: Annotated[
-            Path | None, typer.Option(help="static busybox binary (e.g. busybox-static's)")
+            Path | None,
+            typer.Option(
+                "--busybox", metavar="FILE", help="Static busybox binary (e.g. busybox-static's)."
+            ),
         ] = None,
         directory: Annotated[
-            Path | None, typer.Option("--dir", help="directory whose contents are added")
+            Path | None,
+            typer.Option("--dir", metavar="DIR", help="Directory whose contents are added."),
         ] = None,
-        init: Annotated[Path | None, typer.Option(help="script to use as /init")] = None,
-        gzip: Annotated[bool, typer.Option(help="gzip the archive")] = True,
+        init: Annotated[
+            Path | None, typer.Option("--init", metavar="FILE", help="Script to use as /init.")
+        ] = None,
+        gzip: Annotated[bool, typer.Option("--gzip/--no-gzip", help="Gzip the archive.")] = True,
+        modules: Annotated[
+            str,
+            typer.Option(
+                "--modules",
+                metavar="NAMES",
+                help="Kernel modules to load in /init, comma-separated "
+                "(virtio_mmio,virtio_blk,virtio_console,virtio_net); their dependencies follow.",
+            ),
+        ] = "",
+        modules_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--modules-dir",
+                metavar="DIR",
+                help="lib/modules/<version> of the guest's kernel "
+                "(default: the one version under .cache/debian-arm64/root/lib/modules).",
+            ),
+        ] = None,
     ) -> None:
         """Build a newc initramfs (with /dev/console) from busybox and/or a directory."""
-        size = build_initramfs(out, busybox=busybox, tree=directory, init=init, compress=gzip)
+        names = [name.strip() for name in modules.split(",") if name.strip()]
+        size = build_initramfs(
+            out,
+            busybox=busybox,
+            tree=directory,
+            init=init,
+            compress=gzip,
+            modules=names,
+            modules_dir=modules_dir,
+        )
         typer.echo(f"wrote {out} ({size} bytes)")
 
     @app.command("images")
     def images(
-        system: Annotated[Path, typer.Argument(help="Microkit .system or CAmkES .camkes file")],
-        kernel: Annotated[
-            Path | None, typer.Option(help="kernel image (Image, bzImage, ELF)")
-        ] = None,
-        initrd: Annotated[Path | None, typer.Option(help="initial RAM disk (cpio[.gz])")] = None,
-        dtb: Annotated[Path | None, typer.Option(help="device tree blob")] = None,
-        dts: Annotated[
-            Path | None, typer.Option(help="device tree source, compiled with dtc")
-        ] = None,
-        overlay: Annotated[
-            list[Path] | None,
-            typer.Option(help="DTS overlay (libvmm overlay.dts or a /plugin/ overlay); repeatable"),
-        ] = None,
-        bootargs: Annotated[str | None, typer.Option(help="kernel command line")] = None,
-        vm: Annotated[str | None, typer.Option(help="VM name when the system has several")] = None,
-        arch: Annotated[str | None, typer.Option(help="architecture (Microkit)")] = None,
-        board: Annotated[str | None, typer.Option(help="board name (Microkit)")] = None,
-        out: Annotated[
-            Path | None, typer.Option(help="write the final DTB and a RAM image here")
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+        system: Annotated[
+            Path,
+            typer.Argument(metavar="FILE", help="A Microkit .system or CAmkES .camkes file."),
+        ],
+        kernel: KernelOption = None,
+        initrd: InitrdOption = None,
+        dtb: DtbOption = None,
+        dts: DtsOption = None,
+        overlay: OverlayOption = None,
+        bootargs: BootargsOption = None,
+        vm: VmOption = None,
+        arch: ArchOption = None,
+        board: BoardOption = None,
+        define: DefineOption = None,
+        include: IncludeOption = None,
+        out: OutOption = None,
+        as_json: JsonOption = False,
     ) -> None:
         """Place and check a VM's kernel, initrd and device tree."""
-        spec = load_system(system, arch=arch, board=board)
+        from sel4vmm.cli.render import make_console
+
+        spec = load_system(
+            system, arch=arch, board=board, defines=define or (), includes=include or ()
+        )
         ok = run_images(
             spec,
             vm_name=vm,

@@ -2,50 +2,60 @@
 
 ``kvm-boot KERNEL`` builds an x86_64 VM (RAM from an untyped pool, registered at guest 0),
 loads a bzImage or ELF vmlinux by the 64-bit boot protocol and streams COM1 to standard
-output until the guest stops, ``--until`` text appears or ``--timeout`` passes.  The exit
-status is 0 when the guest exited cleanly or the ``--until`` text appeared, 1 otherwise
-(the diagnostic says why).  ``kvm-info`` says whether KVM is usable here and whether guest
-kernel mode runs at hardware speed.
+output until the guest stops, ``--until`` text appears or ``--timeout`` passes (default
+:data:`DEFAULT_TIMEOUT`, said at start; a heartbeat on stderr shows the guest is still
+running).  The exit status is 0 when the guest exited cleanly or the ``--until`` text
+appeared, 1 otherwise (the diagnostic says why).  ``kvm-info`` says whether KVM is usable
+here, whether guest kernel mode runs at hardware speed, and which exit loop runs (C
+extension or pure Python); ``--json`` prints it as one document.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from sel4vmm.backends.kvm import ioctls
-from sel4vmm.backends.kvm.linux import load_linux
-from sel4vmm.backends.kvm.run import StopReason
-from sel4vmm.backends.kvm.session import KvmSession
-from sel4vmm.backends.kvm.speed import measure_kernel_mode_speed
-from sel4vmm.backends.kvm.system import KvmSystem, kvm_unavailable_reason
+from sel4vmm.cli.options import (
+    BootargsOption,
+    InitrdOption,
+    JsonOption,
+    RamSizeOption,
+    TimeoutOption,
+    UntilOption,
+)
 from sel4vmm.errors import Location, Sel4VmmError
-from sel4vmm.images.blob import ImageBlob
-from sel4vmm.sel4.arch import X86_64
-from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
-from sel4vmm.sel4.platform import Sel4Platform
-from sel4vmm.vm import PoolRequest, VirtualMachine
 
-DEFAULT_CMDLINE = "console=ttyS0 earlyprintk=serial,ttyS0,115200"
+if TYPE_CHECKING:
+    from sel4vmm.vm import VirtualMachine
+
+DEFAULT_BOOTARGS = "console=ttyS0 earlyprintk=serial,ttyS0,115200"
+#: Seconds a kvm-boot runs when ``--timeout`` is not given.
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_RAM_SIZE = 256 << 20
 _POOL_BITS = 28
 _MIB = 1 << 20
+_MIN_RAM = 64 * _MIB
+_PAGE_2M = 2 * _MIB
 
-err_console = Console(stderr=True, highlight=False)
 
+def _linux_vm(ram: int) -> VirtualMachine:
+    """A VM with ``ram`` bytes of RAM at guest 0, backed by 256 MiB pool untyped."""
+    from sel4vmm.sel4.arch import X86_64
+    from sel4vmm.sel4.objects import human_size
+    from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
+    from sel4vmm.sel4.platform import Sel4Platform
+    from sel4vmm.vm import PoolRequest, VirtualMachine
 
-def _linux_vm(ram_mib: int) -> VirtualMachine:
-    """A VM with ``ram_mib`` MiB of RAM at guest 0, backed by 256 MiB pool untyped."""
-    if ram_mib < 64 or ram_mib % 2:
+    if ram < _MIN_RAM or ram % _PAGE_2M:
         raise Sel4VmmError(
-            f"--ram {ram_mib}: x86_64 Linux needs at least 64 MiB, in whole 2 MiB pages",
-            fix="use --ram 256",
+            f"--ram-size {human_size(ram)}: x86_64 Linux needs at least 64 MiB, "
+            "in whole 2 MiB pages",
+            fix="use --ram-size 256M",
         )
-    ram = ram_mib * _MIB
     pools = -(-ram // (1 << _POOL_BITS)) + 1  # one more for page tables and vCPU objects
     physmem = PhysicalMemory([MemoryRange(0, pools << _POOL_BITS, name="ram")])
     vm = VirtualMachine.create(
@@ -56,22 +66,34 @@ def _linux_vm(ram_mib: int) -> VirtualMachine:
 
 
 def kvm_boot(
-    kernel: Annotated[Path, typer.Argument(help="bzImage (/boot/vmlinuz-*) or ELF vmlinux")],
-    cmdline: Annotated[str, typer.Option(help="kernel command line")] = DEFAULT_CMDLINE,
-    initrd: Annotated[Path | None, typer.Option(help="initial ramdisk")] = None,
-    ram: Annotated[int, typer.Option(help="guest RAM in MiB")] = 256,
-    timeout: Annotated[float | None, typer.Option(help="stop the guest after SECONDS")] = None,
-    until: Annotated[
-        str | None, typer.Option(help="stop once the console has printed this text")
-    ] = None,
+    kernel: Annotated[
+        Path,
+        typer.Argument(metavar="KERNEL", help="bzImage (/boot/vmlinuz-*) or ELF vmlinux."),
+    ],
+    bootargs: BootargsOption = None,
+    initrd: InitrdOption = None,
+    ram_size: RamSizeOption = None,
+    timeout: TimeoutOption = None,
+    until: UntilOption = None,
 ) -> None:
     """Boot an x86_64 Linux kernel on KVM with its console on standard output."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from sel4vmm.backends.kvm.linux import load_linux
+    from sel4vmm.backends.kvm.run import StopReason
+    from sel4vmm.backends.kvm.session import KvmSession
+    from sel4vmm.cli.progress import Heartbeat
+    from sel4vmm.images.blob import ImageBlob
+
+    err_console = Console(stderr=True, highlight=False)
+    limit = DEFAULT_TIMEOUT if timeout is None else timeout
     with ImageBlob.open(kernel, role="kernel") as kernel_blob:
         initrd_bytes = None
         if initrd is not None:
             with ImageBlob.open(initrd, role="initrd") as initrd_blob:
                 initrd_bytes = bytes(initrd_blob.data)
-        vm = _linux_vm(ram)
+        vm = _linux_vm(DEFAULT_RAM_SIZE if ram_size is None else ram_size)
         out = sys.stdout.buffer
 
         def show(data: bytes) -> None:
@@ -80,14 +102,22 @@ def kvm_boot(
 
         with KvmSession(vm, uart_output=show) as session:
             boot = load_linux(
-                session, kernel_blob.data, cmdline, initrd=initrd_bytes, kernel_path=str(kernel)
+                session,
+                kernel_blob.data,
+                DEFAULT_BOOTARGS if bootargs is None else bootargs,
+                initrd=initrd_bytes,
+                kernel_path=str(kernel),
             )
+            waiting = f", until '{until}'" if until is not None else ""
             err_console.print(
                 f"[dim]{escape(boot.kernel_format)} at {boot.kernel_addr:#x}, entry "
-                f"{boot.entry:#x}, {len(boot.e820)} E820 ranges[/]"
+                f"{boot.entry:#x}, {len(boot.e820)} E820 ranges; running for at most "
+                f"{limit:g} s (--timeout){escape(waiting)}[/]",
+                soft_wrap=True,
             )
             condition = (lambda: until in session.uart.text()) if until is not None else None
-            outcome = session.run(timeout=timeout, until=condition)
+            with Heartbeat("kvm-boot", limit, lambda: len(session.uart.transmitted)):
+                outcome = session.run(timeout=limit, until=condition)
     if outcome.reason is StopReason.EXITED and outcome.exit_code == 0:
         return
     if (
@@ -96,27 +126,62 @@ def kvm_boot(
         and outcome.diagnostic == ("stop condition met")
     ):
         return
+    if outcome.reason is StopReason.STOPPED and outcome.diagnostic == "stopped by the host":
+        # The only other stopper is the --timeout timer.
+        err_console.print(
+            f"\n[bold red]guest stopped:[/] it was still running after {limit:g} s "
+            "(--timeout); give a longer --timeout to wait more",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     err_console.print(
-        f"\n[bold red]guest stopped ({outcome.reason.value}):[/] {escape(outcome.diagnostic)}"
+        f"\n[bold red]guest stopped ({outcome.reason.value}):[/] {escape(outcome.diagnostic)}",
+        soft_wrap=True,
     )
     raise typer.Exit(1)
 
 
-def kvm_info() -> None:
+def kvm_info(as_json: JsonOption = False) -> None:
     """Say whether KVM guests can run here, and how fast guest kernel mode is."""
+    from sel4vmm.backends.kvm import ioctls
+    from sel4vmm.backends.kvm.speed import measure_kernel_mode_speed
+    from sel4vmm.backends.kvm.system import KvmSystem, kvm_unavailable_reason
+    from sel4vmm.native import describe
+
     reason = kvm_unavailable_reason()
     if reason is not None:
+        if as_json:
+            document = {"schema": "sel4vmm-kvm-info", "version": 1, "available": False}
+            typer.echo(json.dumps({**document, "reason": reason}, indent=2))
+            raise typer.Exit(1)
         raise Sel4VmmError(reason, location=Location("/dev/kvm"))
     with KvmSystem() as system:
         slots = system.check_extension(ioctls.KVM_CAP_NR_MEMSLOTS)
         leaves = system.supported_cpuid().nent
     speed = measure_kernel_mode_speed()
+    verdict = "hardware-backed" if speed.hardware_backed else "NOT hardware-backed"
+    if as_json:
+        document = {
+            "schema": "sel4vmm-kvm-info",
+            "version": 1,
+            "available": True,
+            "api_version": ioctls.KVM_API_VERSION,
+            "memory_slots": slots,
+            "cpuid_leaves": leaves,
+            "kernel_mode_ns_per_iteration": speed.ns_per_iteration,
+            "speed_overridden": speed.overridden,
+            "hardware_backed": speed.hardware_backed,
+            "speed": speed.describe(),
+            "exit_loop": describe("_kvmexit"),
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
     print(
         f"/dev/kvm: KVM API {ioctls.KVM_API_VERSION}, {slots} memory slots, {leaves} CPUID leaves"
     )
     print(speed.describe())
-    verdict = "hardware-backed" if speed.hardware_backed else "NOT hardware-backed"
     print(f"guest kernel mode: {verdict}")
+    print(f"exit loop: {describe('_kvmexit')}")
 
 
 def register(app: typer.Typer) -> None:

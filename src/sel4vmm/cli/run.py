@@ -137,6 +137,9 @@ def run(
     pools: Annotated[
         bool, typer.Option("--pools", help="emulator: back guest RAM from untyped pools, not 1:1")
     ] = False,
+    smmu: Annotated[
+        bool, typer.Option("--smmu", help="emulator: DMA behind an SMMU confining it to guest RAM")
+    ] = False,
     ram_size: Annotated[
         str | None,
         typer.Option(help="emulator: override the guest RAM size (256M, 2G, 0x10000000)"),
@@ -177,6 +180,7 @@ def run(
             "--ram-size": ram_size is not None,
             "--input": send is not None,
             "--vcpus": vcpus is not None,
+            "--smmu": smmu,
         }
         given = [name for name, used in emulator_only.items() if used]
         if given:
@@ -222,6 +226,7 @@ def run(
         until=until,
         as_json=as_json,
         vm=vm,
+        smmu=smmu,
     )
     raise typer.Exit(run_on_emulator(request))
 
@@ -242,6 +247,7 @@ class EmulatorRequest:
     until: str | None = None
     as_json: bool = False
     vm: str | None = None
+    smmu: bool = False
 
 
 def run_on_emulator(request: EmulatorRequest) -> int:
@@ -289,6 +295,7 @@ def run_on_emulator(request: EmulatorRequest) -> int:
                     until=until,
                     stop_check=_stop_check(signals, terminal, timeout),
                     vm_name=request.vm,
+                    smmu=request.smmu,
                 )
         finally:
             signals.restore()
@@ -339,6 +346,8 @@ def _exit_status(result: RunResult, signals: SignalFlag) -> int:
 
 def _report(result: RunResult, status: int, timeout: float | None, default: bool) -> None:
     err = Console(stderr=True, highlight=False)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     reason = result.stop_reason
     if status == 0:
         err.print(f"[green]{escape(result.layout.name)}[/]: {escape(reason.value)}")
@@ -387,6 +396,7 @@ def _run_document(
             "faults_handled": result.faults_handled,
         },
         "diagnostic": str(result.diagnostic) if result.diagnostic is not None else None,
+        "warnings": result.warnings,
         "last_lines": result.last_lines if status != 0 else [],
     }
 

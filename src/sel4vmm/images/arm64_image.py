@@ -10,6 +10,13 @@ Layout (little-endian)::
 The image must sit ``text_offset`` bytes above a 2 MiB-aligned base and the ``image_size``
 bytes from its start (code, data *and* BSS) must be free.  ``image_size == 0`` marks a
 kernel older than 3.17, whose ``text_offset`` is not trustworthy and is 0x80000.
+
+How long the *file* must be is not in this header (``image_size`` counts BSS, which is not
+in the file).  A kernel with an EFI stub (every distribution kernel: ``code0`` starts with
+"MZ" and ``res5`` points at a PE header) says it in its PE/COFF section table: every
+section's raw data (``PointerToRawData + SizeOfRawData``) and the certificate table of a
+signed kernel must be inside the file.  Debian's 6.1 arm64 kernel ends its ``.data`` raw
+data at 0x1f6da00 and its signature exactly at the end of the file; 1 MB of it is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +38,17 @@ BASE_ALIGNMENT = 2 << 20
 LEGACY_TEXT_OFFSET = 0x80000
 
 _HEADER = struct.Struct("<IIQQQQQQII")
+PE_SIGNATURE = b"PE\0\0"
+#: The PE/COFF file header after the signature, and one section header (Microsoft PE format).
+_COFF = struct.Struct("<HHIIIHH")
+_SECTION = struct.Struct("<8sIIIIIIHHI")
+#: PE32+ optional header: the offset of NumberOfRvaAndSizes, and of the data directories.
+_PE32_PLUS = 0x20B
+_NUMBER_OF_RVA_OFFSET = 108
+_DATA_DIRECTORIES_OFFSET = 112
+_CERTIFICATE_DIRECTORY = 4
+#: The PE format allows at most 96 sections.
+_MAX_SECTIONS = 96
 
 FLAG_BIG_ENDIAN = 1 << 0
 FLAG_PAGE_SIZE_SHIFT = 1
@@ -56,6 +74,8 @@ class Arm64ImageHeader:
     flags: int
     pe_offset: int
     file_size: int
+    #: The bytes the file must have by its PE/COFF headers (0 without an EFI stub).
+    required_file_size: int = 0
 
     @property
     def legacy(self) -> bool:
@@ -117,12 +137,14 @@ def parse_arm64_image(data: bytes | memoryview, path: str = "<memory>") -> Arm64
             fix="use arch/arm64/boot/Image (a vmlinux ELF or a compressed Image.gz is not "
             "an Image; decompress Image.gz with gunzip)",
         )
+    efi = bytes(data[:2]) == b"MZ" and pe_offset != 0
     header = Arm64ImageHeader(
         text_offset=text_offset,
         image_size=image_size,
         flags=flags,
         pe_offset=pe_offset,
         file_size=len(data),
+        required_file_size=_pe_file_end(data, pe_offset, path) if efi else 0,
     )
     if header.big_endian:
         raise Sel4VmmError(
@@ -130,4 +152,54 @@ def parse_arm64_image(data: bytes | memoryview, path: str = "<memory>") -> Arm64
             location=Location(path),
             fix="rebuild the kernel without CONFIG_CPU_BIG_ENDIAN",
         )
+    if header.required_file_size > len(data):
+        raise Sel4VmmError(
+            f"truncated arm64 Image: its PE/COFF headers place data up to "
+            f"{header.required_file_size:#x} bytes but the file has {len(data):#x}",
+            location=Location(path),
+            fix="the file was cut short (an interrupted download or copy?); fetch or rebuild it",
+        )
     return header
+
+
+def _pe_file_end(data: bytes | memoryview, pe_offset: int, path: str) -> int:
+    """Where the last section's raw data, or the certificate table, ends in the file."""
+    where = Location(path)
+    coff = pe_offset + len(PE_SIGNATURE)
+    require(data, coff + _COFF.size, "arm64 Image PE header", path)
+    if bytes(data[pe_offset:coff]) != PE_SIGNATURE:
+        raise Sel4VmmError(
+            f"corrupt arm64 Image: code0 is 'MZ' (an EFI stub) but there is no PE header at "
+            f"res5 = {pe_offset:#x}",
+            location=where,
+            fix="rebuild the kernel; the file is damaged",
+        )
+    _machine, sections, _time, _symbols, _count, optional_size, _flags = _COFF.unpack_from(
+        data, pe_offset + 4
+    )
+    if sections > _MAX_SECTIONS:
+        raise Sel4VmmError(
+            f"corrupt arm64 Image: the PE header lists {sections} sections (at most "
+            f"{_MAX_SECTIONS} exist)",
+            location=where,
+            fix="rebuild the kernel; the file is damaged",
+        )
+    optional = coff + _COFF.size
+    table = optional + optional_size
+    require(data, table + sections * _SECTION.size, "arm64 Image PE section table", path)
+    end = table + sections * _SECTION.size
+    for index in range(sections):
+        fields = _SECTION.unpack_from(data, table + index * _SECTION.size)
+        raw_size, raw_pointer = fields[3], fields[4]
+        if raw_size:
+            end = max(end, raw_pointer + raw_size)
+    # A signed kernel's certificate table: its "RVA" is a file offset (PE format, 4.7).
+    if optional_size >= _DATA_DIRECTORIES_OFFSET + 8 * (_CERTIFICATE_DIRECTORY + 1):
+        (magic,) = struct.unpack_from("<H", data, optional)
+        (directories,) = struct.unpack_from("<I", data, optional + _NUMBER_OF_RVA_OFFSET)
+        if magic == _PE32_PLUS and directories > _CERTIFICATE_DIRECTORY:
+            at = optional + _DATA_DIRECTORIES_OFFSET + 8 * _CERTIFICATE_DIRECTORY
+            cert_offset, cert_size = struct.unpack_from("<II", data, at)
+            if cert_size:
+                end = max(end, cert_offset + cert_size)
+    return int(end)

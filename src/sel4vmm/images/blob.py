@@ -17,7 +17,11 @@ import mmap
 import os
 
 from sel4vmm.closing import Closing
-from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.errors import Location, Sel4VmmError, open_regular_file
+
+#: Files whose guest is not known yet are mapped up to this size (mapping costs no memory;
+#: placement then checks the image against the guest's RAM).
+DEFAULT_MAX_IMAGE_BYTES = 4 << 30
 
 
 class ImageBlob(Closing):
@@ -29,40 +33,54 @@ class ImageBlob(Closing):
         self._view = memoryview(data).cast("B")
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, role: str = "image") -> ImageBlob:
-        """Map ``path``; a missing, unreadable or empty file is a user error.
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        role: str = "image",
+        max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        fix: str | None = None,
+    ) -> ImageBlob:
+        """Map ``path``; a missing, unreadable, empty, oversized or non-regular file (a FIFO,
+        a device, a symlink to one) is a user error.
 
         Empty files are refused here because every format (and the loaders of libvmm and
         CAmkES, which print "has zero size") treat a zero-length image as a broken build.
+        ``max_bytes`` is what can fit the guest (its RAM) or the format's own limit.
         """
         name = os.fspath(path)
         try:
-            with open(name, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
+            fd, size = open_regular_file(
+                name,
+                f"the {role} file",
+                fix or f"pass the {role} file itself, of at most {max_bytes} bytes",
+                max_bytes=max_bytes,
+            )
+            try:
                 if size == 0:
                     raise Sel4VmmError(
                         f"the {role} file is empty (0 bytes)",
                         location=Location(name),
                         fix=f"rebuild the {role} or point at the right file",
                     )
-                mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+                mapping = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise Sel4VmmError(
                 f"the {role} file does not exist",
                 location=Location(name),
                 fix="check the path (relative paths are taken from the current directory)",
             ) from None
-        except IsADirectoryError:
-            raise Sel4VmmError(
-                f"the {role} path is a directory, not a file",
-                location=Location(name),
-                fix=f"name the {role} file inside it",
-            ) from None
         except PermissionError:
             raise Sel4VmmError(
                 f"the {role} file cannot be read (permission denied)",
                 location=Location(name),
                 fix="make it readable by the current user",
+            ) from None
+        except OSError as error:
+            raise Sel4VmmError(
+                f"cannot read the {role} file: {error.strerror}", location=Location(name)
             ) from None
         blob = cls(b"", name)
         blob._mmap = mapping

@@ -2,8 +2,9 @@
 
 Initrds are normally gzip'd cpio archives, and distribution arm64 kernels ship as
 ``Image.gz`` (Debian's ``vmlinuz``): the arm64 boot protocol has no decompressor, so a VMM
-must inflate them first.  gzip is handled with :mod:`zlib` and checked against its CRC32 and
-length trailer so a truncated download fails here.  xz, zstd, lz4, bzip2 and lzma are only
+must inflate them first.  gzip is handled with :mod:`zlib`, streamed into one buffer bounded by the
+guest's RAM, and checked against its CRC32 and length trailer so a truncated download fails
+here.  xz, zstd, lz4, bzip2 and lzma are only
 *recognised*, so the error can say "this is xz; decompress it" rather than "unknown format".
 """
 
@@ -95,50 +96,96 @@ def parse_gzip_header(data: bytes | memoryview, path: str = "<memory>") -> GzipH
     return GzipHeader(method, flags, mtime, name, offset, isize)
 
 
-def gunzip(data: bytes | memoryview, path: str = "<memory>", *, limit: int = 1 << 32) -> bytes:
+#: Input fed to zlib per call when a member starts: an empty member (20 bytes) then costs a
+#: small copy of what follows, so many members stay linear; the chunk doubles while a
+#: member goes on, up to :data:`_MAX_INPUT_CHUNK`.
+_FIRST_INPUT_CHUNK = 256
+_MAX_INPUT_CHUNK = 1 << 20
+#: Output produced per call, so the size limit is checked as the data grows.
+_OUTPUT_CHUNK = 1 << 20
+#: Without a guest to size it by, inflated data is bounded by this.
+DEFAULT_INFLATE_LIMIT = 4 << 30
+
+
+def gunzip(
+    data: bytes | memoryview,
+    path: str = "<memory>",
+    *,
+    limit: int = DEFAULT_INFLATE_LIMIT,
+    limit_reason: str = "",
+) -> bytearray:
     """Inflate every gzip member of ``data``; a truncated or corrupt stream is a user error.
 
-    ``limit`` bounds the output so a hostile or mistaken input cannot exhaust memory.
+    The output is streamed into one buffer and stops as soon as it passes ``limit`` (what
+    fits the guest's RAM; ``limit_reason`` says so in the error), so a 3 MB bomb costs at
+    most ``limit`` bytes and the time to make them, never a copy of the whole.  Each member
+    is fed in growing chunks, so a stream of many tiny members is linear, not quadratic.
     """
     where = Location(path)
     parse_gzip_header(data, path)
     out = bytearray()
     view = memoryview(data).cast("B")
-    while view:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    offset = 0
+    while True:
+        offset = _inflate_member(view, offset, out, where, limit, limit_reason)
+        # Concatenated members are legal (the kernel's initramfs unpacker accepts them);
+        # trailing zero padding (from dd or block alignment) is ignored like gzip -d does.
+        if offset == len(view):
+            break
+        if view[offset : offset + 2] == GZIP_MAGIC:
+            continue
+        if not bytes(view[offset:]).strip(b"\0"):
+            break
+        raise Sel4VmmError(
+            "corrupt gzip file: garbage after the compressed stream",
+            location=where,
+            fix="re-create the file",
+        )
+    return out
+
+
+def _inflate_member(
+    view: memoryview,
+    offset: int,
+    out: bytearray,
+    where: Location,
+    limit: int,
+    limit_reason: str,
+) -> int:
+    """Inflate the member at ``offset`` onto ``out``; return the offset after it."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    chunk = _FIRST_INPUT_CHUNK
+    pending: bytes | memoryview = b""
+    while not inflater.eof:
+        if not pending and offset < len(view):
+            pending = view[offset : offset + chunk]
+            offset += len(pending)
+            chunk = min(chunk * 2, _MAX_INPUT_CHUNK)
         try:
-            out += inflater.decompress(view, limit - len(out) + 1)
+            produced = inflater.decompress(pending, _OUTPUT_CHUNK)
         except zlib.error as error:
             raise Sel4VmmError(
                 f"corrupt gzip data: {error}",
                 location=where,
                 fix="the file is damaged; re-create or re-download it",
             ) from None
+        pending = inflater.unconsumed_tail
+        out += produced
         if len(out) > limit:
+            reason = f", {limit_reason}" if limit_reason else ""
             raise Sel4VmmError(
-                f"gzip data inflates to more than {limit:#x} bytes",
+                f"the gzip data inflates to more than {limit} bytes{reason}",
                 location=where,
-                fix="use a smaller image",
+                fix="use a smaller image, or give the guest more RAM",
             )
-        if not inflater.eof:
+        if not produced and not pending and offset >= len(view) and not inflater.eof:
             raise Sel4VmmError(
                 "truncated gzip file: the compressed stream ends early",
                 location=where,
                 fix="the file was cut short; re-create or re-download it",
             )
-        rest = inflater.unused_data
-        # Concatenated members are legal (the kernel's initramfs unpacker accepts them);
-        # trailing zero padding (from dd or block alignment) is ignored like gzip -d does.
-        if not rest.strip(b"\0"):
-            break
-        view = memoryview(rest)
-        if not is_gzip(view):
-            raise Sel4VmmError(
-                "corrupt gzip file: garbage after the compressed stream",
-                location=where,
-                fix="re-create the file",
-            )
-    return bytes(out)
+    # What zlib read past the member's end belongs to the next member.
+    return offset - len(pending) - len(inflater.unused_data)
 
 
 def gzip_bytes(data: bytes | memoryview, *, level: int = 9) -> bytes:

@@ -110,6 +110,46 @@ def write_newc(entries: list[CpioEntry]) -> bytes:
     return bytes(out)
 
 
+#: The 13 header fields after the magic, each exactly 8 hex digits (the kernel's
+#: ``Documentation/driver-api/early-userspace/buffer-format.rst``).
+FIELD_NAMES = (
+    "c_ino",
+    "c_mode",
+    "c_uid",
+    "c_gid",
+    "c_nlink",
+    "c_mtime",
+    "c_filesize",
+    "c_maj",
+    "c_min",
+    "c_rmaj",
+    "c_rmin",
+    "c_namesize",
+    "c_chksum",
+)
+#: Linux's PATH_MAX, which counts the terminating NUL as c_namesize does.
+MAX_NAME_SIZE = 4096
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _header_fields(raw: bytes, pos: int, where: Location) -> list[int]:
+    """The 13 fields as unsigned numbers; a sign, a space or any non-hex digit (``int()``
+    would take ``-0000070`` as -112 and the reader would walk backwards forever) is refused,
+    naming the field."""
+    fields = []
+    for index, name in enumerate(FIELD_NAMES):
+        digits = raw[8 * index : 8 * index + 8]
+        if len(digits) != 8 or not _HEX_DIGITS.issuperset(digits):
+            raise Sel4VmmError(
+                f"corrupt cpio header at offset {pos:#x}: {name} is "
+                f"{digits.decode('latin-1')!r}, not 8 hexadecimal digits",
+                location=where,
+                fix="rebuild the archive",
+            )
+        fields.append(int(digits, 16))
+    return fields
+
+
 def read_newc(data: bytes | memoryview, path: str = "<memory>") -> list[CpioEntry]:
     """Parse every archive in ``data``; truncation, bad magic or bad hex are user errors."""
     where = Location(path)
@@ -148,20 +188,20 @@ def read_newc(data: bytes | memoryview, path: str = "<memory>") -> list[CpioEntr
                 location=where,
                 fix=hint,
             )
-        try:
-            fields = [int(bytes(view[pos + 6 + 8 * i : pos + 14 + 8 * i]), 16) for i in range(13)]
-        except ValueError:
-            raise Sel4VmmError(
-                f"corrupt cpio header at offset {pos:#x}: a field is not hexadecimal",
-                location=where,
-                fix="rebuild the archive",
-            ) from None
+        fields = _header_fields(bytes(view[pos + 6 : pos + HEADER_SIZE]), pos, where)
         (_ino, mode, uid, gid, nlink, mtime, file_size, _maj, _min, rmaj, rmin, name_size, _c) = (
             fields
         )
         name_start = pos + HEADER_SIZE
         data_start = name_start + name_size + _pad4(HEADER_SIZE + name_size)
         data_end = data_start + file_size
+        if name_size > MAX_NAME_SIZE:
+            raise Sel4VmmError(
+                f"corrupt cpio header at offset {pos:#x}: c_namesize is {name_size}, longer "
+                f"than a path can be ({MAX_NAME_SIZE} bytes with its NUL)",
+                location=where,
+                fix="rebuild the archive",
+            )
         if name_size == 0 or data_end > len(view):
             raise Sel4VmmError(
                 f"truncated cpio archive: the entry at offset {pos:#x} needs bytes up to "
@@ -262,7 +302,10 @@ class InitramfsBuilder:
                 elif stat.S_ISDIR(info.st_mode):
                     self.add_directory(inside, perms)
                 elif stat.S_ISREG(info.st_mode):
-                    self.add_file(inside, host.read_bytes(), perms)
+                    data = read_user_file(
+                        host, f"{host}", "check the directory given for the initramfs"
+                    )
+                    self.add_file(inside, data, perms)
 
     def add_busybox(
         self,

@@ -110,13 +110,42 @@ def _wrong_role(kind: ImageKind, role: str, path: str) -> Sel4VmmError:
     )
 
 
-def _kernel_from_bytes(blob: ImageBlob, path: str, arch: str | None, depth: int = 0) -> KernelImage:
+def _inflate(data: memoryview, path: str, guest_ram: int | None, role: str) -> memoryview:
+    """Inflate a gzip'd image (zero-copy view of the one buffer), bounded by the guest's
+    RAM when it is known."""
+    if guest_ram is None:
+        return memoryview(compression.gunzip(data, path))
+    return memoryview(
+        compression.gunzip(
+            data,
+            path,
+            limit=guest_ram,
+            limit_reason=f"more than the guest's {guest_ram} bytes of RAM can hold as its {role}",
+        )
+    )
+
+
+def _open(name: str, role: str, guest_ram: int | None) -> ImageBlob:
+    """Map an image file, bounded by the guest's RAM when it is known."""
+    if guest_ram is None:
+        return ImageBlob.open(name, role=role)
+    return ImageBlob.open(
+        name,
+        role=role,
+        max_bytes=guest_ram,
+        fix=f"the guest has {guest_ram} bytes of RAM: give it more, or use a smaller file",
+    )
+
+
+def _kernel_from_bytes(
+    blob: ImageBlob, path: str, arch: str | None, depth: int = 0, guest_ram: int | None = None
+) -> KernelImage:
     data = blob.data
     kind = detect(data)
     header: KernelHeader
     notes: list[Finding] = []
     if kind is ImageKind.GZIP and depth == 0:
-        inflated = compression.gunzip(data, path)
+        inflated = _inflate(data, path, guest_ram, "kernel")
         inner = _kernel_from_bytes(ImageBlob(inflated, path), path, arch, depth + 1)
         inner.description = f"gzip-compressed {inner.description}"
         inner.notes.insert(
@@ -217,10 +246,13 @@ def _kernel_from_bytes(blob: ImageBlob, path: str, arch: str | None, depth: int 
     return KernelImage(blob, requirements, header, description, path, notes)
 
 
-def read_kernel(path: str | os.PathLike[str], *, arch: str | None = None) -> KernelImage:
-    """Open, identify and check a kernel for a VM of ``arch`` (any if None)."""
+def read_kernel(
+    path: str | os.PathLike[str], *, arch: str | None = None, guest_ram: int | None = None
+) -> KernelImage:
+    """Open, identify and check a kernel for a VM of ``arch`` (any if None); with
+    ``guest_ram`` (bytes) the file and its inflated form are bounded by it."""
     name = os.fspath(path)
-    return _kernel_from_bytes(ImageBlob.open(name, role="kernel"), name, arch)
+    return _kernel_from_bytes(_open(name, "kernel", guest_ram), name, arch, guest_ram=guest_ram)
 
 
 def kernel_from_bytes(
@@ -230,7 +262,9 @@ def kernel_from_bytes(
     return _kernel_from_bytes(ImageBlob(data, path), path, arch)
 
 
-def read_initrd(path: str | os.PathLike[str], *, verify: bool = True) -> InitrdImage:
+def read_initrd(
+    path: str | os.PathLike[str], *, verify: bool = True, guest_ram: int | None = None
+) -> InitrdImage:
     """Open and check an initial RAM disk.
 
     With ``verify`` a gzip'd initrd is inflated once to prove it is complete (a truncated
@@ -238,11 +272,13 @@ def read_initrd(path: str | os.PathLike[str], *, verify: bool = True) -> InitrdI
     checked to be a newc archive.
     """
     name = os.fspath(path)
-    blob = ImageBlob.open(name, role="initrd")
-    return initrd_from_blob(blob, verify=verify)
+    blob = _open(name, "initrd", guest_ram)
+    return initrd_from_blob(blob, verify=verify, guest_ram=guest_ram)
 
 
-def initrd_from_blob(blob: ImageBlob, *, verify: bool = True) -> InitrdImage:
+def initrd_from_blob(
+    blob: ImageBlob, *, verify: bool = True, guest_ram: int | None = None
+) -> InitrdImage:
     name = blob.path
     kind = detect(blob.data)
     notes: list[Finding] = []
@@ -252,7 +288,7 @@ def initrd_from_blob(blob: ImageBlob, *, verify: bool = True) -> InitrdImage:
     if kind is ImageKind.GZIP:
         compression.parse_gzip_header(blob.data, name)
         method = "gzip"
-        inner = compression.gunzip(blob.data, name) if verify else None
+        inner = _inflate(blob.data, name, guest_ram, "initramfs") if verify else None
         if inner is not None:
             if detect(inner) is ImageKind.CPIO:
                 entries = cpio.read_newc(inner, name)
@@ -286,7 +322,12 @@ def initrd_from_blob(blob: ImageBlob, *, verify: bool = True) -> InitrdImage:
 
 def read_dtb(path: str | os.PathLike[str]) -> dtb.DeviceTree:
     name = os.fspath(path)
-    with ImageBlob.open(name, role="device tree") as blob:
+    with ImageBlob.open(
+        name,
+        role="device tree",
+        max_bytes=dtb.LINUX_MAX_DTB_SIZE,
+        fix="Linux refuses device trees over 2 MiB (arm64 booting.rst); pass the board's .dtb",
+    ) as blob:
         kind = detect(blob.data)
         if kind is not ImageKind.DTB:
             if kind is ImageKind.UNKNOWN and b"/dts-v1/" in bytes(blob.data[:4096]):

@@ -2,7 +2,9 @@
 
 What a VMM changes in the guest's device tree is small and fixed: the ``/memory`` node (the
 guest RAM windows), and ``/chosen`` (``bootargs``, ``stdout-path``, and the initrd's
-``linux,initrd-start``/``linux,initrd-end``).  Cells are written in the widths the root's
+``linux,initrd-start``/``linux,initrd-end``).  The blob is checked completely first
+(:mod:`sel4vmm.images.fdt_check`) and edited as Python objects, so a corrupt or hostile
+tree is one located error.  Cells are written in the widths the root's
 ``#address-cells``/``#size-cells`` declare, because a 32-bit-cell tree with 64-bit values
 is silently misread by the kernel.
 
@@ -17,85 +19,27 @@ compiled with ``-@`` and applied with ``fdtoverlay``.
 from __future__ import annotations
 
 import re
-import shutil
-import struct
-import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import libfdt
+from sel4vmm.errors import Location, Sel4VmmError, read_user_file
+from sel4vmm.images.fdt_check import (
+    DTB_MAGIC,
+    HEADER_SIZE,
+    DtbHeader,
+    is_dtb,
+    parse_dtb_header,
+)
+from sel4vmm.images.fdt_tree import Fdt, FdtNode, read_fdt
+from sel4vmm.subprocesses import find_tool, run_tool
 
-from sel4vmm.errors import Location, Sel4VmmError
-from sel4vmm.images.blob import require
+__all__ = ["DTB_MAGIC", "HEADER_SIZE", "DeviceTree", "DtbHeader", "is_dtb", "parse_dtb_header"]
 
-DTB_MAGIC = 0xD00DFEED
-HEADER_SIZE = 40
 #: Linux (arm64 booting.rst, and libvmm's check) refuses device trees larger than this.
 LINUX_MAX_DTB_SIZE = 2 << 20
-#: Linux needs version 17 structure blocks (16 is read too); older ones lack fields.
-MIN_VERSION = 16
-#: Room added before editing so new nodes and properties fit; the result is packed.
-EDIT_SLACK = 64 * 1024
-
-_HEADER = struct.Struct(">10I")
-
-
-@dataclass(frozen=True)
-class DtbHeader:
-    totalsize: int
-    off_dt_struct: int
-    off_dt_strings: int
-    off_mem_rsvmap: int
-    version: int
-    last_comp_version: int
-    boot_cpuid_phys: int
-    size_dt_strings: int
-    size_dt_struct: int
-
-
-def is_dtb(data: bytes | memoryview) -> bool:
-    return len(data) >= 4 and struct.unpack_from(">I", data, 0)[0] == DTB_MAGIC
-
-
-def parse_dtb_header(data: bytes | memoryview, path: str = "<memory>") -> DtbHeader:
-    """Check magic, version and that the file holds ``totalsize`` bytes."""
-    where = Location(path)
-    require(data, HEADER_SIZE, "device tree header", path)
-    fields = _HEADER.unpack_from(data, 0)
-    if fields[0] != DTB_MAGIC:
-        raise Sel4VmmError(
-            f"not a device tree blob: magic is {fields[0]:#010x}, expected {DTB_MAGIC:#010x}",
-            location=where,
-            fix="pass a compiled .dtb (compile a .dts with --dts or 'dtc -I dts -O dtb')",
-        )
-    header = DtbHeader(*fields[1:])
-    if header.totalsize > len(data):
-        raise Sel4VmmError(
-            f"truncated device tree: totalsize is {header.totalsize:#x} but the file has "
-            f"{len(data):#x} bytes",
-            location=where,
-            fix="the file was cut short; recompile it",
-        )
-    if header.version < MIN_VERSION:
-        raise Sel4VmmError(
-            f"device tree version {header.version} is too old (Linux reads {MIN_VERSION}+)",
-            location=where,
-            fix="recompile the source with a current dtc",
-        )
-    for name, offset in (
-        ("structure block", header.off_dt_struct + header.size_dt_struct),
-        ("strings block", header.off_dt_strings + header.size_dt_strings),
-    ):
-        if offset > header.totalsize:
-            raise Sel4VmmError(
-                f"corrupt device tree: the {name} ends at {offset:#x}, past totalsize "
-                f"{header.totalsize:#x}",
-                location=where,
-                fix="recompile it",
-            )
-    return header
+#: Linux's OF_MAX_ADDR_CELLS: no binding uses wider addresses or sizes.
+MAX_CELLS = 4
 
 
 def _encode_cells(value: int, cells: int, what: str) -> bytes:
@@ -112,96 +56,95 @@ def _decode_cells(raw: bytes) -> int:
 
 
 class DeviceTree:
-    """An editable flattened device tree (pylibfdt underneath)."""
+    """An editable device tree (:mod:`sel4vmm.images.fdt_tree` over a fully checked blob)."""
 
     def __init__(self, data: bytes | memoryview, path: str = "<memory>") -> None:
-        header = parse_dtb_header(data, path)
         self.path = path
-        try:
-            self._fdt = libfdt.Fdt(bytes(data[: header.totalsize]))
-            # Walk every node: libfdt's header check alone misses a damaged structure block.
-            offset = 0
-            depth = 0
-            while True:
-                offset, depth = self._fdt.next_node(offset, depth, libfdt.QUIET_NOTFOUND)
-                if offset == -libfdt.NOTFOUND or (offset >= 0 and depth < 0):
-                    break  # past the root's end node: the whole tree was walked
-                if offset < 0:
-                    raise libfdt.FdtException(offset)
-        except libfdt.FdtException as error:
-            raise Sel4VmmError(
-                f"corrupt device tree: {error}", location=Location(path), fix="recompile it"
-            ) from None
+        self._tree: Fdt = read_fdt(data, path)
 
     @classmethod
     def empty(cls, *, address_cells: int = 2, size_cells: int = 2) -> DeviceTree:
         """A root node with the given cell sizes, for VMs whose config asks for a
         generated device tree and gives no base."""
-        fdt = libfdt.Fdt.create_empty_tree(4096)
-        fdt.setprop_u32(0, "#address-cells", address_cells)
-        fdt.setprop_u32(0, "#size-cells", size_cells)
-        fdt.pack()
-        return cls(bytes(fdt.as_bytearray()))
+        root = FdtNode("")
+        root.properties["#address-cells"] = address_cells.to_bytes(4, "big")
+        root.properties["#size-cells"] = size_cells.to_bytes(4, "big")
+        return cls(Fdt(root).to_bytes())
 
     # -- reading -------------------------------------------------------------------------
 
-    def _node(self, path: str) -> int | None:
-        offset: int = self._fdt.path_offset(path, libfdt.QUIET_NOTFOUND)
-        return offset if offset >= 0 else None
+    def _error(self, message: str, fix: str) -> Sel4VmmError:
+        return Sel4VmmError(message, location=Location(self.path), fix=fix)
 
-    def _cells(self, name: str, default: int) -> int:
-        prop = self._fdt.getprop(0, name, libfdt.QUIET_NOTFOUND)
-        if isinstance(prop, int):
+    def _cells(self, name: str, default: int, minimum: int) -> int:
+        raw = self._tree.root.properties.get(name)
+        if raw is None:
             return default
-        return int(prop.as_uint32())
+        if len(raw) != 4:
+            raise self._error(
+                f"the root node's {name} is {len(raw)} bytes long; it must be one cell (4 bytes)",
+                f"write it as '{name} = <2>;'",
+            )
+        value = _decode_cells(raw)
+        if not minimum <= value <= MAX_CELLS:
+            raise self._error(
+                f"the root node's {name} is {value}; sel4vmm writes /memory and /chosen "
+                f"with {minimum} to {MAX_CELLS} cells",
+                f"set '{name} = <2>;' in the root node",
+            )
+        return value
 
     @property
     def address_cells(self) -> int:
-        return self._cells("#address-cells", 2)
+        return self._cells("#address-cells", 2, 1)
 
     @property
     def size_cells(self) -> int:
-        return self._cells("#size-cells", 1)
+        return self._cells("#size-cells", 1, 1)
 
-    def _prop_bytes(self, node: int, name: str) -> bytes | None:
-        prop = self._fdt.getprop(node, name, libfdt.QUIET_NOTFOUND)
-        return None if isinstance(prop, int) else bytes(prop)
+    def _root_children(self) -> list[FdtNode]:
+        return list(self._tree.root.children)
 
-    def _prop_str(self, node: int, name: str) -> str | None:
-        raw = self._prop_bytes(node, name)
-        return None if raw is None else raw.split(b"\0", 1)[0].decode()
-
-    def _root_children(self) -> list[tuple[int, str]]:
-        children = []
-        child: int = self._fdt.first_subnode(0, libfdt.QUIET_NOTFOUND)
-        while child >= 0:
-            children.append((child, str(self._fdt.get_name(child))))
-            child = self._fdt.next_subnode(child, libfdt.QUIET_NOTFOUND)
-        return children
+    @staticmethod
+    def _is_memory(node: FdtNode) -> bool:
+        return node.properties.get("device_type", b"").split(b"\0", 1)[0] == b"memory"
 
     def memory_ranges(self) -> list[tuple[int, int]]:
         """``(base, size)`` of every ``device_type = "memory"`` node's ``reg`` entries."""
         ac, sc = self.address_cells, self.size_cells
         stride = 4 * (ac + sc)
         ranges = []
-        for node, _name in self._root_children():
-            if self._prop_str(node, "device_type") != "memory":
+        for node in self._root_children():
+            if not self._is_memory(node):
                 continue
-            reg = self._prop_bytes(node, "reg") or b""
-            for i in range(0, len(reg) - stride + 1, stride):
+            reg = node.properties.get("reg", b"")
+            if len(reg) % stride:
+                raise self._error(
+                    f"/{node.name}: reg is {len(reg)} bytes, not a whole number of "
+                    f"(address, size) entries of {ac}+{sc} cells ({stride} bytes)",
+                    "write reg with the root's #address-cells and #size-cells",
+                )
+            for i in range(0, len(reg), stride):
                 base = _decode_cells(reg[i : i + 4 * ac])
                 size = _decode_cells(reg[i + 4 * ac : i + stride])
                 ranges.append((base, size))
         return sorted(ranges)
 
     def chosen(self, name: str) -> bytes | None:
-        node = self._node("/chosen")
-        return None if node is None else self._prop_bytes(node, name)
+        node = self._tree.find("/chosen")
+        return None if node is None else node.properties.get(name)
 
     @property
     def bootargs(self) -> str | None:
         raw = self.chosen("bootargs")
-        return None if raw is None else raw.split(b"\0", 1)[0].decode()
+        if raw is None:
+            return None
+        try:
+            return raw.split(b"\0", 1)[0].decode()
+        except UnicodeDecodeError:
+            raise self._error(
+                "/chosen: bootargs is not UTF-8 text", "write bootargs as a plain string"
+            ) from None
 
     @property
     def initrd(self) -> tuple[int, int] | None:
@@ -213,13 +156,12 @@ class DeviceTree:
 
     # -- editing -------------------------------------------------------------------------
 
-    def _edit(self) -> None:
-        self._fdt.resize(self._fdt.totalsize() + EDIT_SLACK)
-
-    def _ensure_node(self, name: str) -> int:
-        node = self._node("/" + name)
+    def _ensure_node(self, name: str) -> FdtNode:
+        node = self._tree.root.child(name)
         if node is None:
-            node = int(self._fdt.add_subnode(0, name))
+            # libfdt's fdt_add_subnode puts a new node before its siblings; so does this.
+            node = FdtNode(name)
+            self._tree.root.children.insert(0, node)
         return node
 
     def set_memory(self, ranges: Sequence[tuple[int, int]]) -> None:
@@ -232,22 +174,12 @@ class DeviceTree:
             )
             for base, size in sorted(ranges)
         ]
-        self._edit()
-        while True:
-            doomed = [
-                node
-                for node, _ in self._root_children()
-                if self._prop_str(node, "device_type") == "memory"
-            ]
-            if not doomed:
-                break
-            self._fdt.del_node(doomed[0])
-        # libfdt adds a subnode before its siblings, so add the highest first.
+        root = self._tree.root
+        root.children = [node for node in root.children if not self._is_memory(node)]
         for base, reg in reversed(encoded):
             node = self._ensure_node(f"memory@{base:x}")
-            self._fdt.setprop_str(node, "device_type", "memory")
-            self._fdt.setprop(node, "reg", reg)
-        self._fdt.pack()
+            node.properties["device_type"] = b"memory\0"
+            node.properties["reg"] = reg
 
     def set_chosen(
         self,
@@ -265,61 +197,65 @@ class DeviceTree:
                 _encode_cells(start, ac, "initrd start"),
                 _encode_cells(end, ac, "initrd end"),
             )
-        self._edit()
         node = self._ensure_node("chosen")
         if bootargs is not None:
-            self._fdt.setprop_str(node, "bootargs", bootargs)
+            node.properties["bootargs"] = bootargs.encode() + b"\0"
         if stdout_path is not None:
-            self._fdt.setprop_str(node, "stdout-path", stdout_path)
+            node.properties["stdout-path"] = stdout_path.encode() + b"\0"
         if cells is not None:
-            self._fdt.setprop(node, "linux,initrd-start", cells[0])
-            self._fdt.setprop(node, "linux,initrd-end", cells[1])
-        self._fdt.pack()
+            node.properties["linux,initrd-start"] = cells[0]
+            node.properties["linux,initrd-end"] = cells[1]
 
     def remove_initrd(self) -> None:
         """Drop stale initrd properties (a base DTB written for another layout)."""
-        node = self._node("/chosen")
+        node = self._tree.find("/chosen")
         if node is None:
             return
         for name in ("linux,initrd-start", "linux,initrd-end"):
-            self._fdt.delprop(node, name, libfdt.QUIET_NOTFOUND)
-        self._fdt.pack()
+            node.properties.pop(name, None)
 
     def to_bytes(self) -> bytes:
-        self._fdt.pack()
-        return bytes(self._fdt.as_bytearray())
+        return self._tree.to_bytes()
 
     @property
     def size(self) -> int:
-        return int(self._fdt.totalsize())
+        return len(self.to_bytes())
 
 
 # -- compiling ---------------------------------------------------------------------------
 
 
+#: How long dtc and fdtoverlay may take: real trees compile in milliseconds.
+DTC_TIMEOUT = 60.0
+#: The most output kept from them: Linux refuses trees over 2 MiB anyway.
+DTC_MAX_OUTPUT = 16 << 20
+#: Their address-space limit: real trees need a few MiB.
+DTC_MAX_MEMORY = 2 << 30
+
+
 def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise Sel4VmmError(
-            f"'{name}' is not installed; it is needed to compile device tree sources",
-            fix="install it (Debian/Ubuntu: apt-get install device-tree-compiler)",
-        )
-    return found
+    return find_tool(name, package="device-tree-compiler", purpose="to compile device tree sources")
 
 
 _DTC_POSITION = re.compile(r"<stdin>:(\d+)(?:\.(\d+))?")
 
 
+#: Device tree sources are text a person wrote: a few MiB at most.
+MAX_SOURCE_BYTES = 16 << 20
+
+
 def _read_source(path: Path, role: str) -> str:
-    try:
-        return path.read_text()
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         raise Sel4VmmError(
             f"the {role} does not exist", location=Location(str(path)), fix="check the path"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
+        )
+    data = read_user_file(path, f"the {role}", "check the path", max_bytes=MAX_SOURCE_BYTES)
+    try:
+        return data.decode()
+    except UnicodeDecodeError as error:
         raise Sel4VmmError(
-            f"cannot read the {role}: {error}", location=Location(str(path))
+            f"cannot read the {role}: it is not UTF-8 text (byte {error.start})",
+            location=Location(str(path)),
         ) from None
 
 
@@ -390,7 +326,14 @@ def _run_dtc(
     for directory in [pieces[0][1].parent, *include_dirs]:
         command += ["-i", str(directory)]
     command.append("-")
-    result = subprocess.run(command, input=source.encode(), capture_output=True, check=False)
+    result = run_tool(
+        command,
+        input=source.encode(),
+        timeout=DTC_TIMEOUT,
+        max_output=DTC_MAX_OUTPUT,
+        max_memory=DTC_MAX_MEMORY,
+        location=Location(str(pieces[0][1])),
+    )
     if result.returncode != 0 or not result.stdout:
         message = result.stderr.decode(errors="replace").strip() or "dtc failed"
         match = _DTC_POSITION.search(message)
@@ -399,10 +342,16 @@ def _run_dtc(
             path, line = _locate(int(match.group(1)), pieces)
             location = Location(str(path), line, int(match.group(2) or 0))
         first_line = message.splitlines()[0]
+        out_of_memory = "alloc" in first_line and "failed" in first_line
         raise Sel4VmmError(
             f"dtc: {_DTC_POSITION.sub('', first_line).strip(' :')}",
             location=location,
-            fix="correct the device tree source at that line",
+            fix=(
+                f"dtc ran out of the {DTC_MAX_MEMORY >> 30} GiB it may use: check /incbin/ "
+                "and /include/ for a device or a huge file"
+                if out_of_memory
+                else "correct the device tree source at that line"
+            ),
         )
     return result.stdout
 
@@ -414,10 +363,12 @@ def apply_overlay(base: bytes, overlay: bytes, *, overlay_name: str = "overlay")
         base_file, overlay_file, out_file = (Path(tmp) / n for n in ("b.dtb", "o.dtbo", "r.dtb"))
         base_file.write_bytes(base)
         overlay_file.write_bytes(overlay)
-        result = subprocess.run(
+        result = run_tool(
             [tool, "-i", str(base_file), "-o", str(out_file), str(overlay_file)],
-            capture_output=True,
-            check=False,
+            timeout=DTC_TIMEOUT,
+            max_output=DTC_MAX_OUTPUT,
+            max_memory=DTC_MAX_MEMORY,
+            location=Location(overlay_name),
         )
         if result.returncode != 0:
             message = result.stderr.decode(errors="replace").strip().splitlines()
@@ -426,4 +377,6 @@ def apply_overlay(base: bytes, overlay: bytes, *, overlay_name: str = "overlay")
                 location=Location(overlay_name),
                 fix="check that every target/label the overlay names exists in the base tree",
             )
-        return out_file.read_bytes()
+        return read_user_file(
+            out_file, "the tree fdtoverlay wrote", "check fdtoverlay", max_bytes=DTC_MAX_OUTPUT
+        )

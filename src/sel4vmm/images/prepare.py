@@ -309,11 +309,12 @@ def prepare_from_spec(
             location=vm.location,
             fix="pass --kernel PATH",
         )
-    opened_kernel = read_kernel(kernel_path, arch=vm.arch)
+    guest_ram = sum(window.size for window in ram_windows_of(vm)) or None
+    opened_kernel = read_kernel(kernel_path, arch=vm.arch, guest_ram=guest_ram)
     locations.setdefault("kernel", Location(kernel_path))
     opened_initrd = None
     if initrd_path is not None and (initrd is not None or spec.provide_initrd):
-        opened_initrd = read_initrd(initrd_path)
+        opened_initrd = read_initrd(initrd_path, guest_ram=guest_ram)
         locations.setdefault("initrd", Location(initrd_path))
     tree: DeviceTree | None = None
     dtb_source = ""

@@ -5,35 +5,38 @@ behind it and the guest touches memory directly — or *emulated*: every access 
 the VMM, which asks the reservation's callback.  Deferred reservations are mapped on their
 first fault, which then answers RESTART.
 
-Differences from libsel4vm, each a bug there and tested here: zero-size and overlapping
-reservations are refused (overlap is page-granular, as the C code's vspace reservations
-are); anonymous reservations can be freed and their space reused; a map that fails
-part-way is rolled back; the alignment arithmetic of anonymous reservations cannot
-underflow; lookups are O(log n) by bisection instead of a list walk.
+Reservations keep the caller's exact size (C's ``vm_memory_reservation_t``); the space they
+claim is page-granular (C's libsel4vspace reservation is page-rounded), and mapping one maps
+every page it touches.  Fault dispatch follows ``vm_memory_handle_fault``: a fault longer
+than a regular reservation is an ERROR, a fault that runs past the end of an anonymous
+sub-reservation is UNHANDLED.  The departures from libsel4vm are listed, with the C code
+they fix, in :mod:`sel4vmm.libsel4vm`.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
-from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sel4vmm.errors import AddressSpaceError, Sel4VmmError
-from sel4vmm.memory.faults import FaultCallback, FaultResult, MemoryFault
+from sel4vmm.memory.anonymous import AnonymousMemory
+from sel4vmm.memory.dispatch import FaultDispatch, TlbEntry
+from sel4vmm.memory.faults import FaultCallback
+from sel4vmm.memory.frames import check_frame, frame_cap, frame_iterator, frame_rights
 from sel4vmm.memory.reservation import MapIterator, MappedExtent, Reservation, VmFrame
 from sel4vmm.memory.stage2 import Stage2Tables
 from sel4vmm.sel4.allocator import Request
 from sel4vmm.sel4.cspace import CSpace
-from sel4vmm.sel4.objects import ObjectKind, ObjectRun
+from sel4vmm.sel4.objects import ObjectRun
 from sel4vmm.sel4.undo import UndoLog
 
 if TYPE_CHECKING:
     from sel4vmm.sel4.arch import Arch
 
 
-#: Entries of the page -> reservation cache before it is emptied and refilled.
-TLB_ENTRIES = 1 << 17
+#: libsel4vm's reservations live in a libsel4vspace ``vspace_t``: four levels of 9 bits over
+#: 4 KiB pages on a 64-bit kernel, so it accepts addresses below 2^48 whatever the IPA size.
+VSPACE_ADDRESS_BITS = 48
 
 
 class AddressSpaceListener(Protocol):
@@ -44,17 +47,7 @@ class AddressSpaceListener(Protocol):
     def extent_unmapped(self, extent: MappedExtent) -> None: ...
 
 
-def _frame_rights(rights: str) -> tuple[bool, bool]:
-    rights = rights.lower()
-    if not rights or set(rights) - set("rwx") or "r" not in rights:
-        raise AddressSpaceError(
-            f"frame rights '{rights}' are not a readable combination of r, w and x",
-            fix="use 'r', 'rw', 'rx' or 'rwx'",
-        )
-    return "w" in rights, "x" in rights
-
-
-class GuestAddressSpace:
+class GuestAddressSpace(FaultDispatch):
     """Reservations, mappings and fault dispatch for one VM."""
 
     def __init__(
@@ -71,16 +64,16 @@ class GuestAddressSpace:
         self.undo = undo
         self.vm = vm
         self.page_size = arch.page_size
-        self.limit = 1 << arch.guest_address_bits
+        #: Reservations may be anywhere libsel4vm's vspace reaches ...
+        self.limit = 1 << VSPACE_ADDRESS_BITS
+        #: ... but frames only where the stage-2 translation (the IPA size) reaches.
+        self.map_limit = 1 << arch.guest_address_bits
         self._starts: list[int] = []
         self._reservations: list[Reservation] = []
-        #: Anonymous regions made with :meth:`make_anon`: (start, end), sorted.
-        self._anon_regions: list[tuple[int, int]] = []
-        #: Free parts of the anonymous regions: (start, end), sorted, coalesced.
-        self._anon_free: list[tuple[int, int]] = []
+        self.anon = AnonymousMemory(undo, self.page_size)
         self._listeners: list[AddressSpaceListener] = []
         self._unhandled: tuple[FaultCallback, Any] | None = None
-        self._tlb: dict[int, Reservation] = {}
+        self._tlb: dict[int, list[TlbEntry | None]] = {}
         #: Why the last fault ended in ERROR, for the backend's diagnostic.
         self.last_error: str = ""
 
@@ -100,38 +93,12 @@ class GuestAddressSpace:
         """``vm_register_unhandled_mem_fault_callback``."""
         self._unhandled = None if callback is None else (callback, cookie)
 
-    # -- lookup --------------------------------------------------------------------------
-    def find(self, addr: int) -> Reservation | None:
-        """The reservation containing ``addr``: O(log n) bisection behind a page cache.
-
-        Guests fault on the same device pages over and over; the cache (a software TLB
-        keyed by page number, emptied whenever a reservation comes or goes) makes those
-        lookups O(1) and keeps dispatch cost flat as reservations grow in number.
-        """
-        page = addr >> 12
-        cached = self._tlb.get(page)
-        if cached is not None:
-            return cached
-        index = bisect.bisect_right(self._starts, addr) - 1
-        if index >= 0:
-            reservation = self._reservations[index]
-            if addr < reservation.end:
-                # Cache only pages the reservation covers whole: a hit then needs no range
-                # check, and an address beside a sub-page reservation is never mistaken
-                # for it.
-                base = page << 12
-                if reservation.start <= base and base + 0x1000 <= reservation.end:
-                    if len(self._tlb) >= TLB_ENTRIES:
-                        self._tlb.clear()
-                    self._tlb[page] = reservation
-                return reservation
-        return None
-
+    # -- lookup (find, the page cache: sel4vmm.memory.dispatch) -------------------------
     def reservations(self) -> list[Reservation]:
         return list(self._reservations)
 
     def anonymous_regions(self) -> list[tuple[int, int]]:
-        return list(self._anon_regions)
+        return self.anon.regions()
 
     def extents(self) -> list[MappedExtent]:
         return [e for r in self._reservations for e in r.extents]
@@ -140,7 +107,8 @@ class GuestAddressSpace:
         return len(self._reservations)
 
     # -- reserving -----------------------------------------------------------------------
-    def _page_span(self, addr: int, size: int) -> tuple[int, int]:
+    def page_span(self, addr: int, size: int) -> tuple[int, int]:
+        """The whole pages ``[addr, addr + size)`` touches (what libsel4vspace reserves)."""
         page = self.page_size
         return addr // page * page, (addr + size + page - 1) // page * page
 
@@ -153,22 +121,21 @@ class GuestAddressSpace:
         if addr < 0 or addr + size > self.limit:
             raise AddressSpaceError(
                 f"{what} [{addr:#x}, {addr + size:#x}) is outside the "
-                f"{self.arch.guest_address_bits}-bit guest-physical address space",
+                f"{VSPACE_ADDRESS_BITS}-bit range of libsel4vm's guest vspace",
                 fix=f"keep it below {self.limit:#x}",
             )
 
     def _conflict(self, addr: int, size: int) -> str | None:
         """What already claims a page of ``[addr, addr + size)``, if anything."""
-        lo, hi = self._page_span(addr, size)
+        lo, hi = self.page_span(addr, size)
         index = bisect.bisect_left(self._starts, hi)
         if index > 0:
             prev = self._reservations[index - 1]
-            _plo, phi = self._page_span(prev.start, prev.size)
-            if phi > lo:
+            if self.page_span(prev.start, prev.size)[1] > lo:
                 return str(prev)
-        for start, end in self._anon_regions:
-            if start < hi and lo < end:
-                return f"anonymous region [{start:#x}, {end:#x})"
+        region = self.anon.overlapping(lo, hi)
+        if region is not None:
+            return f"anonymous region [{region.start:#x}, {region.end:#x})"
         return None
 
     def _insert(self, reservation: Reservation) -> None:
@@ -199,7 +166,7 @@ class GuestAddressSpace:
         *,
         label: str = "",
     ) -> Reservation:
-        """``vm_reserve_memory_at``: claim ``[addr, addr + size)``."""
+        """``vm_reserve_memory_at``: claim ``[addr, addr + size)`` (any alignment)."""
         self._check_range(addr, size, f"reservation {label or ''}".strip())
         conflict = self._conflict(addr, size)
         if conflict is not None:
@@ -213,43 +180,18 @@ class GuestAddressSpace:
         return reservation
 
     def make_anon(self, addr: int, size: int) -> None:
-        """``vm_memory_make_anon``: a range that :meth:`reserve_anon` may allocate from."""
+        """``vm_memory_make_anon``: a range that :meth:`reserve_anon` may allocate from.
+
+        As in C the region keeps the exact bounds given; the pages it touches are claimed.
+        """
         self._check_range(addr, size, "anonymous region")
-        if addr % self.page_size or size % self.page_size:
-            raise AddressSpaceError(
-                f"anonymous region [{addr:#x}, {addr + size:#x}) is not page aligned",
-                fix=f"align address and size to {self.page_size:#x}",
-            )
         conflict = self._conflict(addr, size)
         if conflict is not None:
             raise AddressSpaceError(
                 f"cannot make [{addr:#x}, {addr + size:#x}) anonymous: it overlaps {conflict}",
                 fix="choose a free range",
             )
-        bisect.insort(self._anon_regions, (addr, addr + size))
-        self._anon_release(addr, addr + size)
-
-    def _anon_release(self, start: int, end: int) -> None:
-        free = self._anon_free
-        index = bisect.bisect_left(free, (start, end))
-        if index > 0 and free[index - 1][1] == start:
-            index -= 1
-            start = free[index][0]
-            del free[index]
-        if index < len(free) and free[index][0] == end:
-            end = free[index][1]
-            del free[index]
-        free.insert(index, (start, end))
-
-    def _anon_take(self, start: int, end: int) -> None:
-        free = self._anon_free
-        index = bisect.bisect_right(free, (start, float("inf"))) - 1
-        lo, hi = free[index]
-        del free[index]
-        if end < hi:
-            free.insert(index, (end, hi))
-        if lo < start:
-            free.insert(index, (lo, start))
+        self.anon.add(addr, size)
 
     def reserve_anon(
         self,
@@ -260,38 +202,30 @@ class GuestAddressSpace:
         *,
         label: str = "",
     ) -> Reservation:
-        """``vm_reserve_anon_memory``: ``size`` bytes from anonymous memory, ``align``ed."""
-        align = align or self.page_size
-        if align & (align - 1):
+        """``vm_reserve_anon_memory``: ``size`` bytes from anonymous memory, ``align``ed.
+
+        C's addresses (:mod:`sel4vmm.memory.anonymous`); ``align`` 0 means a page (C would
+        divide by zero), and any positive alignment is rounded to by modulo, as C's
+        ``ROUND_UP`` does.
+        """
+        if align < 0:
             raise AddressSpaceError(
-                f"alignment {align:#x} is not a power of two", fix="use a power of two"
+                f"alignment {align:#x} is negative", fix="use a positive alignment"
             )
+        align = align or self.page_size
         if size <= 0:
             raise AddressSpaceError(
                 "cannot reserve an empty anonymous region", fix="ask for more than 0 bytes"
             )
-        size = (size + self.page_size - 1) // self.page_size * self.page_size
-        for start, end in self._anon_free:
-            aligned = (start + align - 1) // align * align
-            # Compare end points, not "end - aligned >= size": no unsigned underflow here.
-            if aligned + size <= end:
-                self._anon_take(aligned, aligned + size)
-                self.undo.record(partial(self._anon_release, aligned, aligned + size))
-                reservation = Reservation(
-                    aligned, size, callback, cookie, anonymous=True, label=label
-                )
-                self._insert(reservation)
-                return reservation
-        largest = max((e - s for s, e in self._anon_free), default=0)
-        raise AddressSpaceError(
-            f"no anonymous memory for {size:#x} bytes aligned to {align:#x} "
-            f"(largest free anonymous range: {largest:#x} bytes)",
-            fix="make more guest-physical memory anonymous (vm_memory_make_anon) or ask for less",
-        )
+        with self.undo.transaction():
+            start = self.anon.allocate(size, align)
+            reservation = Reservation(start, size, callback, cookie, anonymous=True, label=label)
+            self._insert(reservation)
+        return reservation
 
     def free(self, reservation: Reservation) -> None:
         """``vm_free_reserved_memory``: unmap and forget a reservation (anonymous too)."""
-        if self.find(reservation.start) is not reservation:
+        if self._find_slow(reservation.start) is not reservation:
             raise AddressSpaceError(
                 f"{reservation} is not a live reservation of this VM",
                 fix="free each reservation once",
@@ -301,8 +235,7 @@ class GuestAddressSpace:
             self._remove(reservation)
             self.undo.record(lambda: self._link(reservation))
             if reservation.anonymous:
-                self._anon_release(reservation.start, reservation.end)
-                self.undo.record(lambda: self._anon_take(reservation.start, reservation.end))
+                self.anon.release(reservation.start, reservation.size)
 
     # -- mapping -------------------------------------------------------------------------
     def map(
@@ -315,39 +248,44 @@ class GuestAddressSpace:
     ) -> None:
         """``vm_map_reservation``: back the reservation with the frames ``iterator`` yields.
 
-        With ``defer`` the iterator runs on the first fault in the reservation instead.
-        A failure part-way unmaps everything this call mapped (libsel4vm leaves it half
-        mapped).
+        Every page the reservation touches is mapped, the first asked for at its page
+        address.  With ``defer`` the iterator runs on the first fault in the reservation
+        instead; a second call while a deferred map is pending replaces its iterator, as
+        in C.  A failure part-way unmaps everything this call mapped and leaves no
+        iterator behind (libsel4vm leaves it half mapped, with the iterator armed).
         """
-        if self.find(reservation.start) is not reservation:
+        if self._find_slow(reservation.start) is not reservation:
             raise AddressSpaceError(f"{reservation} is not a live reservation of this VM")
-        if reservation.mapped or reservation.deferred is not None:
+        if reservation.mapped:
             raise AddressSpaceError(
                 f"{reservation} is already mapped", fix="free it and reserve again to remap"
             )
-        if defer:
-            reservation.deferred = (iterator, cookie)
-            self.undo.record(lambda: setattr(reservation, "deferred", None))
-            return
-        self._map_now(reservation, iterator, cookie)
+        pending = reservation.deferred
+        with self.undo.transaction():
+            self._tlb.clear()  # entries know whether a map is pending
+            reservation.deferred = (iterator, cookie) if defer else None
+            self.undo.record(lambda: setattr(reservation, "deferred", pending))
+            self.undo.record(self._tlb.clear)
+            if not defer:
+                self._map_now(reservation, iterator, cookie)
 
     def _map_now(self, reservation: Reservation, iterator: MapIterator, cookie: Any) -> None:
         frames: list[tuple[ObjectRun, int, VmFrame]] = []
         used: set[tuple[int, int]] = set()
-        current = reservation.start
-        while current < reservation.end:
+        span = self.page_span(reservation.start, reservation.size)
+        self._check_mappable(reservation, *span)
+        current = span[0]
+        while current < span[1]:
+            where = f"mapping {reservation} at {current:#x}"
             try:
                 frame = iterator(current, cookie)
             except Sel4VmmError as error:
-                raise AddressSpaceError(
-                    f"mapping {reservation} failed at {current:#x}: {error.message}",
-                    fix=error.fix,
-                ) from None
-            run, index = self._check_frame(reservation, current, frame)
+                raise AddressSpaceError(f"{where} failed: {error.message}", fix=error.fix) from None
+            run, index = check_frame(self.cspace, where, span, current, frame)
             if (id(run), index) in used:
                 raise AddressSpaceError(
-                    f"mapping {reservation} at {current:#x}: frame cap {frame.cptr} is already "
-                    "mapped earlier in this reservation",
+                    f"{where}: frame cap {frame.cptr} is already mapped earlier in this "
+                    "reservation",
                     fix="map a copy of the cap (seL4 maps each frame cap once)",
                 )
             used.add((id(run), index))
@@ -360,7 +298,7 @@ class GuestAddressSpace:
                     1 << frame.size_bits,
                     run.paddr_of(index),
                     frame.size_bits,
-                    *_frame_rights(frame.rights),
+                    *frame_rights(frame.rights),
                     device=run.device,
                 ),
                 run,
@@ -371,69 +309,42 @@ class GuestAddressSpace:
         ]
         self._commit(reservation, extents)
 
-    def _frame_cap(self, cptr: int) -> tuple[ObjectRun, int] | None:
-        """The frame run and index behind a cap slot, or None if it holds no frame cap."""
-        found = self.cspace.lookup(cptr)
-        if found is None:
-            return None
-        owner, index = found
-        if isinstance(owner, ObjectRun) and owner.kind is ObjectKind.FRAME:
-            return owner, index
-        return None
+    def _check_mappable(self, reservation: Reservation, lo: int, hi: int) -> None:
+        """Frames at ``[lo, hi)`` must be inside the stage-2's reach and on no page another
+        reservation has mapped (reservations can share an edge page only when they are
+        sub-page or inside an unaligned anonymous region)."""
+        if hi > self.map_limit:
+            raise AddressSpaceError(
+                f"cannot map {reservation}: the stage-2 translation of this VM covers a "
+                f"{self.arch.guest_address_bits}-bit IPA (below {self.map_limit:#x})",
+                fix="map frames only below the IPA limit; emulate devices above it",
+            )
+        index = bisect.bisect_left(self._starts, reservation.start)
+        for neighbour in self._reservations[max(0, index - 1) : index + 2]:
+            if neighbour is reservation:
+                continue
+            for extent in neighbour.extents:
+                if extent.guest_addr < hi and lo < extent.guest_end:
+                    raise AddressSpaceError(
+                        f"cannot map {reservation}: its page at "
+                        f"{max(lo, extent.guest_addr):#x} is already mapped by {neighbour}",
+                        fix="keep reservations that are mapped on separate pages",
+                    )
 
     def _set_mapped(self, caps: list[tuple[int, int]], mapped: bool) -> None:
         for cptr, count in caps:
-            found = self._frame_cap(cptr)
+            found = frame_cap(self.cspace, cptr)
             if found is not None:
                 run, index = found
                 if run.mapped is None:
                     run.mapped = bytearray(run.count)
                 run.mapped[index : index + count] = (b"\x01" if mapped else b"\x00") * count
 
-    def _check_frame(
-        self, reservation: Reservation, current: int, frame: VmFrame
-    ) -> tuple[ObjectRun, int]:
-        where = f"mapping {reservation} at {current:#x}"
-        if frame.cptr == 0:
-            raise AddressSpaceError(
-                f"{where}: the frame iterator returned a null cap",
-                fix="make the iterator return a frame for every address of the reservation",
-            )
-        found = self._frame_cap(frame.cptr)
-        if found is None:
-            raise AddressSpaceError(
-                f"{where}: cap {frame.cptr} is not a frame cap of this VM",
-                fix="return caps of frames the VM's allocator made",
-            )
-        run, index = found
-        if run.size_bits != frame.size_bits:
-            raise AddressSpaceError(
-                f"{where}: cap {frame.cptr} is a 2^{run.size_bits} frame, not 2^{frame.size_bits}",
-                fix="report the frame's real size_bits",
-            )
-        size = 1 << frame.size_bits
-        if (
-            frame.vaddr % size
-            or not (reservation.start <= frame.vaddr and frame.vaddr + size <= reservation.end)
-            or not (frame.vaddr <= current < frame.vaddr + size)
-        ):
-            raise AddressSpaceError(
-                f"{where}: frame for {frame.vaddr:#x} (2^{frame.size_bits}) is misaligned or "
-                f"does not cover {current:#x} inside the reservation",
-                fix="return frames aligned to their size that cover the asked address",
-            )
-        if run.mapped is not None and run.mapped[index]:
-            raise AddressSpaceError(
-                f"{where}: frame cap {frame.cptr} is already mapped",
-                fix="map a copy of the cap (seL4 maps each frame cap once)",
-            )
-        return run, index
-
     def map_runs(
         self, reservation: Reservation, guest_addr: int, runs: list[ObjectRun], rights: str = "rwx"
     ) -> None:
         """Map whole frame runs consecutively from ``guest_addr`` (RAM's fast path)."""
-        writable, executable = _frame_rights(rights)
+        writable, executable = frame_rights(rights)
         extents = []
         cursor = guest_addr
         for run in runs:
@@ -448,10 +359,12 @@ class GuestAddressSpace:
                 )
             )
             cursor += run.size
-        if guest_addr < reservation.start or cursor > reservation.end:
+        lo, hi = self.page_span(reservation.start, reservation.size)
+        if guest_addr < lo or cursor > hi:
             raise AddressSpaceError(
                 f"frames for [{guest_addr:#x}, {cursor:#x}) overflow {reservation}"
             )
+        self._check_mappable(reservation, guest_addr, cursor)
         self._commit(reservation, extents)
 
     def _commit(
@@ -547,104 +460,6 @@ class GuestAddressSpace:
                 pieces.append((paddr, length))
             cursor += length
         return pieces
-
-    # -- faults --------------------------------------------------------------------------
-    def handle_fault(self, fault: MemoryFault) -> FaultResult:
-        """libsel4vm's fault path: owner's callback, deferred maps, the unhandled handler.
-
-        Never raises because of what a guest did: a callback that raises, or a deferred map
-        that fails, ends in ERROR with :attr:`last_error` saying why.
-        """
-        self.last_error = ""
-        reservation = self.find(fault.address)
-        fault.reservation = reservation
-        result: FaultResult
-        if reservation is None:
-            result = FaultResult.UNHANDLED
-        elif reservation.deferred is not None:
-            iterator, cookie = reservation.deferred
-            try:
-                with self.undo.transaction():
-                    reservation.deferred = None
-                    self._map_now(reservation, iterator, cookie)
-            except Sel4VmmError as error:
-                reservation.deferred = (iterator, cookie)
-                self.last_error = f"deferred map of {reservation} failed: {error}"
-                return FaultResult.ERROR
-            return FaultResult.RESTART
-        elif reservation.callback is None:
-            self.last_error = f"{fault} hit {reservation}, which has no fault callback"
-            return FaultResult.ERROR
-        else:
-            try:
-                result = reservation.callback(self.vm, fault, reservation.cookie)
-            except Exception as error:  # a buggy device model must not take the VMM down
-                self.last_error = f"{fault}: {reservation} raised {type(error).__name__}: {error}"
-                return FaultResult.ERROR
-            if result is FaultResult.HANDLED and (fault.is_write or fault.read_value is not None):
-                return result
-            result = self._checked(result, fault, reservation)
-        if result is FaultResult.UNHANDLED and self._unhandled is not None:
-            callback, cookie = self._unhandled
-            try:
-                result = callback(self.vm, fault, cookie)
-            except Exception as error:  # a buggy device model must not take the VMM down
-                self.last_error = (
-                    f"{fault}: the unhandled-fault handler raised {type(error).__name__}: {error}"
-                )
-                return FaultResult.ERROR
-            result = self._checked(result, fault, None)
-            if result is FaultResult.UNHANDLED:
-                self.last_error = f"{fault}: the unhandled-fault handler did not handle it"
-                result = FaultResult.ERROR
-        if result is FaultResult.UNHANDLED and not self.last_error:
-            self.last_error = f"{fault}: no reservation claims this address"
-        return result
-
-    def _checked(
-        self, result: object, fault: MemoryFault, owner: Reservation | None
-    ) -> FaultResult:
-        """A callback's answer, or ERROR with a reason when it is not a proper one.
-
-        ``owner`` is only turned into text when something is wrong: this runs on the hot
-        path of every emulated device access.
-        """
-        if not isinstance(result, FaultResult):
-            self.last_error = f"{fault}: {_who(owner)} returned {result!r}, not a FaultResult"
-            return FaultResult.ERROR
-        if result is FaultResult.HANDLED and not fault.is_write and fault.read_value is None:
-            self.last_error = f"{fault}: {_who(owner)} handled a read without giving a value"
-            return FaultResult.ERROR
-        return result
-
-
-def _who(owner: Reservation | None) -> str:
-    return str(owner) if owner is not None else "the unhandled-fault handler"
-
-
-def frame_iterator(
-    runs: Iterable[ObjectRun], base: int, rights: str = "rw"
-) -> Callable[[int, Any], VmFrame]:
-    """A ``memory_map_iterator_fn`` over frame runs laid out consecutively from ``base``."""
-    table: list[tuple[int, ObjectRun]] = []
-    cursor = base
-    for run in runs:
-        table.append((cursor, run))
-        cursor += run.size
-    starts = [s for s, _ in table]
-
-    def iterator(addr: int, _cookie: Any) -> VmFrame:
-        index = bisect.bisect_right(starts, addr) - 1
-        if index < 0:
-            return VmFrame(0, rights, addr, 12)
-        start, run = table[index]
-        offset = addr - start
-        if offset >= run.size:
-            return VmFrame(0, rights, addr, 12)
-        i = offset >> run.size_bits
-        return VmFrame(run.cptr(i), rights, start + (i << run.size_bits), run.size_bits)
-
-    return iterator
 
 
 __all__ = ["AddressSpaceListener", "GuestAddressSpace", "Request", "frame_iterator"]

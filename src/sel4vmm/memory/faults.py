@@ -60,7 +60,9 @@ class MemoryFault:
         self.vcpu = vcpu
         #: Set by a callback that HANDLED a read.
         self.read_value: int | None = None
-        #: Set by the dispatcher to the reservation that answered, for diagnostics.
+        #: Set by the dispatcher to the reservation that answered, for diagnostics.  A
+        #: plain slot: the native fast paths refill reused faults through the slots'
+        #: offsets (``native/faultslots.h``), this one included.
         self.reservation: object | None = None
 
     def reply(self, value: int) -> None:

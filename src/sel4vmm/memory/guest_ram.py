@@ -5,9 +5,12 @@ or 1:1 at the same physical address from (device) untyped when DMA needs IPA == 
 maps them.  The allocator on top tracks which parts of registered RAM are in use, so image
 loaders mark what they write and later users allocate around it.
 
-Differences from libsel4vm: ``free`` really frees (a no-op in C); RAM may be backed by
-2 MiB or 1 GiB frames, not only 4 KiB; a registration that fails rolls back entirely; a
-range may span several registered regions.
+As in C (``guest_ram.c``): a region keeps the exact size registered (frames cover its pages),
+``allocate`` hands out the start of the first free region big enough, with no rounding, and
+the largest free region is the first of the largest.  Departures (all fixes, listed in
+:mod:`sel4vmm.libsel4vm`): ``free`` really frees (a no-op in C); RAM may be backed by 2 MiB
+or 1 GiB frames, not only 4 KiB; a registration that fails rolls back entirely; a range may
+span several registered regions; touch callbacks get the exact guest address and offset.
 """
 
 from __future__ import annotations
@@ -32,6 +35,17 @@ if TYPE_CHECKING:
 #: ``callback(vm, guest_addr, host_view, length, offset, cookie) -> int`` (0 = carry on) —
 #: libsel4vm's ``ram_touch_callback_fn``, with the VMM mapping as a writable memoryview.
 TouchCallback = Callable[[Any, int, memoryview, int, int, Any], int]
+
+#: C's ``UINT32_MAX``, which ``vm_ram_find_largest_free_region`` compares region ends with.
+UINT32_MAX = 0xFFFF_FFFF
+
+
+class TouchStopped(Sel4VmmError):
+    """A touch callback returned non-zero; ``code`` is what it returned (C's result)."""
+
+    def __init__(self, code: int, addr: int) -> None:
+        super().__init__(f"touch callback failed with {code} at guest address {addr:#x}")
+        self.code = code
 
 
 @dataclass
@@ -77,7 +91,11 @@ class GuestRam:
     def register(self, size: int, *, page_bits: int | None = None) -> int:
         """``vm_ram_register``: RAM anywhere in anonymous guest memory; returns its address."""
         bits = self._frame_bits(page_bits)
-        size = self._round(size, bits, "RAM")
+        if size <= 0:
+            raise AddressSpaceError(f"cannot register {size} bytes of RAM", fix="ask for more")
+        if bits != self.memory.arch.page_bits[0]:
+            # Large frames: whole frames, so the next anonymous reservation starts past them.
+            size = (size + (1 << bits) - 1) >> bits << bits
         with self.undo.transaction():
             reservation = self.memory.reserve_anon(size, 1 << bits, ram_fault_callback, label="ram")
             self._back(reservation, bits, paddr=None)
@@ -94,11 +112,17 @@ class GuestRam:
     ) -> None:
         """``vm_ram_register_at``: RAM at ``addr``; ``one_to_one`` backs it at IPA == PA.
 
-        ``paddr`` backs it at another fixed physical address (Microkit ``phys_addr``).
+        ``paddr`` backs it at another fixed physical address (Microkit ``phys_addr``).  With
+        4 KiB frames any start and size are accepted, as in C: the region is exact and the
+        pages it touches are backed; larger frames need whole, aligned frames.
         """
         bits = self._frame_bits(page_bits)
         frame = 1 << bits
-        if addr % frame or size % frame or size <= 0:
+        if size <= 0:
+            raise AddressSpaceError(
+                f"cannot register {size} bytes of RAM at {addr:#x}", fix="ask for more"
+            )
+        if bits != self.memory.arch.page_bits[0] and (addr % frame or size % frame):
             raise AddressSpaceError(
                 f"RAM [{addr:#x}, {addr + size:#x}) is not a whole number of "
                 f"{human_size(frame)} frames",
@@ -106,6 +130,12 @@ class GuestRam:
             )
         if one_to_one:
             paddr = addr
+        if paddr is not None and (paddr - addr) % frame:
+            raise AddressSpaceError(
+                f"RAM at {addr:#x} cannot be backed at {paddr:#x}: the two differ by less "
+                "than a frame",
+                fix=f"give addresses with the same offset in a {human_size(frame)} frame",
+            )
         with self.undo.transaction():
             reservation = self.memory.reserve_at(addr, size, ram_fault_callback, label="ram")
             self._back(reservation, bits, paddr=paddr)
@@ -120,26 +150,21 @@ class GuestRam:
             )
         return bits
 
-    def _round(self, size: int, bits: int, what: str) -> int:
-        if size <= 0:
-            raise AddressSpaceError(f"cannot register {size} bytes of {what}", fix="ask for more")
-        frame = 1 << bits
-        return (size + frame - 1) // frame * frame
-
     def _back(self, reservation: Reservation, bits: int, *, paddr: int | None) -> None:
         """Frames for a fresh RAM reservation: at ``paddr`` onwards, or from the pool (with
         the tables they need, as one batch), mapped and added to the region list."""
         addr, size = reservation.start, reservation.size
-        count = size >> bits
+        first = addr >> bits << bits
+        count = (addr + size - first + (1 << bits) - 1) >> bits
         runs: list[ObjectRun]
         if paddr is not None:
-            runs = self.allocator.retype_at(ObjectKind.FRAME, paddr, bits, count)
+            runs = self.allocator.retype_at(ObjectKind.FRAME, paddr - (addr - first), bits, count)
         else:
             frames = Request(
                 ObjectKind.FRAME, bits, count, may_use_device=self.allocator.frames_may_use_device
             )
-            runs = self.memory.tables.allocate_with([(addr, size, bits)], [frames])[0]
-        self.memory.map_runs(reservation, addr, runs)
+            runs = self.memory.tables.allocate_with([(first, count << bits, bits)], [frames])[0]
+        self.memory.map_runs(reservation, first, runs)
         self._add_region(RamRegion(addr, size, False))
 
     # -- the region list -------------------------------------------------------------------
@@ -208,16 +233,20 @@ class GuestRam:
         self._set_allocated(start, size, True, "mark allocated")
 
     def allocate(self, size: int, align: int | None = None) -> int:
-        """``vm_ram_allocate``: first fit of ``size`` bytes of free RAM; returns the address."""
-        align = align or self.page_size
-        if size <= 0:
+        """``vm_ram_allocate``: first fit of ``size`` bytes of free RAM; returns the address.
+
+        Without ``align`` this is C's answer: the start of the first free region of at least
+        ``size`` bytes, unrounded; ``size`` 0 returns that start and takes nothing.
+        """
+        if size < 0:
             raise AddressSpaceError(f"cannot allocate {size} bytes of RAM", fix="ask for more")
         for region in self._regions:
             if region.allocated:
                 continue
-            start = (region.start + align - 1) // align * align
+            start = region.start if not align else -(-region.start // align) * align
             if start + size <= region.end:
-                self.mark_allocated(start, size)
+                if size:
+                    self.mark_allocated(start, size)
                 return start
         largest = self.largest_free()[1]
         raise AddressSpaceError(
@@ -229,13 +258,24 @@ class GuestRam:
         """``vm_ram_free``: give ``[start, start + size)`` back (libsel4vm forgets to)."""
         self._set_allocated(start, size, False, "free")
 
-    def largest_free(self) -> tuple[int, int]:
-        """``vm_ram_find_largest_free_region``: (address, size) of the largest free region."""
-        best = max(
-            (r for r in self._regions if not r.allocated), key=lambda r: r.size, default=None
-        )
+    def largest_free(self, *, below_4gib: bool = False) -> tuple[int, int]:
+        """``vm_ram_find_largest_free_region``: (address, size) of the first largest free
+        region.
+
+        ``below_4gib`` is C's ``CONFIG_X86_64_VTX_64BIT_GUESTS`` rule, with C's comparison
+        ``start + size < UINT32_MAX``: it also skips a region ending exactly at 4 GiB (or at
+        0xffffffff).  Followed as written, off-by-one included, so a VMM ported from C
+        picks the same region; C's intent would be ``start + size <= 2**32``.
+        """
+        best: RamRegion | None = None
+        for region in self._regions:
+            if region.allocated or (below_4gib and region.end >= UINT32_MAX):
+                continue
+            if best is None or region.size > best.size:
+                best = region
         if best is None:
-            raise AddressSpaceError("no free guest RAM", fix="register RAM or free some")
+            where = " below 4 GiB" if below_4gib else ""
+            raise AddressSpaceError(f"no free guest RAM{where}", fix="register RAM or free some")
         return best.start, best.size
 
     # -- access ----------------------------------------------------------------------------
@@ -261,8 +301,16 @@ class GuestRam:
         """``vm_ram_touch``: call ``callback`` once per frame of ``[addr, addr + size)``.
 
         Like libsel4vm, each step holds a copy of the frame's cap (one CSpace slot) while
-        the callback runs.  A non-zero return stops the walk with an error.
+        the callback runs.  A non-zero return stops the walk with an error.  A zero-length
+        touch succeeds only at an address inside (or at the end of) a RAM region, as C's
+        ``is_ram_region`` decides; each call gets the exact guest address of its chunk (C
+        passes the page-aligned address with an adjusted host pointer).
         """
+        if size == 0 and not any(r.start <= addr <= r.end for r in self._regions):
+            raise AddressSpaceError(
+                f"cannot touch 0 bytes at {addr:#x}: it is not in registered RAM",
+                fix="access only RAM inside " + self._describe(),
+            )
         for guest, paddr, length in self._pieces(addr, size):
             extent_bits = self._frame_bits_at(guest)
             cursor = guest
@@ -277,9 +325,7 @@ class GuestRam:
                 finally:
                     view.release()
                 if rc:
-                    raise Sel4VmmError(
-                        f"touch callback failed with {rc} at guest address {cursor:#x}",
-                    )
+                    raise TouchStopped(rc, cursor)
                 cursor += chunk
 
     def _frame_bits_at(self, addr: int) -> int:

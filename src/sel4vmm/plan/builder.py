@@ -8,22 +8,34 @@ the file and planning goes on, so one run of ``plan`` lists every problem.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
-from sel4vmm.boards import Board, load_board
+from sel4vmm.boards import Board, board_names, canonical_board_name, load_board
 from sel4vmm.config.spec import Finding, GuestRegion, RegionKind, SystemSpec, VmSpec
 from sel4vmm.errors import Location, ResourceExhausted, Sel4VmmError
 from sel4vmm.memory.address_space import frame_iterator
-from sel4vmm.plan.checks import check_image_addresses, check_ram_layout, check_untyped_sizes
+from sel4vmm.plan.checks import (
+    check_image_addresses,
+    check_ram_layout,
+    check_ram_on_board,
+    check_untyped_sizes,
+)
 from sel4vmm.plan.model import MapEntry, SystemPlan, VmPlan
+from sel4vmm.plan.root_task import RootTaskImage, root_task_findings
 from sel4vmm.sel4.arch import arch_by_name
 from sel4vmm.sel4.objects import ObjectKind, ObjectRun, human_size
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
-from sel4vmm.sel4.platform import Sel4Platform
+from sel4vmm.sel4.platform import Sel4Platform, boot_untypeds_of_ram
 from sel4vmm.vm import DeviceFramesRequest, DeviceUntypedRequest, PoolRequest, VirtualMachine
 
-DEFAULT_BOARDS = {"aarch64": "qemu_virt_aarch64", "x86_64": "x86_64_generic"}
+DEFAULT_BOARDS = {
+    "aarch64": "qemu_virt_aarch64",
+    "x86_64": "x86_64_generic",
+    "riscv64": "qemu_virt_riscv64",
+}
 #: The largest QEMU ``-m`` a plan suggests before it gives up.
 MAX_QEMU_RAM = 1 << 40
 
@@ -33,10 +45,59 @@ def _default_board(spec: SystemSpec) -> str:
     return DEFAULT_BOARDS.get(arch, "qemu_virt_aarch64")
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the duration of a plan.
+
+    Planning allocates millions of small, long-lived objects (runs, reservations, undo
+    records) and frees almost nothing until it ends, which is the worst case for the
+    generational collector: at 1000 VMs it spent a fifth of the time rescanning objects
+    that could not be garbage, and made planning superlinear.  Reference counting still
+    frees everything acyclic; the collector resumes (and catches up) afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def plan_system(
-    spec: SystemSpec, *, board: str | None = None, ram_size: int | None = None
+    spec: SystemSpec,
+    *,
+    board: str | None = None,
+    ram_size: int | None = None,
+    root_task: RootTaskImage | None = None,
 ) -> SystemPlan:
-    """Plan ``spec`` on ``board`` (else the one the configuration names, else a default)."""
+    """Plan ``spec`` on ``board`` (else the one the configuration names, else a default).
+
+    ``root_task`` (the image the ELF loader loads, guest images embedded) adds seed 002's
+    root-task sizing findings.
+    """
+    with _cyclic_gc_paused():
+        plan = _plan_system(spec, board, ram_size)
+        if root_task is not None:
+            plan.findings += _root_task_findings(plan, root_task)
+        return plan
+
+
+def _root_task_findings(plan: SystemPlan, image: RootTaskImage) -> list[Finding]:
+    board = plan.board
+    arch = arch_by_name("aarch64" if board.arch == "aarch32" else board.arch)
+    untypeds = boot_untypeds_of_ram(board.ram, arch, device_reserved=board.reserved_memory)
+    return root_task_findings(
+        image_size=image.size,
+        image_vaddr=image.vaddr,
+        image_path=image.path,
+        board=board,
+        boot_untypeds=len(untypeds),
+        vm_resources=[vm.resources for vm in plan.vms if vm.resources is not None],
+    )
+
+
+def _plan_system(spec: SystemSpec, board: str | None, ram_size: int | None) -> SystemPlan:
     name = board or spec.board or _default_board(spec)
     notes: list[Finding] = []
     if board is None and spec.board is None:
@@ -48,12 +109,44 @@ def plan_system(
                 "pass --board NAME",
             )
         )
+    if board is None and spec.board is not None and canonical_board_name(spec.board) is None:
+        raise Sel4VmmError(
+            f"the path names board '{spec.board}' (a board/{spec.board}/ directory), which "
+            f"sel4vmm does not know; known boards: {', '.join(board_names())}",
+            location=Location(spec.path),
+            fix="pass --board NAME with the board this system is for",
+        )
     the_board = load_board(name, ram_size)
+    _check_arch(spec, the_board)
     plan = _plan_on(spec, the_board)
     plan.findings[:0] = notes
     if the_board.ram_configurable and _board_ram_short(plan):
-        plan.findings.append(_qemu_ram_finding(spec, the_board))
+        qemu = _qemu_ram_finding(spec, the_board)
+        plan.findings.append(qemu)
+        # Every shortfall of board RAM gets the same, concrete, -m.
+        for finding in plan.all_findings():
+            if finding.message.startswith("board RAM:"):
+                finding.fix = qemu.fix
     return plan
+
+
+def _check_arch(spec: SystemSpec, board: Board) -> None:
+    """A configuration for one architecture cannot be planned on another's board."""
+    board_arch = "aarch64" if board.arch == "aarch32" else board.arch
+    for vm in spec.vms:
+        if vm.arch != board_arch:
+            same = [n for n in board_names() if _arch_of(n) == vm.arch]
+            raise Sel4VmmError(
+                f"VM '{vm.name}' is {vm.arch} but board {board.name} is {board.arch}",
+                location=vm.location or Location(spec.path),
+                fix=f"plan it on a {vm.arch} board (--board {' | '.join(same) or '?'}), or "
+                f"pass the --arch of {board.name}",
+            )
+
+
+def _arch_of(name: str) -> str:
+    arch = load_board(name).arch
+    return "aarch64" if arch == "aarch32" else arch
 
 
 def _board_ram_short(plan: SystemPlan) -> bool:
@@ -70,36 +163,63 @@ def _qemu_ram_finding(spec: SystemSpec, board: Board) -> Finding:
             break
         trial = _plan_on(spec, bigger)
         if not _board_ram_short(trial):
+            fix = f"run QEMU with -m {size >> 20}M (and build seL4 for that much RAM)"
             return Finding(
                 "error",
                 f"the QEMU RAM size {human_size(board.ram_size)} is smaller than this "
                 f"configuration needs",
                 Location(spec.path),
-                f"run QEMU with -m {size >> 20}M (and build seL4 for that much RAM)",
+                fix,
             )
     return Finding(
         "error",
         f"no QEMU RAM size up to {human_size(size)} holds this configuration",
         Location(spec.path),
-        "shrink the pools",
+        "make the memory regions smaller or fewer"
+        if spec.format == "microkit"
+        else "shrink the pools (simple_untypedN_pool)",
     )
 
 
-def _one_to_one_ranges(spec: SystemSpec, physmem: PhysicalMemory) -> list[MemoryRange]:
-    """RAM the VMs take as device untyped (``untyped_mmios`` inside RAM), merged."""
-    wanted: list[tuple[int, int]] = []
+def _device_reserved(spec: SystemSpec, board: Board, physmem: PhysicalMemory) -> list[MemoryRange]:
+    """RAM the kernel does not get, merged: the board's reserved-memory overlay (a VM build
+    of seL4 keeps it for guests) and RAM the VMs take as device untyped (``untyped_mmios``
+    inside RAM).  seL4 hands both out as device untyped."""
+    wanted = [(r.base, r.end, r.name) for r in board.reserved_memory]
     for vm in spec.vms:
         for untyped in vm.device_untypeds:
             base, size = untyped.paddr, 1 << untyped.size_bits
             if any(r.contains(base, size) for r in physmem.ram_ranges):
-                wanted.append((base, base + size))
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(wanted):
+                wanted.append((base, base + size, "reserved for 1:1 guest RAM"))
+    merged: list[tuple[int, int, str]] = []
+    for start, end, name in sorted(wanted):
         if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]), merged[-1][2])
         else:
-            merged.append((start, end))
-    return [MemoryRange(s, e - s, name="reserved for 1:1 guest RAM") for s, e in merged]
+            merged.append((start, end, name))
+    return [MemoryRange(s, e - s, name=name) for s, e, name in merged]
+
+
+def _growth_advice(spec: SystemSpec, board: Board) -> str:
+    """What to do when the board's kernel RAM runs out, in the file's own terms."""
+    smaller = (
+        "make the memory regions smaller or fewer"
+        if spec.format == "microkit"
+        else "ask for fewer or smaller untyped pools (simple_untypedN_pool)"
+    )
+    if board.ram_configurable:
+        return f"give QEMU more RAM with -m (plan --ram-size) or {smaller}"
+    return f"{board.name} has {human_size(board.ram_size)} of RAM: {smaller}"
+
+
+def _hold_fixed_ram(spec: SystemSpec, platform: Sel4Platform) -> None:
+    """Microkit: keep every ``phys_addr`` range for its region before any object is made."""
+    if spec.format != "microkit":
+        return
+    for vm in spec.vms:
+        for region in vm.regions:
+            if region.phys_addr is not None and region.size > 0:
+                platform.hold_fixed(region.phys_addr, region.size, f"phys_addr of {region.name}")
 
 
 def _plan_on(spec: SystemSpec, board: Board) -> SystemPlan:
@@ -108,15 +228,19 @@ def _plan_on(spec: SystemSpec, board: Board) -> SystemPlan:
     platform = Sel4Platform(
         physmem,
         arch,
-        device_reserved=_one_to_one_ranges(spec, physmem),
+        device_reserved=_device_reserved(spec, board, physmem),
         board_name=board.name,
+        growth_advice=_growth_advice(spec, board),
+        fix_language="microkit" if spec.format == "microkit" else "camkes",
     )
+    _hold_fixed_ram(spec, platform)
     plan = SystemPlan(spec.path, spec.format, board, findings=list(spec.findings))
     builders: list[tuple[VmPlan, VmSpec]] = []
     for vm_spec in spec.vms:
         vm_plan = VmPlan(vm_spec.name, vm_spec.arch, vm_spec.ram_base, vm_spec.ram_size)
         vm_plan.findings += check_untyped_sizes(vm_spec, arch)
         vm_plan.findings += check_ram_layout(vm_spec, board)
+        vm_plan.findings += check_ram_on_board(vm_spec, board)
         vm_plan.findings += check_image_addresses(vm_spec)
         plan.vms.append(vm_plan)
         builders.append((vm_plan, vm_spec))
@@ -139,7 +263,7 @@ def _create_vm(
     vm_spec: VmSpec, platform: Sel4Platform, vm_plan: VmPlan, fmt: str
 ) -> VirtualMachine | None:
     try:
-        return VirtualMachine.create(
+        vm = VirtualMachine.create(
             vm_spec.name,
             platform,
             pools=[PoolRequest(p.size_bits, p.count) for p in vm_spec.pools],
@@ -152,6 +276,8 @@ def _create_vm(
             num_vcpus=max(1, vm_spec.num_vcpus),
             share_platform_memory=fmt == "microkit",
         )
+        vm.allocator.fix_language = platform.root.fix_language
+        return vm
     except Sel4VmmError as error:
         location = vm_spec.pools[0].location if vm_spec.pools else vm_spec.location
         message = error.message
@@ -196,9 +322,10 @@ def _attempt(
         pool_short = isinstance(error, ResourceExhausted) and "pool exhausted" in error.message
         if pool_short and vm_spec.pools:
             location = vm_spec.pools[0].location or location
-        vm_plan.findings.append(
-            Finding("error", f"{region.name}: {error.message}", location, error.fix)
-        )
+        message = f"{region.name}: {error.message}"
+        if isinstance(error, ResourceExhausted) and "out of untyped memory" in error.message:
+            message = "board RAM: " + message
+        vm_plan.findings.append(Finding("error", message, location, error.fix))
 
 
 def _share_key(region: GuestRegion) -> tuple[str, int, int]:

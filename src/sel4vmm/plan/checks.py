@@ -174,3 +174,45 @@ def check_image_addresses(vm: VmSpec) -> list[Finding]:
             )
         )
     return findings
+
+
+def check_ram_on_board(vm: VmSpec, board: Board) -> list[Finding]:
+    """Guest RAM pinned to physical memory (1:1, ``phys_addr``) must be memory the board has.
+
+    Without this check a guest could be "backed" by the device untyped seL4 makes for the
+    empty physical address space above a board's RAM: it plans and builds, and the guest's
+    RAM is nothing.
+    """
+    findings: list[Finding] = []
+    ram = sorted(board.ram, key=lambda r: r.base)
+    for region in vm.regions:
+        if region.kind is not RegionKind.RAM:
+            continue
+        paddr = region.phys_addr
+        if paddr is None and vm.one_to_one:
+            paddr = region.guest_addr
+        if paddr is None or region.size <= 0:
+            continue
+        end = paddr + region.size
+        if any(r.base <= paddr and end <= r.end for r in ram):
+            continue
+        have = ", ".join(f"[{r.base:#x}, {r.end:#x})" for r in ram) or "none"
+        if board.ram_configurable and ram and ram[0].base <= paddr:
+            need = -(-(end - ram[0].base) // (1 << 20))
+            fix = (
+                f"run QEMU with -m {need}M (plan --ram-size {need}M) and build seL4 for it, "
+                "or move the RAM inside the board's RAM"
+            )
+        else:
+            fix = f"back the guest RAM with physical memory inside the board's RAM {have}"
+        findings.append(
+            Finding(
+                "error",
+                f"{vm.name}: guest RAM {region.name} is placed at physical [{paddr:#x}, "
+                f"{end:#x}), which is not memory on {board.name} "
+                f"({human_size(board.ram_size)} of RAM at {have})",
+                region.location,
+                fix,
+            )
+        )
+    return findings

@@ -3,10 +3,10 @@
 Schema, version 1 (documented in README.md; fields are only ever added):
 
 ``{"schema": "sel4vmm-plan", "version": 1, "file", "format", "board": {"name", "arch",
-"ram": [{"base", "size"}]}, "findings": [FINDING], "vms": [{"name", "arch", "ram_base",
-"ram_size", "map": [{"start", "end", "size", "kind", "name", "backing", "page_bits",
-"physical": [{"paddr", "size"}], "location"}], "resources": RESOURCES | null,
-"findings": [FINDING]}]}``
+"ram": [{"base", "size"}], "reserved_memory": [{"base", "size", "name"}]},
+"findings": [FINDING], "vms": [{"name", "arch", "ram_base", "ram_size", "map": [{"start",
+"end", "size", "kind", "name", "backing", "page_bits", "physical": [{"paddr", "size"}],
+"location"}], "resources": RESOURCES | null, "findings": [FINDING]}]}``
 
 FINDING is ``{"severity", "message", "location": {"path", "line", "column"} | null, "fix"}``;
 RESOURCES is :meth:`sel4vmm.vm.ResourceReport.to_json`.  Addresses and sizes are integers.
@@ -51,6 +51,9 @@ def plan_json(plan: SystemPlan, vm_name: str | None = None) -> dict[str, Any]:
             "name": plan.board.name,
             "arch": plan.board.arch,
             "ram": [{"base": r.base, "size": r.size} for r in plan.board.ram],
+            "reserved_memory": [
+                {"base": r.base, "size": r.size, "name": r.name} for r in plan.board.reserved_memory
+            ],
         },
         "findings": [finding_json(f) for f in plan.findings],
         "vms": [

@@ -49,6 +49,13 @@ def _order(pool: list[Untyped] | list[list[int]], request: Request, device_of: A
     return [u for u in pool if device_of(u)] + ram
 
 
+#: How a fix names a fixed-address reservation, per configuration language: a CAmkES VM
+#: reserves physical memory with ``untyped_mmios``; a Microkit memory region has
+#: ``phys_addr`` and the tool gives it that memory, so there is nothing to add but an
+#: address where the board has memory that nothing else uses.
+FIX_LANGUAGES = ("camkes", "microkit")
+
+
 def _fits(states: list[list[int]], requests: list[Request]) -> bool:
     """Place ``requests`` first-fit on (watermark, size_bits, device) states."""
     for request in requests:
@@ -97,6 +104,8 @@ class ObjectAllocator:
         #: Whether guest-RAM frames may come from device untyped (CAmkES/libsel4vm: yes,
         #: the VM was given them for that; Microkit: no, RAM regions are RAM).
         self.frames_may_use_device = True
+        #: The configuration language fixes are written in (one of FIX_LANGUAGES).
+        self.fix_language = "camkes"
 
     # -- the pool --------------------------------------------------------------------------
     def add_untyped(self, untyped: Untyped, *, given: bool = True) -> None:
@@ -126,8 +135,11 @@ class ObjectAllocator:
 
     def retype_batch(self, requests: list[Request]) -> list[list[ObjectRun]]:
         """Place a batch atomically; a shortfall names the untyped objects still needed."""
-        # RAM untyped first, device untyped after them (only frames may use those).
-        pool = [u for u in self.untypeds if not u.device] + [u for u in self.untypeds if u.device]
+        # RAM untyped first, device untyped after them (only frames may use those); untyped
+        # held for a fixed-address object are not for allocations anywhere.
+        pool = [u for u in self.untypeds if not u.device and not u.held] + [
+            u for u in self.untypeds if u.device and not u.held
+        ]
         states = [[u.watermark, u.size_bits, int(u.device)] for u in pool]
         if not _fits(states, requests):
             message, fix = self._shortfall(pool, requests)
@@ -231,26 +243,38 @@ class ObjectAllocator:
                 if untyped is None:
                     bits = max((end - cursor - 1).bit_length(), self.arch.page_bits[0])
                     base = cursor & ~((1 << bits) - 1)
+                    fix = (
+                        "give the memory region a phys_addr where the board has memory, or "
+                        "leave phys_addr out and let the tool place it"
+                        if self.fix_language == "microkit"
+                        else f"give {self.owner} a device untyped covering it, e.g. "
+                        f'untyped_mmios = ["{base:#x}:{bits}"]'
+                    )
                     raise ResourceExhausted(
                         f"{self.owner}: no untyped object covers physical address {cursor:#x} "
                         f"(needed for {human_size(end - cursor)} of {kind.value}s at "
                         f"{cursor:#x})",
-                        fix=f"give {self.owner} a device untyped covering it, e.g. "
-                        f'untyped_mmios = ["{base:#x}:{bits}"]',
+                        fix=fix,
                     )
                 offset = cursor - untyped.paddr
                 if untyped.watermark > offset:
                     bits = max((end - cursor - 1).bit_length(), self.arch.page_bits[0])
                     base = cursor & ~((1 << bits) - 1)
+                    fix = (
+                        "give the memory region a phys_addr that no other memory region "
+                        "uses, or leave phys_addr out and let the tool place it"
+                        if self.fix_language == "microkit"
+                        else "give the region physical memory of its own: reserve it for "
+                        f'{self.owner} with untyped_mmios = ["{base:#x}:{bits}"] (and keep '
+                        "other allocations away from it)"
+                    )
                     raise ResourceExhausted(
                         f"{self.owner}: physical address {cursor:#x} is already in use "
                         f"(allocated from {untyped})",
-                        fix="give the region physical memory of its own: reserve it for "
-                        f'{self.owner} with untyped_mmios = ["{base:#x}:{bits}"] (and keep '
-                        "other allocations away from it)",
+                        fix=fix,
                     )
                 if untyped.watermark < offset:
-                    self._pad(untyped, untyped.paddr + untyped.watermark, cursor)
+                    self.pad(untyped, untyped.paddr + untyped.watermark, cursor)
                 n = min((untyped.end - cursor) >> size_bits, (end - cursor) >> size_bits)
                 if n <= 0:
                     raise ResourceExhausted(
@@ -265,17 +289,32 @@ class ObjectAllocator:
                     cursor += chunk << size_bits
         return runs
 
-    def _pad(self, untyped: Untyped, start: int, stop: int) -> None:
-        """Retype untyped children to move ``untyped``'s watermark from start to stop."""
+    def pad(
+        self,
+        untyped: Untyped,
+        start: int,
+        stop: int,
+        *,
+        held: bool = False,
+        label: str = "padding",
+    ) -> list[Untyped]:
+        """Retype untyped children to move ``untyped``'s watermark from start to stop.
+
+        The children join this allocator's untyped; ``held`` ones are kept for a
+        fixed-address object (see :attr:`Untyped.held`).
+        """
+        children: list[Untyped] = []
         for block, bits in aligned_blocks(
             start, stop, untyped.size_bits - 1, self.arch.min_untyped_bits
         ):
             run = self._make_run(untyped, ObjectKind.UNTYPED, bits, 1)
             assert run.paddr == block
-            child = Untyped(block, bits, untyped.device, parent=untyped, label="padding")
+            child = Untyped(block, bits, untyped.device, parent=untyped, label=label, held=held)
             child.cptr = run.first_cptr
             self.untypeds.append(child)
             self.undo.record(partial(self.untypeds.remove, child))
+            children.append(child)
+        return children
 
     # -- delete ------------------------------------------------------------------------------
     def delete(self, run: ObjectRun) -> None:

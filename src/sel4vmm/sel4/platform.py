@@ -54,6 +54,17 @@ def boot_untypeds(
     ``overlay-reserve-vm-memory.dts``) becomes *device* untyped, which is how RAM meant
     for 1:1 guest mappings reaches a VMM as ``untyped_mmios``.
     """
+    return boot_untypeds_of_ram(physmem.ram_ranges, arch, reserved, device_reserved)
+
+
+def boot_untypeds_of_ram(
+    ram_ranges: Iterable[MemoryRange],
+    arch: Arch,
+    reserved: Iterable[MemoryRange] = (),
+    device_reserved: Iterable[MemoryRange] = (),
+) -> list[Untyped]:
+    """:func:`boot_untypeds` from the RAM ranges alone (no host memory is needed)."""
+    ram_ranges = list(ram_ranges)
     carved = sorted(device_reserved, key=lambda r: r.base)
     holes = sorted([*reserved, *carved], key=lambda r: r.base)
     untypeds: list[Untyped] = []
@@ -62,13 +73,13 @@ def boot_untypeds(
         for paddr, bits in aligned_blocks(start, end, arch.max_untyped_bits, arch.min_untyped_bits):
             untypeds.append(Untyped(paddr, bits, device, label=label))
 
-    for rng in physmem.ram_ranges:
+    for rng in ram_ranges:
         for start, end in _subtract(rng.base, rng.end, holes):
             add(start, end, False, rng.name or "boot")
     # seL4 hands out everything that is not RAM as device untyped, up to the physical
     # address limit, in maximal aligned blocks: device windows the board table lists do
     # not split them, and a device it does not list is still reachable.
-    known = sorted([*physmem.ram_ranges, *holes], key=lambda r: r.base)
+    known = sorted([*ram_ranges, *holes], key=lambda r: r.base)
     for start, end in _subtract(0, 1 << arch.guest_address_bits, known):
         add(start, end, True, "device memory")
     for rng in carved:
@@ -87,6 +98,8 @@ class Sel4Platform:
         reserved: Iterable[MemoryRange] = (),
         device_reserved: Iterable[MemoryRange] = (),
         board_name: str = "board",
+        growth_advice: str | None = None,
+        fix_language: str = "camkes",
     ) -> None:
         self.physmem = physmem
         self.arch = arch
@@ -98,12 +111,43 @@ class Sel4Platform:
             self.cspace,
             self.undo,
             owner=f"{board_name} RAM",
-            growth_advice="give the board more RAM (QEMU: a larger -m) or ask for fewer/smaller "
-            "untyped objects",
+            growth_advice=growth_advice
+            or "give the board more RAM or ask for fewer/smaller untyped objects",
         )
+        self.root.fix_language = fix_language
         for untyped in boot_untypeds(physmem, arch, reserved, device_reserved):
             self.root.add_untyped(untyped)
         self._device_frames: dict[tuple[int, int, int], ObjectRun] = {}
+
+    def hold_fixed(self, base: int, size: int, label: str) -> None:
+        """Keep ``[base, base + size)`` of kernel RAM for an object placed there later.
+
+        The Microkit tool and the capDL loader make fixed-address objects first and put
+        ordinary objects around them (``allocation.rs``: ordinary objects fill each untyped
+        up to the next fixed address).  A planner that builds one VM after another must
+        not let the first VM's kernel objects land on the second VM's ``phys_addr``
+        RAM, so the range is split off now: the covering boot untyped is padded up to it
+        (the padding stays usable), the range itself becomes held untyped that only
+        :meth:`ObjectAllocator.retype_at` uses, and the rest after it is padding again.
+        Ranges that are not free kernel RAM are left alone; placing them later reports
+        what is wrong with them.
+        """
+        end = base + size
+        cursor = base
+        with self.undo.transaction():
+            while cursor < end:
+                untyped = self.root.covering(cursor)
+                if untyped is None or untyped.device or untyped.held:
+                    return
+                if untyped.watermark > cursor - untyped.paddr:
+                    return
+                stop = min(end, untyped.end)
+                if untyped.watermark < cursor - untyped.paddr:
+                    self.root.pad(untyped, untyped.paddr + untyped.watermark, cursor)
+                self.root.pad(untyped, cursor, stop, held=True, label=label)
+                if stop < untyped.end:
+                    self.root.pad(untyped, stop, untyped.end)
+                cursor = stop
 
     def carve_untyped(self, size_bits: int, count: int, label: str) -> list[Untyped]:
         """``count`` RAM untyped objects of ``2**size_bits`` for a component's pool."""

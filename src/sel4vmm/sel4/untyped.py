@@ -36,6 +36,10 @@ class Untyped:
     lost: int = 0
     label: str = ""
     parent: Untyped | None = field(default=None, repr=False)
+    #: Held for an object at a fixed physical address that is not made yet: allocations
+    #: "anywhere" pass it by, as the Microkit tool and capDL loader allocate ordinary
+    #: objects around fixed-address ones; only :meth:`ObjectAllocator.retype_at` uses it.
+    held: bool = False
 
     def __post_init__(self) -> None:
         if self.paddr % (1 << self.size_bits):

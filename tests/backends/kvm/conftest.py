@@ -17,6 +17,7 @@ from sel4vmm.backends.kvm import x86_boot
 from sel4vmm.backends.kvm.run import RunOutcome
 from sel4vmm.backends.kvm.session import KvmSession
 from sel4vmm.backends.kvm.system import kvm_unavailable_reason
+from sel4vmm.native import PURE_PYTHON_VARIABLE, import_error
 from sel4vmm.sel4.arch import X86_64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform
@@ -154,10 +155,26 @@ class ScriptGuest:
         return value
 
 
+@pytest.fixture(params=["c", "python"])
+def exit_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on the C exit loop and on the pure-Python one (sel4vmm.native)."""
+    if request.param == "python":
+        monkeypatch.setenv(PURE_PYTHON_VARIABLE, "1")
+        return "pure Python"
+    monkeypatch.delenv(PURE_PYTHON_VARIABLE, raising=False)
+    reason = import_error("_kvmexit")
+    if reason is not None:
+        pytest.skip(f"the C exit loop is not available: {reason}")
+    return "C extension"
+
+
 @pytest.fixture
-def script_guest(kvm_available: None, guest_binaries: Path) -> Iterator[ScriptGuest]:
+def script_guest(
+    kvm_available: None, guest_binaries: Path, exit_loop: str
+) -> Iterator[ScriptGuest]:
     vm = make_vm()
     uart_output: list[bytes] = []
     with KvmSession(vm, uart_output=uart_output.append) as session:
+        assert session.loop.implementation.startswith(exit_loop)
         yield ScriptGuest(session, (guest_binaries / "script.elf").read_bytes())
     vm.physmem.close()

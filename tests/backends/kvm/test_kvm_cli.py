@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from sel4vmm.cli.kvm import register
 from sel4vmm.errors import Sel4VmmError
+from sel4vmm.native import PURE_PYTHON_VARIABLE, describe
 
 
 def make_app() -> typer.Typer:
@@ -25,9 +26,19 @@ def test_kvm_boot_runs_an_elf_guest_to_its_clean_exit(
     # an empty script, so the guest writes 0 to the exit port at once.
     result = CliRunner().invoke(
         make_app(),
-        ["kvm-boot", str(guest_binaries / "script.elf"), "--ram", "64", "--timeout", "60"],
+        ["kvm-boot", str(guest_binaries / "script.elf"), "--ram-size", "64M", "--timeout", "60"],
     )
     assert result.exit_code == 0, result.output
+    assert "running for at most 60 s (--timeout)" in result.output
+
+
+def test_kvm_boot_reports_its_default_limit(kvm_available: None, guest_binaries: Path) -> None:
+    # Issue 12: every long wait has a default limit, and says it.
+    result = CliRunner().invoke(
+        make_app(), ["kvm-boot", str(guest_binaries / "script.elf"), "--ram-size", "0x4000000"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "running for at most 300 s (--timeout)" in result.output
 
 
 def test_kvm_boot_refuses_missing_kernels_and_tiny_ram(kvm_available: None, tmp_path: Path) -> None:
@@ -36,9 +47,10 @@ def test_kvm_boot_refuses_missing_kernels_and_tiny_ram(kvm_available: None, tmp_
     assert "does not exist" in str(result.exception)
     kernel = tmp_path / "kernel"
     kernel.write_bytes(b"\x7fELF" + bytes(60))
-    result = CliRunner().invoke(make_app(), ["kvm-boot", str(kernel), "--ram", "16"])
+    result = CliRunner().invoke(make_app(), ["kvm-boot", str(kernel), "--ram-size", "16M"])
     assert isinstance(result.exception, Sel4VmmError)
     assert "at least 64 MiB" in str(result.exception)
+    assert result.exception.fix == "use --ram-size 256M"
 
 
 def test_kvm_info_reports_the_kernel_mode_verdict(
@@ -49,3 +61,59 @@ def test_kvm_info_reports_the_kernel_mode_verdict(
     assert result.exit_code == 0, result.output
     assert "memory slots" in result.output
     assert "guest kernel mode: hardware-backed" in result.output
+
+
+def test_kvm_info_json(kvm_available: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("SEL4VMM_KVM_HARDWARE", "1")
+    result = CliRunner().invoke(make_app(), ["kvm-info", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["schema"] == "sel4vmm-kvm-info" and document["available"] is True
+    assert document["hardware_backed"] is True and document["memory_slots"] > 0
+
+
+def spinning_elf(path: Path) -> Path:
+    """A 64-bit ELF "vmlinux" whose entry is ``jmp .`` at 0x100000: it never stops."""
+    import struct
+
+    code = b"\xeb\xfe"
+    header_size, program_header_size = 64, 56
+    offset = header_size + program_header_size
+    elf_header = (
+        b"\x7fELF\x02\x01\x01" + bytes(9)
+        + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0x100000, header_size, 0, 0,
+                      header_size, program_header_size, 1, 64, 0, 0)
+    )  # fmt: skip
+    program_header = struct.pack(
+        "<IIQQQQQQ", 1, 5, offset, 0x100000, 0x100000, len(code), len(code), 0x1000
+    )
+    path.write_bytes(elf_header + program_header + code)
+    return path
+
+
+def test_kvm_boot_timeout_says_the_guest_was_still_running(
+    kvm_available: None, tmp_path: Path
+) -> None:
+    kernel = spinning_elf(tmp_path / "spin.elf")
+    result = CliRunner().invoke(make_app(), ["kvm-boot", str(kernel), "--timeout", "1"])
+    assert result.exit_code == 1, result.output
+    assert "running for at most 1 s (--timeout)" in result.output
+    assert "it was still running after 1 s (--timeout)" in result.output
+
+
+@pytest.mark.parametrize("forced", [False, True])
+def test_kvm_info_says_which_exit_loop_runs(
+    kvm_available: None, monkeypatch: pytest.MonkeyPatch, forced: bool
+) -> None:
+    monkeypatch.setenv("SEL4VMM_KVM_HARDWARE", "1")
+    if forced:
+        monkeypatch.setenv(PURE_PYTHON_VARIABLE, "1")
+    else:
+        monkeypatch.delenv(PURE_PYTHON_VARIABLE, raising=False)
+    result = CliRunner().invoke(make_app(), ["kvm-info"])
+    assert result.exit_code == 0, result.output
+    assert f"exit loop: {describe('_kvmexit')}\n" in result.output
+    if forced:
+        assert "exit loop: pure Python (SEL4VMM_PURE_PYTHON=1 forces" in result.output

@@ -6,7 +6,6 @@ import mmap
 import os
 from pathlib import Path
 
-import libfdt
 import pytest
 
 from sel4vmm.backends.qemu.loading import BootFiles, load_for_qemu
@@ -17,6 +16,7 @@ from sel4vmm.backends.qemu.shared_ram import (
 )
 from sel4vmm.backends.qemu.stub import boot_stub
 from sel4vmm.errors import Sel4VmmError
+from sel4vmm.images.fdt_tree import read_fdt
 from tests.images.synthetic import arm64_image
 
 RAM_SIZE = 64 << 20
@@ -97,13 +97,16 @@ def test_images_stub_and_dtb_are_in_the_file_where_the_plan_says(images: BootFil
         assert at(plan.initrd.addr, plan.initrd.size) == images.initrd.read_bytes()
         assert at(boot.stub_addr, 40) == boot_stub(boot.dtb_addr, plan.entry)
         assert boot.stub_addr < ram.first_free <= min(p.addr for p in plan.placed)
-        tree = libfdt.Fdt(at(boot.dtb_addr, len(boot.dtb)))
-        chosen = tree.path_offset("/chosen")
-        assert tree.getprop(chosen, "bootargs").as_str() == "console=ttyAMA0"
-        start = int.from_bytes(bytes(tree.getprop(chosen, "linux,initrd-start")), "big")
-        end = int.from_bytes(bytes(tree.getprop(chosen, "linux,initrd-end")), "big")
+        tree = read_fdt(at(boot.dtb_addr, len(boot.dtb)))
+        chosen = tree.find("/chosen")
+        assert chosen is not None
+        assert chosen.properties["bootargs"] == b"console=ttyAMA0\0"
+        start = int.from_bytes(chosen.properties["linux,initrd-start"], "big")
+        end = int.from_bytes(chosen.properties["linux,initrd-end"], "big")
         assert (start, end) == (plan.initrd.addr, plan.initrd.end)
-        memory = bytes(tree.getprop(tree.path_offset("/memory@40000000"), "reg"))
+        memory_node = tree.find("/memory@40000000")
+        assert memory_node is not None
+        memory = memory_node.properties["reg"]
         assert memory == QEMU_VIRT_RAM_BASE.to_bytes(8, "big") + RAM_SIZE.to_bytes(8, "big")
 
 

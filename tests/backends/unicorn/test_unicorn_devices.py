@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import libfdt
 import pytest
 
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
@@ -49,6 +48,7 @@ from sel4vmm.backends.unicorn.timer import (
     GuestClock,
     VirtualTimer,
 )
+from sel4vmm.images.fdt_tree import read_fdt
 from sel4vmm.memory import FaultResult, MemoryFault
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 
@@ -198,15 +198,17 @@ def test_device_tree_describes_memory_chosen_and_devices() -> None:
             dma_base=0x0B00_0000,
         )
     )
-    fdt = libfdt.Fdt(blob)
-    memory = fdt.path_offset("/memory@40000000")
-    assert bytes(fdt.getprop(memory, "reg")) == bytes.fromhex("00000000400000000000000010000000")
-    chosen = fdt.path_offset("/chosen")
-    assert fdt.getprop(chosen, "bootargs").as_str() == "console=ttyAMA0"
-    assert fdt.getprop(chosen, "stdout-path").as_str() == "/pl011@9000000"
-    uart = fdt.path_offset("/pl011@9000000")
-    assert bytes(fdt.getprop(uart, "interrupts")) == bytes.fromhex("000000000000000100000004")
-    gic = fdt.path_offset("/intc@8000000")
-    assert len(bytes(fdt.getprop(gic, "reg"))) == 32
-    assert fdt.getprop(fdt.path_offset("/psci"), "method").as_str() == "hvc"
-    fdt.path_offset("/dma@b000000")
+    fdt = read_fdt(blob)
+
+    def prop(path: str, name: str) -> bytes:
+        node = fdt.find(path)
+        assert node is not None, path
+        return node.properties[name]
+
+    assert prop("/memory@40000000", "reg") == bytes.fromhex("00000000400000000000000010000000")
+    assert prop("/chosen", "bootargs") == b"console=ttyAMA0\0"
+    assert prop("/chosen", "stdout-path") == b"/pl011@9000000\0"
+    assert prop("/pl011@9000000", "interrupts") == bytes.fromhex("000000000000000100000004")
+    assert len(prop("/intc@8000000", "reg")) == 32
+    assert prop("/psci", "method") == b"hvc\0"
+    assert fdt.find("/dma@b000000") is not None

@@ -66,3 +66,21 @@ def test_lexical_errors_are_located(text: str, message: str, column: int) -> Non
         tokenize(text, "bad.camkes")
     assert caught.value.location == Location("bad.camkes", 1, column)
     assert caught.value.fix
+
+
+def test_strings_may_span_lines() -> None:
+    # camkes-vm's interfaces/vm-connectors.camkes (ad66b659) writes its connectors'
+    # Isabelle specs as strings over several lines; CAmkES accepts them.
+    text = 'attribute string spec = "\\<lparr>\n  kind = Native\n  \\<rparr>";\nnext = 1;'
+    tokens = tokenize(text, "c.camkes")
+    string = next(t for t in tokens if t.kind is TokenKind.STRING)
+    assert string.value == "<lparr>\n  kind = Native\n  <rparr>"
+    assert string.location == Location("c.camkes", 1, 25)
+    after = next(t for t in tokens if t.value == "next")
+    assert after.location == Location("c.camkes", 4, 1)
+
+
+def test_a_string_open_to_the_end_is_located_at_its_quote() -> None:
+    with pytest.raises(Sel4VmmError, match="string is never closed") as caught:
+        tokenize('a = 1;\nb = "open\nstill open\n', "s.camkes")
+    assert caught.value.location == Location("s.camkes", 2, 5)

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from sel4vmm.config.microkit import MicrokitTarget, check_text
 from sel4vmm.config.microkit.to_spec import to_system_spec
+from sel4vmm.config.microkit.versions import MicrokitVersion
 from tests.helpers import REALWORLD
+from tests.images.limits import bounded
 
 SOURCES = sorted(
     [
@@ -29,6 +31,8 @@ TARGETS = [
     MicrokitTarget(arch="x86_64"),
     MicrokitTarget(arch="riscv64"),
     MicrokitTarget(arch="aarch64", hypervisor=False, num_cores=4, iommu=False),
+    MicrokitTarget(arch="aarch64", microkit=MicrokitVersion.V1_4),
+    MicrokitTarget(arch="aarch64", arm_smc=False, arm_pa_size_bits=44, num_cores=4),
 ]
 
 TAGS = [
@@ -94,10 +98,13 @@ def mutated_real_files(draw: st.DrawFn) -> str:
 
 
 def assert_verdict(text: str, target: MicrokitTarget) -> None:
-    result = check_text(text, "fuzz.system", target)
+    """A verdict -- never a traceback, a hang (30 s) or a memory blow-up (256 MiB)."""
+    with bounded(seconds=30):
+        result = check_text(text, "fuzz.system", target)
+        spec = to_system_spec(result, target) if result.ok else None
     if result.ok:
         assert result.system is not None
-        spec = to_system_spec(result, target)
+        assert spec is not None
         assert all(vm.name for vm in spec.vms)
     else:
         (error,) = result.errors

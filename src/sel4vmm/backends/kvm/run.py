@@ -22,6 +22,13 @@ Anything else unexpected (triple fault, failed VM entry, KVM internal errors suc
 instructions the host cannot emulate) also stops the VM with the exit reason and the
 registers, never a Python traceback.  Guests end by writing the exit port (see
 :class:`~.portio.ExitPort`): ``hlt`` never leaves the in-kernel IRQ chip.
+
+Two implementations of the same loop: when the C extension ``sel4vmm.native._kvmexit`` is
+built, ``KVM_RUN`` and MMIO decoding run in C, which hands each MMIO fault to the same
+``handle_fault`` and completes HANDLED answers itself; every other exit and every other
+answer comes back here and takes the same code as the pure-Python loop.  The Python loop
+is used when the extension is absent or ``SEL4VMM_PURE_PYTHON=1``;
+:attr:`ExitLoop.implementation` and :attr:`RunOutcome.exit_loop` say which one ran.
 """
 
 from __future__ import annotations
@@ -32,12 +39,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from sel4vmm.backends.kvm import ioctls
 from sel4vmm.backends.kvm.portio import PortIoBus
 from sel4vmm.backends.kvm.vcpu import KvmVcpu
 from sel4vmm.memory import FaultResult, MemoryFault, Reservation
+from sel4vmm.native import describe, extension
 from sel4vmm.sel4.physmem import PhysicalMemory
 
 _MMIO_EXIT = struct.Struct("<Q8sIB")
@@ -86,6 +94,8 @@ class RunOutcome:
     fault: MemoryFault | None = None
     #: How many KVM exits the run took (MMIO, I/O, signals...).
     exits: int = 0
+    #: Which exit loop ran: the C extension or pure Python (see :mod:`sel4vmm.native`).
+    exit_loop: str = ""
 
     @property
     def ok(self) -> bool:
@@ -125,6 +135,10 @@ class ExitLoop:
         self._stop_requested = threading.Event()
         self._exit_code: int | None = None
         self._thread_id: int | None = None
+        #: The C exit loop, or None for the pure-Python one (chosen once, at creation).
+        self._native = extension("_kvmexit")
+        #: Which loop :meth:`run` uses, in words (for ``kvm-info`` and outcomes).
+        self.implementation = describe("_kvmexit")
 
     # --- control from devices and other threads ---------------------------------------
 
@@ -162,6 +176,24 @@ class ExitLoop:
         if timer is not None:
             timer.daemon = True
             timer.start()
+        try:
+            if self._native is not None:
+                self._run_native(until)
+            else:
+                self._run_python(until)
+        except _StopRun as stop:
+            stop.outcome.exit_loop = self.implementation
+            return stop.outcome
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._thread_id = None
+            self.vcpu.request_immediate_exit(False)
+            if previous_handler is not None:
+                signal.signal(KICK_SIGNAL, previous_handler)
+
+    def _run_python(self, until: Callable[[], bool] | None) -> NoReturn:
+        """The pure-Python loop; leaves by :class:`_StopRun` with the exit count set."""
         exits = 0
         # The MMIO fast path is written out here with everything bound to locals: it is
         # the round trip bench/bench_kvm.py compares with a C VMM.
@@ -198,14 +230,38 @@ class ExitLoop:
                     self._dispatch(reason, until)
         except _StopRun as stop:
             stop.outcome.exits = exits
-            return stop.outcome
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self._thread_id = None
-            self.vcpu.request_immediate_exit(False)
-            if previous_handler is not None:
-                signal.signal(KICK_SIGNAL, previous_handler)
+            raise
+
+    def _run_native(self, until: Callable[[], bool] | None) -> NoReturn:
+        """The C loop (:mod:`sel4vmm.native`), returning here for all but HANDLED MMIO."""
+        native = self._native
+        assert native is not None
+        exits = 0
+        run_until = native.run
+        fd = self.vcpu.fd
+        page = self.vcpu.run_page
+        vcpu = self.vcpu
+        handle_fault = self.memory.handle_fault
+        mmio_exit = ioctls.KVM_EXIT_MMIO
+        handled = FaultResult.HANDLED
+        try:
+            while True:
+                reason, count, fault, result = run_until(
+                    fd, page, handle_fault, MemoryFault, vcpu, handled
+                )
+                exits += count
+                if reason == mmio_exit:
+                    if not isinstance(fault, MemoryFault):
+                        raise _StopRun(self._stopped(StopReason.FAULT, f"guest access: {result}"))
+                    assert isinstance(result, FaultResult)
+                    self._mmio_not_handled(fault, result)
+                elif reason < 0:
+                    raise ioctls.KvmIoctlError("RUN", -reason)
+                else:
+                    self._dispatch(reason, until)
+        except _StopRun as stop:
+            stop.outcome.exits = exits
+            raise
 
     def _install_kick_handler(self) -> signal.Handlers | Callable[..., object] | int | None:
         """A no-op handler for the kick signal, so it interrupts KVM_RUN without killing us.

@@ -1,9 +1,10 @@
-"""The guest console as QEMU prints it: streamed, kept, and watched for a marker line.
+"""The guest console as QEMU prints it: streamed, kept, and watched for marker text.
 
 QEMU writes the PL011's output to its stdout in whatever pieces the guest produced, so a
-UTF-8 character or the marker can be split across reads; the stream decodes
-incrementally and searches only the text that could complete the marker, so watching a
-long boot log costs nothing per byte already seen.
+UTF-8 character or a marker can be split across reads; the stream decodes incrementally
+and searches only the text that could complete a marker, so watching a long boot log costs
+nothing per byte already seen.  Two markers are watched: ``marker``, whose first appearance
+is timed, and ``until``, whose appearance ends the run (``run --until TEXT``).
 """
 
 from __future__ import annotations
@@ -23,30 +24,59 @@ class TextSink(Protocol):
 ConsoleSink = TextSink | Callable[[str], object]
 
 
+class TextWatch:
+    """Finds ``text`` in a stream of pieces, keeping only the tail that could complete it."""
+
+    def __init__(self, text: str) -> None:
+        if text == "":
+            raise ValueError("an empty marker would match before the guest printed anything")
+        self.text = text
+        self._tail = ""
+        self.seen = False
+
+    def feed(self, piece: str) -> bool:
+        """True when ``text`` has now appeared for the first time."""
+        if self.seen:
+            return False
+        window = self._tail + piece
+        if self.text in window:
+            self.seen = True
+            return True
+        self._tail = window[-(len(self.text) - 1) :] if len(self.text) > 1 else ""
+        return False
+
+
 class ConsoleStream:
-    """Decodes console bytes, forwards the text to a sink, and notes when ``marker`` shows."""
+    """Decodes console bytes, forwards the text to a sink, and notes when ``marker`` and
+    ``until`` show."""
 
     def __init__(
         self,
         sink: ConsoleSink | None = None,
         marker: str | None = None,
         *,
+        until: str | None = None,
         started: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if marker == "":
-            raise ValueError("an empty marker would match before the guest printed anything")
         self._sink = sink
         self.marker = marker
+        self._marker_watch = TextWatch(marker) if marker is not None else None
+        self.until = until
+        self._until_watch = TextWatch(until) if until is not None else None
         self._clock = clock
         self.started = clock() if started is None else started
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pieces: list[str] = []
-        self._tail = ""
         #: Seconds from ``started`` until the marker was first seen, or None.
         self.marker_seconds: float | None = None
+        #: Seconds from ``started`` until the ``until`` text appeared, or None.
+        self.until_seconds: float | None = None
+        #: Bytes the guest printed so far.
+        self.bytes_seen = 0
 
     def feed(self, data: bytes) -> None:
+        self.bytes_seen += len(data)
         self._emit(self._decoder.decode(data))
 
     def finish(self) -> None:
@@ -57,11 +87,10 @@ class ConsoleStream:
         if not text:
             return
         self._pieces.append(text)
-        if self.marker is not None and self.marker_seconds is None:
-            window = self._tail + text
-            if self.marker in window:
-                self.marker_seconds = self._clock() - self.started
-            self._tail = window[-(len(self.marker) - 1) :] if len(self.marker) > 1 else ""
+        if self._marker_watch is not None and self._marker_watch.feed(text):
+            self.marker_seconds = self._clock() - self.started
+        if self._until_watch is not None and self._until_watch.feed(text):
+            self.until_seconds = self._clock() - self.started
         if self._sink is not None:
             write = getattr(self._sink, "write", None)
             if write is not None:
@@ -76,6 +105,11 @@ class ConsoleStream:
     @property
     def seen_marker(self) -> bool:
         return self.marker_seconds is not None
+
+    @property
+    def seen_until(self) -> bool:
+        """The ``until`` text has appeared: the run should end (successfully)."""
+        return self.until_seconds is not None
 
     @property
     def text(self) -> str:

@@ -14,14 +14,19 @@ The steps, each owned by one module of this package:
    devices (PL011 on stdout, GIC, PSCI) and the console is streamed until the guest
    powers off.
 
-The RAM file is removed and QEMU is killed on every way out (timeout, error, Ctrl-C).
+The RAM file is removed and QEMU is killed on every way out (timeout, ``until`` text,
+error, Ctrl-C, SIGTERM: :mod:`.signals`).  A run without an explicit limit stops after
+:data:`DEFAULT_TIMEOUT` seconds unless it is interactive; the limit is said at the start and
+a progress line every few seconds says the guest is still running.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -38,6 +43,7 @@ from sel4vmm.backends.qemu.machine import (
 from sel4vmm.backends.qemu.monitor import QmpClient, QmpError
 from sel4vmm.backends.qemu.process import ProcessOutcome, QemuProcess
 from sel4vmm.backends.qemu.shared_ram import SharedGuestRam
+from sel4vmm.backends.qemu.signals import signals_stop_the_run
 from sel4vmm.backends.qemu.tree_requirements import tree_requirements
 from sel4vmm.config.load import load_vm
 from sel4vmm.config.spec import RegionKind, VmSpec
@@ -48,6 +54,16 @@ from sel4vmm.images.prepare import ram_windows_of
 QEMU_BOARD = "qemu_virt_aarch64"
 #: Seconds QEMU may take to write its device tree and exit (no guest runs).
 DUMP_DTB_TIMEOUT = 60.0
+#: Seconds a non-interactive run lasts when no timeout is given (a Linux boot to a shell
+#: takes ~2 s here; a guest that never powers off must not run forever).
+DEFAULT_TIMEOUT = 600.0
+
+#: Where a run says what it is doing (its limit, its progress): one line each.
+StatusReport = Callable[[str], None]
+
+
+def status_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,7 @@ class VmLayout:
 class QemuRunResult:
     """How a QEMU run ended."""
 
-    #: QEMU's exit status (0 after the guest's PSCI SYSTEM_OFF); None when it was killed.
+    #: QEMU's exit status (0 after the guest's PSCI SYSTEM_OFF); None when it was stopped.
     exit_code: int | None
     console: str
     timed_out: bool
@@ -79,14 +95,22 @@ class QemuRunResult:
     stderr: str = ""
     layout: VmLayout | None = None
     notes: list[str] = field(default_factory=list)
+    #: Seconds from the start of :func:`run_qemu` to the ``until`` text, or None.
+    until_seconds: float | None = None
+    #: Seconds per step, in order (configuration, RAM file, device tree, QEMU start, image
+    #: load, QMP handshake + cont), for bench/bench_qemu_boot.py.
+    steps: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """QEMU exited by itself with status 0 (the guest powered off).
+        """The console printed the ``until`` text, or QEMU exited by itself with status 0
+        (the guest powered off).
 
         QEMU also exits 0 when somebody else sends it SIGTERM; it says so on stderr, and
         that is not a power-off.
         """
+        if self.until_seconds is not None:
+            return True
         killed = "terminating on signal" in self.stderr
         return self.exit_code == 0 and not self.timed_out and not killed
 
@@ -177,21 +201,72 @@ def run_qemu(
     qemu_binary: str | os.PathLike[str] | None = None,
     cpu: str = DEFAULT_CPU,
     interactive: bool = False,
+    until: str | None = None,
+    status: StatusReport | None = status_to_stderr,
 ) -> QemuRunResult:
     """Boot ``kernel`` in QEMU from RAM sel4vmm loaded, stream the console, wait for exit.
 
     ``system_path`` (default: the bundled qemu_virt_aarch64 system) gives guest RAM;
     ``dtb`` or ``dts`` + ``overlays`` the guest's device tree (default: the one QEMU
     generates), whose ``/memory`` and ``/chosen`` (``bootargs``, initrd) sel4vmm
-    rewrites.  ``timeout`` kills QEMU that many seconds after it started; ``marker`` is a
-    console string whose first appearance is timed.  ``interactive`` connects the
-    terminal's input to the guest UART.
+    rewrites.  ``timeout`` stops QEMU that many seconds after it started (default
+    :data:`DEFAULT_TIMEOUT`, none for an interactive run); ``marker`` is a console string
+    whose first appearance is timed; ``until`` is one whose appearance ends the run
+    successfully.  ``interactive`` connects the terminal's input to the guest UART.
+    ``status`` gets the limit at the start and a progress line now and then.  SIGINT and
+    SIGTERM stop the run cleanly (:class:`~.signals.RunStopped` propagates).
     """
+    with signals_stop_the_run():
+        return _run_qemu(
+            system_path,
+            kernel,
+            BootFiles(kernel, initrd, dtb, dts, tuple(overlays or ()), bootargs),
+            console,
+            _limit(timeout, interactive),
+            marker,
+            until,
+            vm_name=vm_name,
+            qemu_binary=qemu_binary,
+            cpu=cpu,
+            interactive=interactive,
+            status=status,
+        )
+
+
+def _limit(timeout: float | None, interactive: bool) -> float | None:
+    """The run's time limit: the one given, else none when interactive, else the default."""
+    if timeout is not None:
+        return timeout
+    return None if interactive else DEFAULT_TIMEOUT
+
+
+def _run_qemu(
+    system_path: Path | None,
+    kernel: Path,
+    files: BootFiles,
+    console: ConsoleSink | None,
+    timeout: float | None,
+    marker: str | None,
+    until: str | None,
+    *,
+    vm_name: str | None,
+    qemu_binary: str | os.PathLike[str] | None,
+    cpu: str,
+    interactive: bool,
+    status: StatusReport | None,
+) -> QemuRunResult:
     started = time.monotonic()
+    steps: dict[str, float] = {}
+    last = [started]
+
+    def step(name: str) -> None:
+        now = time.monotonic()
+        steps[name], last[0] = now - last[0], now
+
     qemu = find_qemu(qemu_binary)
     layout = vm_layout(system_path if system_path is not None else bundled_system(), vm_name)
-    files = BootFiles(kernel, initrd, dtb, dts, tuple(overlays or ()), bootargs)
-    stream = ConsoleStream(console, marker, started=started)
+    step("configuration")
+    stream = ConsoleStream(console, marker, until=until, started=started)
     notes: list[str] = []
     with (
         SharedGuestRam(
@@ -199,11 +274,13 @@ def run_qemu(
         ) as ram,
         tempfile.TemporaryDirectory(prefix="sel4vmm-qemu-") as scratch,
     ):
+        step("RAM file")
         if files.dtb is None and files.dts is None and not files.overlays:
             default = QemuMachine(layout.ram_size, cpu=cpu, cpus=layout.num_vcpus)
             files = replace(files, dtb=qemu_device_tree(qemu, default, Path(scratch)))
             notes.append("no device tree given: QEMU virt's own (dumpdtb) was used")
         tree = files.open_tree()
+        step("device tree")
         needs = tree_requirements(tree.to_bytes(), files.tree_source)
         machine = QemuMachine(
             layout.ram_size,
@@ -217,12 +294,21 @@ def run_qemu(
             qemu, machine, ram.path, ram.stub_addr, qmp_socket=qmp_socket
         )
         with QemuProcess(command, interactive=interactive) as process:
+            step("QEMU start")
             # QEMU starts paused and initialises while the images are loaded.
             boot = load_for_qemu(ram, files, tree)
             load_seconds = time.monotonic() - started
+            step("image load")
             outcome = _resume(process, qmp_socket)
+            step("QMP handshake + cont")
             if outcome is None:
-                outcome = process.stream(stream, timeout)
+                # QEMU answered QMP, so its memory backend has mapped the file.
+                ram.remove_name()
+                if status is not None:
+                    _say_limits(status, timeout, until)
+                outcome = process.stream(
+                    stream, timeout, _progress(status, timeout) if status is not None else None
+                )
     if outcome.exit_code not in (0, None) and not stream.text:
         lines = [line for line in outcome.stderr.splitlines() if line.strip()]
         raise Sel4VmmError(
@@ -231,7 +317,11 @@ def run_qemu(
             fix="check that QEMU is 7.2 or newer and supports this machine",
         )
     if outcome.timed_out:
-        notes.append(f"the guest was still running after {timeout:g} s; QEMU was stopped")
+        notes.append(
+            f"the guest was still running after {timeout:g} s (--timeout); QEMU was stopped"
+        )
+    if outcome.until_seen:
+        notes.append(f"the console printed {until!r} (--until); QEMU was stopped")
     return QemuRunResult(
         exit_code=outcome.exit_code,
         console=stream.text,
@@ -243,4 +333,20 @@ def run_qemu(
         stderr=outcome.stderr,
         layout=layout,
         notes=notes,
+        until_seconds=stream.until_seconds,
+        steps=steps,
     )
+
+
+def _say_limits(status: StatusReport, timeout: float | None, until: str | None) -> None:
+    limit = f"at most {timeout:g} s (--timeout)" if timeout is not None else "no time limit"
+    stop = f", or until the console prints {until!r} (--until)" if until is not None else ""
+    status(f"[qemu: guest running; {limit}{stop}]")
+
+
+def _progress(status: StatusReport, timeout: float | None) -> Callable[[float, int], None]:
+    def report(seconds: float, console_bytes: int) -> None:
+        limit = f", stops at {timeout:g} s (--timeout)" if timeout is not None else ""
+        status(f"[qemu: running {seconds:.0f} s, {console_bytes} console bytes{limit}]")
+
+    return report

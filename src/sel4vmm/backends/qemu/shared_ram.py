@@ -146,6 +146,11 @@ class SharedGuestRam(Closing):
         assert self.physmem is not None, "closed"
         return self.physmem.file_offset(guest_addr)
 
+    def remove_name(self) -> None:
+        """Remove the file's name once QEMU has mapped it (the memory lives on in both
+        mappings), so that not even a SIGKILL of sel4vmm leaves it in ``/dev/shm``."""
+        self.path.unlink(missing_ok=True)
+
     def close(self) -> None:
         """Unmap and remove the file; safe to call twice."""
         if self.physmem is not None:

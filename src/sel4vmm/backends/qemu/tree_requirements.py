@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import libfdt
-
 from sel4vmm.errors import Sel4VmmError
+from sel4vmm.images.fdt_tree import Fdt, read_fdt
 
 #: Compatible strings of the interrupt controllers QEMU ``virt`` can present.
 GICV2_COMPATIBLES = ("arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a9-gic")
@@ -25,21 +24,18 @@ class TreeRequirements:
     psci_smc: bool
 
 
-def _compatibles(fdt: libfdt.Fdt) -> set[str]:
-    """Every compatible string of every node (pylibfdt has no by-compatible lookup)."""
+def _compatibles(fdt: Fdt) -> set[str]:
+    """Every compatible string of every node."""
     found: set[str] = set()
-    offset, depth = 0, 0
-    while offset >= 0 and depth >= 0:
-        prop = fdt.getprop(offset, "compatible", libfdt.QUIET_NOTFOUND)
-        if not isinstance(prop, int):
-            found.update(s.decode(errors="replace") for s in bytes(prop).split(b"\0") if s)
-        offset, depth = fdt.next_node(offset, depth, libfdt.QUIET_NOTFOUND)
+    for node in fdt.root.walk():
+        raw = node.properties.get("compatible", b"")
+        found.update(s.decode(errors="replace") for s in raw.split(b"\0") if s)
     return found
 
 
 def tree_requirements(dtb: bytes, source: str = "the device tree") -> TreeRequirements:
     """Read the GIC version and PSCI method from a final DTB."""
-    fdt = libfdt.Fdt(dtb)
+    fdt = read_fdt(dtb, source)
     compatibles = _compatibles(fdt)
     if compatibles.intersection(GICV3_COMPATIBLES):
         gic = 3
@@ -52,12 +48,10 @@ def tree_requirements(dtb: bytes, source: str = "the device tree") -> TreeRequir
             fix="use a device tree written for qemu_virt_aarch64 (libvmm's board/"
             "qemu_virt_aarch64/linux.dts)",
         )
-    psci = fdt.path_offset("/psci", libfdt.QUIET_NOTFOUND)
+    psci = fdt.find("/psci")
     method = b"smc"
-    if psci >= 0:
-        prop = fdt.getprop(psci, "method", libfdt.QUIET_NOTFOUND)
-        if not isinstance(prop, int):
-            method = bytes(prop).rstrip(b"\0")
+    if psci is not None and "method" in psci.properties:
+        method = psci.properties["method"].rstrip(b"\0")
     if method not in (b"smc", b"hvc"):
         raise Sel4VmmError(
             f"{source}: PSCI method {method.decode(errors='replace')!r} is neither smc nor hvc",

@@ -108,6 +108,8 @@ class GuestLayout:
     source: str = "built-in qemu_virt_aarch64 layout"
     #: vCPUs: vCPU 0 boots the kernel, the others wait for PSCI CPU_ON.
     num_vcpus: int = 1
+    #: DMA behind an SMMU sharing the VM's stage-2 (``--smmu``); else physical addresses.
+    smmu: bool = False
 
     def with_ram(self, *, one_to_one: bool | None = None, size: int | None = None) -> GuestLayout:
         return replace(
@@ -225,7 +227,9 @@ class EmulatedBoard:
         self.vcpus = [Vcpu(self.vm, timer, index) for index, timer in enumerate(self.timers)]
         self.vgic = Vgic(on_eoi=self._on_eoi, on_signal=self._on_signal, num_cpus=layout.num_vcpus)
         self.uart = Pl011(console.write, irq_line=self._on_uart_line)
-        self.dma = DmaEngine(self.physmem)
+        #: Reports the run makes without stopping (DMA reaching foreign memory).
+        self.warnings: list[str] = []
+        self.dma = DmaEngine(self.physmem, self.vm, smmu=layout.smmu, report=self.warnings.append)
         # Each engine has its own map of the same guest-physical space; only the GIC's
         # virtual CPU interface differs: the one of the vCPU that accesses it.
         self.address_maps = [

@@ -2,7 +2,8 @@
 
 A guest learns its machine from the DTB the VMM passes in ``x0``: where RAM is (``/memory``),
 its console and command line (``/chosen``), and the UART, GIC and timer it may drive.  This
-builds that tree from the guest's layout with libfdt's sequential writer, using the
+builds that tree from the guest's layout with sel4vmm's sequential writer (the same bytes
+libfdt's ``FdtSw`` wrote), using the
 bindings Linux expects on qemu's virt board (``arm,pl011``, ``arm,cortex-a15-gic``,
 ``arm,armv8-timer``, ``arm,psci-1.0`` with the ``hvc`` method).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import libfdt
+from sel4vmm.images.fdt_tree import FdtWriter
 
 #: Interrupt specifier types of the GIC binding.
 _GIC_SPI = 0
@@ -52,8 +53,7 @@ def _reg(base: int, size: int) -> bytes:
 
 def build_device_tree(tree: GuestDeviceTree) -> bytes:
     """A complete DTB (``#address-cells = #size-cells = 2``) for the guest."""
-    sw = libfdt.FdtSw()
-    sw.finish_reservemap()
+    sw = FdtWriter()
     with sw.add_node(""):
         sw.property_string("compatible", "linux,dummy-virt")
         sw.property_u32("#address-cells", 2)
@@ -121,4 +121,4 @@ def build_device_tree(tree: GuestDeviceTree) -> bytes:
             with sw.add_node(f"dma@{tree.dma_base:x}"):
                 sw.property_string("compatible", "sel4vmm,copy-dma")
                 sw.property("reg", _reg(tree.dma_base, 0x1000))
-    return bytes(sw.as_fdt().as_bytearray())
+    return sw.to_bytes()

@@ -63,6 +63,8 @@ class RunResult:
     skipped_seconds: float = 0.0
     #: Whether the kernel booted by the Linux boot protocol (not a raw binary).
     linux: bool = False
+    #: What the run reported without stopping (DMA reaching memory not the guest's).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def console_text(self) -> str:
@@ -138,6 +140,7 @@ def run_guest(
     stop_check: Callable[[], StopReason | None] | None = None,
     interactive: bool | None = None,
     vm_name: str | None = None,
+    smmu: bool = False,
 ) -> RunResult:
     """Boot ``kernel_path`` (default: the bundled hello guest) in the VM ``system_path``
     describes (default: the bundled qemu-virt system) and run it until it stops.
@@ -158,6 +161,7 @@ def run_guest(
     started = time.monotonic()
     layout = layout_from_system(Path(system_path) if system_path else bundled_system(), vm_name)
     layout = layout.with_ram(one_to_one=one_to_one, size=ram_size).with_vcpus(num_vcpus)
+    layout = replace(layout, smmu=smmu)
     kernel = Path(kernel_path) if kernel_path else bundled_guest("hello")
     linux = linux or LinuxBootFiles()
     image = classify_kernel(kernel)
@@ -232,4 +236,5 @@ def run_guest(
         guest_seconds=clock.ticks_to_seconds(clock.now()),
         skipped_seconds=clock.ticks_to_seconds(clock.skipped_ticks),
         linux=image is not None,
+        warnings=board.warnings,
     )

@@ -140,19 +140,25 @@ def tokenize(text: str, path: str) -> list[Token]:
             pos = end + 2
             continue
         if ch == '"':
+            # CAmkES strings may span lines (camkes-vm's interfaces/vm-connectors.camkes
+            # writes its Isabelle connector specs so); the token is located at its quote.
             start = pos
+            where = here(start)
             pos += 1
-            while pos < length and text[pos] not in '"\n':
-                pos += 2 if text[pos] == "\\" else 1
-            if pos >= length or text[pos] != '"':
+            while pos < length and text[pos] != '"':
+                if text[pos] == "\n":
+                    line += 1
+                    line_start = pos + 1
+                pos += 2 if text[pos] == "\\" and text[pos + 1 : pos + 2] != "\n" else 1
+            if pos >= length:
                 raise Sel4VmmError(
                     "string is never closed",
-                    location=here(start),
-                    fix='add the closing " on the same line',
+                    location=where,
+                    fix='add the closing "',
                 )
             pos += 1
             raw = text[start:pos]
-            tokens.append(Token(TokenKind.STRING, _decode_string(raw[1:-1]), here(start), raw))
+            tokens.append(Token(TokenKind.STRING, _decode_string(raw[1:-1]), where, raw))
             continue
         match = _IDENT.match(text, pos)
         if match:

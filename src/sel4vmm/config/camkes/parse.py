@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sel4vmm.config.camkes.c_integers import apply_operator
+from sel4vmm.config.camkes.c_integers import parse_c_integer as parse_c_integer  # re-exported
 from sel4vmm.config.camkes.lexer import Token, TokenKind, tokenize
 from sel4vmm.errors import Location, Sel4VmmError
 
@@ -368,7 +370,8 @@ class _Parser:
             operator = self.advance()
             right = self.parse_binary(level + 1)
             left = IntValue(
-                _apply(operator, _as_int(left, operator), _as_int(right, operator)), left.location
+                apply_operator(operator, _as_int(left, operator), _as_int(right, operator)),
+                left.location,
             )
         return left
 
@@ -465,30 +468,6 @@ class _Parser:
         return DictValue(tuple(entries), opener.location)
 
 
-def parse_c_integer(text: str, location: Location) -> int:
-    """A C integer literal: decimal, ``0x`` hex, ``0b`` binary, leading-0 octal, u/l suffixes."""
-    body = text.rstrip("uUlL").strip()
-    negative = body.startswith("-")
-    if negative:
-        body = body[1:].strip()
-    try:
-        if body[:2].lower() == "0x":
-            value = int(body[2:], 16)
-        elif body[:2].lower() == "0b":
-            value = int(body[2:], 2)
-        elif len(body) > 1 and body.startswith("0"):
-            value = int(body[1:], 8)
-        else:
-            value = int(body, 10)
-    except ValueError:
-        raise Sel4VmmError(
-            f"'{text}' is not an integer",
-            location=location,
-            fix="write a decimal or 0x-prefixed hexadecimal integer",
-        ) from None
-    return -value if negative else value
-
-
 def _as_int(value: Value, operator: Token) -> int:
     if isinstance(value, IntValue):
         return value.value
@@ -500,44 +479,6 @@ def _as_int(value: Value, operator: Token) -> int:
         location=value.location,
         fix="use an integer here (is a macro undefined?)",
     )
-
-
-def _apply(operator: Token, left: int, right: int) -> int:
-    op = operator.value
-    if op in ("/", "%") and right == 0:
-        raise Sel4VmmError(
-            "division by zero", location=operator.location, fix="divide by a non-zero number"
-        )
-    if op in ("<<", ">>") and not 0 <= right < 128:
-        raise Sel4VmmError(
-            f"shift by {right} bits", location=operator.location, fix="shift by 0 to 127 bits"
-        )
-    match op:
-        case "/":
-            return (
-                abs(left) // abs(right) * (1 if (left >= 0) == (right >= 0) else -1)
-            )  # C truncates
-        case "%":
-            return (
-                left
-                - (abs(left) // abs(right) * (1 if (left >= 0) == (right >= 0) else -1)) * right
-            )
-        case "|":
-            return left | right
-        case "^":
-            return left ^ right
-        case "&":
-            return left & right
-        case "+":
-            return left + right
-        case "-":
-            return left - right
-        case "*":
-            return left * right
-        case "<<":
-            return left << right
-        case _:
-            return left >> right
 
 
 def _describe(token: Token) -> str:

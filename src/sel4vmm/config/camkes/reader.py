@@ -15,13 +15,19 @@ the application's settings override them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sel4vmm.config.camkes.lexer import tokenize
 from sel4vmm.config.camkes.parse import CamkesFile, Import, parse_tokens
-from sel4vmm.config.camkes.preprocess import BUNDLED_INCLUDE_DIR, display_path, preprocess
+from sel4vmm.config.camkes.preprocess import (
+    BUNDLED_INCLUDE_DIR,
+    display_path,
+    preprocess,
+    read_source,
+)
 from sel4vmm.config.spec import Finding
 from sel4vmm.errors import Location, Sel4VmmError
 
@@ -40,7 +46,14 @@ _DECLARATION_ONLY_IMPORTS = (
     "FileServer/FileServer.camkes",
     "SerialServer/SerialServer.camkes",
     "TimeServer/TimeServer.camkes",
+    "VM/vm.camkes",
 )
+#: The x86 VM component's headers (camkes-vm's components/VM, not VM_Arm).
+X86_INCLUDE_DIR = BUNDLED_INCLUDE_DIR / "x86"
+#: Platform names that mean an x86 build (CAmkES's KernelPlatform pc99, sel4vmm's board).
+_X86_PLATFORMS = frozenset({"pc99", "x86_64", "x86_64_generic", "x86_64_generic_vtx", "ia32"})
+#: ``import <VM/vm.camkes>;``: the x86 VM component, which only x86 applications import.
+_X86_IMPORT = re.compile(r"^\s*import\s*<VM/vm\.camkes>\s*;", re.M)
 
 
 @dataclass
@@ -89,6 +102,7 @@ class _Reader:
         self.user_dirs = [Path(d) for d in include_dirs]
         self.result = ReadFiles(platform=platform_from_defines(defines))
         self.seen: set[Path] = set()
+        self.x86 = False
         if self.result.platform is None and top.name == "devices.camkes":
             # A platform file given directly: its directory *is* the platform directory.
             self.result.platform = platform_of_devices_file(top)
@@ -112,9 +126,17 @@ class _Reader:
                 return _PLAT_INCLUDE_FAMILY[part]
         return None
 
-    def cpp_dirs(self, path: Path) -> list[Path]:
-        """``#include <...>`` search path: the user's, the platform headers, sel4vmm's."""
+    def cpp_dirs(self, path: Path, text: str = "") -> list[Path]:
+        """``#include <...>`` search path: the user's, the platform headers, sel4vmm's.
+
+        x86 applications (an x86 platform, or a file importing ``<VM/vm.camkes>``) see the
+        x86 VM component's ``configurations/vm.h`` first, as camkes-vm's build gives them.
+        """
         directories = list(self.user_dirs)
+        platform = (self.result.platform or "").replace("-", "_").lower()
+        if platform in _X86_PLATFORMS or self.x86 or _X86_IMPORT.search(text):
+            self.x86 = True
+            directories.append(X86_INCLUDE_DIR)
         family = self.platform_family(path)
         if family is not None and (BUNDLED_INCLUDE_DIR / "plat_include" / family).is_dir():
             directories.append(BUNDLED_INCLUDE_DIR / "plat_include" / family)
@@ -126,15 +148,10 @@ class _Reader:
         if resolved in self.seen:
             return  # CAmkES imports every file once
         self.seen.add(resolved)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise Sel4VmmError(
-                f"cannot read {path}: {error}",
-                location=importer or Location(str(path)),
-                fix="check the path and that the file is UTF-8 text",
-            ) from None
-        output = preprocess(path, text, include_dirs=self.cpp_dirs(path), defines=self.defines)
+        text = read_source(path, importer)
+        output = preprocess(
+            path, text, include_dirs=self.cpp_dirs(path, text), defines=self.defines
+        )
         shown = display_path(path)
         parsed = parse_tokens(tokenize(output, shown), shown)
         for item in parsed.imports:

@@ -27,6 +27,8 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from sel4vmm.config.camkes.attributes import MAX_POOL_COUNT, attribute_typo, size_bits
+from sel4vmm.config.camkes.c_integers import parse_c_integer
 from sel4vmm.config.camkes.parse import (
     BoolValue,
     CallValue,
@@ -37,10 +39,10 @@ from sel4vmm.config.camkes.parse import (
     StrValue,
     SymbolValue,
     Value,
-    parse_c_integer,
     parse_value_text,
 )
 from sel4vmm.config.camkes.reader import ReadFiles
+from sel4vmm.config.camkes.x86 import build_x86_vm, is_x86_vm, x86_findings
 from sel4vmm.config.spec import (
     DeviceFramesSpec,
     DeviceUntypedSpec,
@@ -128,6 +130,7 @@ class _Instance:
     name: str
     location: Location
     declared_vm: bool = False
+    type_name: str | None = None
 
 
 def python_value(value: Value) -> object:
@@ -390,20 +393,28 @@ class _VmBuilder:
             pool = _POOL.fullmatch(attribute)
             if pool:
                 count = _integer(value, what)
-                if count < 0:
+                if not 0 <= count <= MAX_POOL_COUNT:
                     raise Sel4VmmError(
-                        f"{what} = {count} is negative",
+                        f"{what} = {count} is negative"
+                        if count < 0
+                        else f"{what} = {count} is more untyped objects than sel4vmm plans "
+                        f"for one pool ({MAX_POOL_COUNT})",
                         location=value.location,
-                        fix="give the number of untyped objects (0 or more)",
+                        fix="give the number of untyped objects (0 or more)"
+                        if count < 0
+                        else "use fewer, larger untyped objects (a larger simple_untypedN_pool)",
                     )
-                self.vm.pools.append(UntypedPoolSpec(int(pool.group(1)), count, setting.location))
+                bits = size_bits(pool.group(1), what, setting.location)
+                self.vm.pools.append(UntypedPoolSpec(bits, count, setting.location))
             elif attribute == "untyped_mmios":
                 for item in _strings(value, what):
                     paddr, bits = _mmio_numbers(item, 2, what, "0xADDR:size_bits")
+                    bits = size_bits(str(bits), f"{what} entry {item.value!r}", item.location)
                     self.vm.device_untypeds.append(DeviceUntypedSpec(paddr, bits, item.location))
             elif attribute == "mmios":
                 for item in _strings(value, what):
                     paddr, size, bits = _mmio_numbers(item, 3, what, "0xADDR:0xSIZE:page_bits")
+                    bits = size_bits(str(bits), f"{what} entry {item.value!r}", item.location)
                     self.vm.device_frames.append(DeviceFramesSpec(paddr, size, bits, item.location))
             elif attribute == "dtb":
                 self.read_dtb(value, what)
@@ -417,6 +428,9 @@ class _VmBuilder:
                     )
             elif attribute not in handled:
                 self.vm.extra[attribute] = python_value(value)
+                typo = attribute_typo(self.vm.name, attribute, setting.location)
+                if typo is not None:
+                    self.findings.append(typo)
 
     def read_dtb(self, value: Value, what: str) -> None:
         if not (isinstance(value, CallValue) and value.function == "dtb"):
@@ -449,6 +463,7 @@ def build_system_spec(path: str, read: ReadFiles, board: str | None) -> SystemSp
                 declaration.name, _Instance(declaration.name, declaration.location)
             )
             instance.declared_vm |= declaration.type_name == VM_COMPONENT_TYPE
+            instance.type_name = declaration.type_name
         for setting in camkes_file.settings:
             instances.setdefault(setting.instance, _Instance(setting.instance, setting.location))
             # Later settings override earlier ones, as a later assignment does in CAmkES.
@@ -456,9 +471,13 @@ def build_system_spec(path: str, read: ReadFiles, board: str | None) -> SystemSp
     spec = SystemSpec(path=path, format="camkes", findings=list(read.findings), board=board)
     for name, instance in instances.items():
         attributes = settings.get(name, {})
-        if not (instance.declared_vm or VM_ATTRIBUTES & attributes.keys()):
+        if is_x86_vm(instance.type_name, set(attributes)):
+            vm = build_x86_vm(name, instance.location, attributes)
+            findings = x86_findings(vm)
+        elif not (instance.declared_vm or VM_ATTRIBUTES & attributes.keys()):
             continue
-        vm, findings = _VmBuilder(instance, attributes).build()
+        else:
+            vm, findings = _VmBuilder(instance, attributes).build()
         vm.board = board
         spec.vms.append(vm)
         spec.findings.extend(findings)

@@ -13,25 +13,30 @@ from sel4vmm.config.microkit.attributes import (
     check_attributes,
     optional_bool,
     required,
-    required_number,
+    required_decimal,
 )
 from sel4vmm.config.microkit.diagnostics import MicrokitError
 from sel4vmm.config.microkit.model import Channel, ChannelEnd
 from sel4vmm.config.microkit.numbers import I64
 from sel4vmm.config.microkit.protection_domains import PD_MAX_ID
+from sel4vmm.config.microkit.versions import END_PP_FIX_1_4, MicrokitVersion, attributes
 from sel4vmm.config.microkit.xmlsource import XmlElement
 
 
-def _end(element: XmlElement, pd_names: Container[str]) -> ChannelEnd:
+def _end(element: XmlElement, pd_names: Container[str], version: MicrokitVersion) -> ChannelEnd:
     if element.tag != "end":
         raise MicrokitError.colon(
             f"invalid XML element '{element.tag}'",
             element.location,
             fix="a <channel> holds exactly two <end> elements",
         )
-    check_attributes(element, ("pd", "id", "pp", "notify", "setvar_id"))
+    check_attributes(
+        element,
+        attributes(version, "end", ("pd", "id", "pp", "notify", "setvar_id")),
+        fixes={"pp": END_PP_FIX_1_4} if version is MicrokitVersion.V1_4 else None,
+    )
     pd = required(element, "pd")
-    end_id = required_number(element, "id", I64)
+    end_id = required_decimal(element, "id", I64)
     if end_id > PD_MAX_ID:
         raise MicrokitError.on_element(element, f"id must be < {PD_MAX_ID + 1}")
     if end_id < 0:
@@ -51,9 +56,13 @@ def _end(element: XmlElement, pd_names: Container[str]) -> ChannelEnd:
     )
 
 
-def parse_channel(element: XmlElement, pd_names: Container[str]) -> Channel:
+def parse_channel(
+    element: XmlElement,
+    pd_names: Container[str],
+    version: MicrokitVersion = MicrokitVersion.V2,
+) -> Channel:
     check_attributes(element, ())
-    ends = [_end(child, pd_names) for child in element.children]
+    ends = [_end(child, pd_names, version) for child in element.children]
     if len(ends) != 2:
         raise MicrokitError.on_element(element, "exactly two end elements must be specified")
     end_a, end_b = ends

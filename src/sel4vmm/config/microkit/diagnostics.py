@@ -20,6 +20,7 @@ from sel4vmm.config.spec import Finding
 from sel4vmm.errors import Location, Sel4VmmError
 
 if TYPE_CHECKING:
+    from sel4vmm.config.microkit.preprocess import LineMap
     from sel4vmm.config.microkit.xmlsource import XmlElement
 
 
@@ -30,8 +31,14 @@ class SourceFile:
     #: The name the tool would print (the path as the user gave it).
     name: str
     text: str
+    #: For preprocessed text: output line -> (file, line) it came from.
+    line_map: LineMap | None = None
 
     def location(self, line: int, column: int) -> Location:
+        if self.line_map is not None:
+            origin = self.line_map.origin(line)
+            if origin is not None:
+                return Location(origin[0], origin[1], column)
         return Location(self.name, line, column)
 
 
@@ -84,11 +91,12 @@ class MicrokitError(Sel4VmmError):
         return cls(Diagnostic("error", text, location, f"Error: {text}", fix))
 
     @classmethod
-    def at(cls, text: str, location: Location, *, fix: str | None = None) -> MicrokitError:
+    def at(
+        cls, text: str, location: Location, *, message: str | None = None, fix: str | None = None
+    ) -> MicrokitError:
         """``Error: text @ file:line:col``."""
-        return cls(
-            Diagnostic("error", text, location, f"Error: {text} @ {location_text(location)}", fix)
-        )
+        tool_text = f"Error: {text} @ {location_text(location)}"
+        return cls(Diagnostic("error", message or text, location, tool_text, fix))
 
     @classmethod
     def colon(cls, text: str, location: Location, *, fix: str | None = None) -> MicrokitError:
@@ -105,10 +113,33 @@ class MicrokitError(Sel4VmmError):
 
     @classmethod
     def missing_attribute(cls, element: XmlElement, attribute: str) -> MicrokitError:
+        """The tool's ``checked_lookup``: "Missing required attribute ..." (capital M)."""
         return cls.colon(
-            f"missing required attribute '{attribute}' on element '{element.tag}'",
+            f"Missing required attribute '{attribute}' on element '{element.tag}'",
             element.location,
             fix=f'add {attribute}="..." to this <{element.tag}>',
+        )
+
+    @classmethod
+    def crash(
+        cls, element: XmlElement, what: str, panic: str, *, fix: str | None = None
+    ) -> MicrokitError:
+        """A file the Microkit tool does not reject but *panics* on.
+
+        ``panic`` is the panic's payload as Rust prints it (for ``unwrap()`` on a parse
+        error: ``called `Result::unwrap()` on an `Err` value: ParseIntError { kind:
+        InvalidDigit }``); the tool prints it after ``thread 'main' panicked at <its
+        source position>:``, which we cannot know and leave out.
+        """
+        message = f"the Microkit tool would crash on {what} (it panics instead of reporting it)"
+        return cls(
+            Diagnostic(
+                "error",
+                message,
+                element.location,
+                f"thread 'main' panicked: {panic}",
+                fix,
+            )
         )
 
 

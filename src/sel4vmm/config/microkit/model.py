@@ -168,6 +168,9 @@ class ProtectionDomain:
     domain: int | None = None
     id: int | None = None
     setvar_id: str | None = None
+    #: Microkit 1.4 only: ``pp="true"`` -- other PDs may call this one (2.x marks the
+    #: caller's ``<end>`` instead).
+    pp: bool = False
     parent: str | None = None
     maps: list[Map] = field(default_factory=list)
     irqs: list[Irq] = field(default_factory=list)
@@ -176,6 +179,8 @@ class ProtectionDomain:
     cap_maps: list[CapMap] = field(default_factory=list)
     virtual_machine: VirtualMachine | None = None
     children: list[ProtectionDomain] = field(default_factory=list)
+    #: The symbols in ``setvars``: duplicates are found in O(1), not by a scan per setvar.
+    setvar_symbols: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def has_children(self) -> bool:

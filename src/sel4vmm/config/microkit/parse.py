@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sel4vmm.config.microkit.diagnostics import Diagnostic, MicrokitError
+from sel4vmm.config.microkit.diagnostics import Diagnostic, MicrokitError, location_text
 from sel4vmm.config.microkit.iommu import IoAddressSpaceRegistry, parse_io_address_space
 from sel4vmm.config.microkit.model import DomainSchedule, IoMap, MemoryRegion, ProtectionDomain
 from sel4vmm.config.microkit.protection_domains import parse_protection_domain
 from sel4vmm.config.microkit.regions import parse_memory_region
 from sel4vmm.config.microkit.schedule import parse_domains
 from sel4vmm.config.microkit.target import MicrokitTarget
+from sel4vmm.config.microkit.versions import SYSTEM_ELEMENTS_1_4, MicrokitVersion
 from sel4vmm.config.microkit.xmlsource import XmlElement
 
 
@@ -34,27 +35,50 @@ class ParsedSystem:
 def _check_no_text(system: XmlElement) -> None:
     """Only whitespace and comments may sit between the top-level elements."""
     for run in system.texts:
-        # The tool points at <system> itself when the text comes first, else at the text.
-        where = system.location if run.is_first_child else run.location
+        # sdf.rs check_no_text: text that comes first is <system>'s own text() (reported
+        # at <system>); any later text node is checked on its own, and a text node's tag
+        # name is empty -- so the tool names the element ''.
+        if run.is_first_child:
+            where, name = system.location, "system"
+        else:
+            where, name = run.location, ""
         raise MicrokitError.at(
-            "unexpected text found in element 'system'",
+            f"unexpected text found in element '{name}'",
             where,
+            message=f"unexpected text found in <{system.tag}>",
             fix="remove the stray text or wrap it in <!-- -->",
         )
 
 
 def parse_system(root: XmlElement, target: MicrokitTarget) -> ParsedSystem:
     if root.tag != "system":
-        raise MicrokitError.colon(
-            f"root element must be <system>, found <{root.tag}>",
-            root.location,
+        # sdf.rs: ``doc.root().children().find(.. == "system").unwrap()`` -- a panic.
+        raise MicrokitError.crash(
+            root,
+            f"a root element <{root.tag}>: it looks for <system> and unwraps the result",
+            "called `Option::unwrap()` on a `None` value",
             fix="a Microkit system description is one <system> element",
         )
     _check_no_text(root)
     parsed = ParsedSystem()
     registry = IoAddressSpaceRegistry()
+    v14 = target.microkit is MicrokitVersion.V1_4
+    if v14 and target.arch == "x86_64":
+        raise MicrokitError.bare(
+            "Microkit 1.4 does not support x86-64",
+            location=root.location,
+            fix="x86-64 systems need Microkit 2.x: check without --microkit 1.4",
+        )
     for child in root.children:
         tag = child.tag
+        if v14 and tag not in SYSTEM_ELEMENTS_1_4:
+            # 1.4.1 sdf.rs: no "Error: " prefix here.
+            raise MicrokitError.plain(
+                f"Invalid XML element '{tag}': {location_text(child.location)}",
+                location=child.location,
+                message=f"invalid XML element '{tag}' (Microkit 1.4)",
+                fix=f"Microkit 1.4 has no <{tag}> at the top level; it needs 2.x",
+            )
         if tag == "protection_domain":
             parsed.root_pds.append(
                 parse_protection_domain(child, target, parsed.domains, parsed.warnings)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from sel4vmm.config.microkit.attributes import (
     check_attributes,
+    number_text,
     optional_bool,
+    optional_decimal,
     optional_number,
     required,
+    required_decimal,
     required_number,
 )
 from sel4vmm.config.microkit.diagnostics import (
@@ -32,10 +35,17 @@ from sel4vmm.config.microkit.model import (
     VirtualCpu,
     VirtualMachine,
 )
-from sel4vmm.config.microkit.numbers import I64, U8
+from sel4vmm.config.microkit.numbers import I64, U64
 from sel4vmm.config.microkit.pci import PciAddressError, parse_pci_address
-from sel4vmm.config.microkit.regions import parse_map
+from sel4vmm.config.microkit.regions import MAP_ATTRIBUTES, PD_MAP_SETVAR_ATTRIBUTES, parse_map
 from sel4vmm.config.microkit.target import MicrokitTarget
+from sel4vmm.config.microkit.versions import (
+    PD_ELEMENTS_1_4,
+    PP_ON_PD_FIX,
+    VM_ID_FIX,
+    MicrokitVersion,
+    attributes,
+)
 from sel4vmm.config.microkit.xmlsource import XmlElement
 
 #: Badge bits left for channel/IRQ/child ids (two are used by the PPC and fault flags).
@@ -44,6 +54,7 @@ VCPU_MAX_ID = PD_MAX_ID
 PD_MAX_PRIORITY = 254
 BUDGET_DEFAULT = 1000
 PD_DEFAULT_STACK_SIZE = 0x2000
+PD_DEFAULT_STACK_SIZE_1_4 = 0x1000
 PD_MIN_STACK_SIZE = 0x1000
 PD_MAX_STACK_SIZE = 16 * 1024 * 1024
 X86_IRQ_VECTOR_MAX = 107
@@ -64,22 +75,21 @@ PD_ATTRIBUTES = (
 CHILD_PD_ATTRIBUTES = ("id", "setvar_id")
 CAP_MAP_TYPES = {"cap_tcb": "Tcb", "cap_sc": "Sc", "cap_vspace": "VSpace"}
 
-#: Attributes Microkit 1.x accepted and the current tool rejects.  Real systems (libvmm's
-#: virtio-snd example, sel4-gpi) still carry them, so we accept them with a warning rather
-#: than refusing files that build with the SDK they were written for.
-LEGACY_PD_ATTRIBUTES = ("pp",)
-LEGACY_VM_ATTRIBUTES = ("id",)
+#: Fixes for attributes of another Microkit release (see :mod:`.versions`).
+PD_ATTRIBUTE_FIXES = {"pp": PP_ON_PD_FIX}
+VM_ATTRIBUTE_FIXES = {"id": VM_ID_FIX}
 
 
-def add_setvar(setvars: list[SetVar], setvar: SetVar, element: XmlElement) -> None:
+def add_setvar(pd: ProtectionDomain, setvar: SetVar, element: XmlElement) -> None:
     """Record a setvar; a symbol can only be patched once per program image."""
-    if any(existing.symbol == setvar.symbol for existing in setvars):
+    if setvar.symbol in pd.setvar_symbols:
         raise MicrokitError.on_element(
             element,
             f"setvar on symbol '{setvar.symbol}' already exists",
             fix="use a different symbol name",
         )
-    setvars.append(setvar)
+    pd.setvar_symbols.add(setvar.symbol)
+    pd.setvars.append(setvar)
 
 
 def _check_id(element: XmlElement, value: int) -> int:
@@ -104,20 +114,18 @@ class _PdReader:
 
     def read(self, element: XmlElement, *, is_child: bool) -> ProtectionDomain:
         target = self.target
+        version = target.microkit
+        v14 = version is MicrokitVersion.V1_4
         check_attributes(
             element,
-            PD_ATTRIBUTES + (CHILD_PD_ATTRIBUTES if is_child else ()) + LEGACY_PD_ATTRIBUTES,
+            attributes(
+                version,
+                "child_protection_domain" if is_child else "protection_domain",
+                PD_ATTRIBUTES + (CHILD_PD_ATTRIBUTES if is_child else ()),
+            ),
+            fixes=PD_ATTRIBUTE_FIXES,
         )
         name = required(element, "name")
-        if element.get("pp") is not None:
-            self.warnings.append(
-                warning(
-                    f"attribute 'pp' on protection domain '{name}' is from Microkit 1.x and "
-                    "is ignored; current releases reject it",
-                    element.location,
-                    fix='remove it and put pp="true" on the calling <end> of each channel',
-                )
-            )
         child_id = required_number(element, "id") if is_child else None
         setvar_id = element.get("setvar_id") if is_child else None
 
@@ -132,11 +140,16 @@ class _PdReader:
             )
         passive = bool(optional_bool(element, "passive"))
         stack_size = optional_number(element, "stack_size")
-        stack_size = PD_DEFAULT_STACK_SIZE if stack_size is None else stack_size
+        if stack_size is None:  # 1.4.1: a single page; 2.x: 8 KiB
+            stack_size = PD_DEFAULT_STACK_SIZE_1_4 if v14 else PD_DEFAULT_STACK_SIZE
         smc = bool(optional_bool(element, "smc"))
         if smc:
             self._check_smc(element)
-        cpu = optional_number(element, "cpu", U8) or 0
+        cpu = _cpu(
+            element,
+            optional_number(element, "cpu") or 0,
+            expect="cpu core must be between 0 and 255",
+        )
         if cpu >= target.num_cores:
             raise MicrokitError.on_element(
                 element, f"cpu core must be less than {target.num_cores}, got {cpu}"
@@ -160,6 +173,7 @@ class _PdReader:
                 element, f"priority must be between 0 and {PD_MAX_PRIORITY}"
             )
         fpu = optional_bool(element, "fpu")
+        callee = bool(optional_bool(element, "pp")) if v14 else False
 
         pd = ProtectionDomain(
             name=name,
@@ -176,13 +190,18 @@ class _PdReader:
             domain=domain,
             id=child_id,
             setvar_id=setvar_id,
+            pp=callee,
         )
         seen_program_image = False
         seen_cspace = False
         for child in element.children:
             tag = child.tag
+            if v14 and tag not in PD_ELEMENTS_1_4:
+                tag = ""  # Microkit 1.4 knows no such element: the "Invalid XML element" below
             if tag == "program_image":
-                check_attributes(child, ("path", "path_for_symbols"))
+                check_attributes(
+                    child, attributes(version, "program_image", ("path", "path_for_symbols"))
+                )
                 if seen_program_image:
                     raise MicrokitError.on_element(
                         element, "program_image must only be specified once"
@@ -198,14 +217,14 @@ class _PdReader:
                     raise MicrokitError.on_element(element, "I/O Ports are only available on x86")
                 pd.ioports.append(self._ioport(pd, child, element))
             elif tag == "setvar":
-                check_attributes(child, ("symbol", "region_paddr"))
+                check_attributes(child, attributes(version, "setvar", ("symbol", "region_paddr")))
                 symbol = required(child, "symbol")
                 region = required(child, "region_paddr")
-                add_setvar(pd.setvars, SetVar(symbol, "paddr", region), child)
+                add_setvar(pd, SetVar(symbol, "paddr", region), child)
             elif tag == "protection_domain":
                 nested = self.read(child, is_child=True)
                 if nested.setvar_id is not None and nested.id is not None:
-                    add_setvar(pd.setvars, SetVar(nested.setvar_id, "id", nested.id), child)
+                    add_setvar(pd, SetVar(nested.setvar_id, "id", nested.id), child)
                 pd.children.append(nested)
             elif tag == "virtual_machine":
                 if not target.hypervisor:
@@ -223,7 +242,7 @@ class _PdReader:
                 vm = self._virtual_machine(child)
                 for vcpu in vm.vcpus:
                     if vcpu.setvar_id is not None:
-                        add_setvar(pd.setvars, SetVar(vcpu.setvar_id, "id", vcpu.id), child)
+                        add_setvar(pd, SetVar(vcpu.setvar_id, "id", vcpu.id), child)
                 pd.virtual_machine = vm
             elif tag == "cspace":
                 if seen_cspace:
@@ -232,9 +251,10 @@ class _PdReader:
                 pd.cap_maps.extend(_cap_maps(child))
             else:
                 raise MicrokitError.plain(
-                    f"Invalid XML element '{tag}': {location_text(child.location)}",
+                    f"Invalid XML element '{child.tag}': {location_text(child.location)}",
                     location=child.location,
-                    message=f"invalid XML element '{tag}' in <protection_domain>",
+                    message=f"invalid XML element '{child.tag}' in <protection_domain>"
+                    + (f" ({version.label})" if v14 else ""),
                 )
         if not seen_program_image:
             raise MicrokitError.bare(
@@ -245,17 +265,22 @@ class _PdReader:
         return pd
 
     def _check_smc(self, element: XmlElement) -> None:
+        """sdf.rs: ``config.arm_smc`` None -> not available (no ``Error:`` prefix, no
+        location); Some(false) -> the kernel was built without SMC forwarding."""
         forwarding = self.target.arm_smc
-        if self.target.arch != "aarch64":
+        if forwarding is None:
             raise MicrokitError.plain(
                 "ARM SMC forwarding support is not available for this architecture",
                 location=element.location,
+                fix="smc is for AArch64 kernels built with KernelAllowSMCCalls",
             )
         if forwarding is False:
             raise MicrokitError.on_element(
                 element,
                 "Using SMC support without ARM SMC forwarding support enabled in the kernel "
                 "for this platform",
+                fix="build seL4 with KernelAllowSMCCalls (every Microkit SDK AArch64 board "
+                'has it), or drop smc="true"',
             )
 
     def _domain(self, element: XmlElement) -> int | None:
@@ -278,25 +303,40 @@ class _PdReader:
 
     def _map(self, pd: ProtectionDomain, element: XmlElement) -> None:
         mapping = parse_map(
-            element, allow_setvar=True, max_vaddr=self.target.pd_map_max_vaddr(pd.stack_size)
+            element,
+            allow_setvar=True,
+            max_vaddr=self._max_vaddr(self.target.pd_map_max_vaddr(pd.stack_size)),
+            allowed=attributes(
+                self.target.microkit, "pd_map", MAP_ATTRIBUTES + PD_MAP_SETVAR_ATTRIBUTES
+            ),
         )
         symbol = element.get("setvar_vaddr")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "vaddr", mapping.vaddr), element)
+            add_setvar(pd, SetVar(symbol, "vaddr", mapping.vaddr), element)
         symbol = element.get("setvar_size")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "size", mapping.mr), element)
+            add_setvar(pd, SetVar(symbol, "size", mapping.mr), element)
         symbol = element.get("setvar_prefill_size")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "prefill_size", mapping.mr), element)
+            add_setvar(pd, SetVar(symbol, "prefill_size", mapping.mr), element)
         pd.maps.append(mapping)
+
+    def _max_vaddr(self, limit: int) -> int:
+        """Microkit 1.4 checks no upper bound on ``vaddr`` (2.x: the address-space top)."""
+        return U64.maximum + 1 if self.target.microkit is MicrokitVersion.V1_4 else limit
 
     def _irq(self, pd: ProtectionDomain, element: XmlElement) -> Irq:
         x86 = self.target.arch == "x86_64"
-        irq_id = _check_id(element, required_number(element, "id", I64))
+        if self.target.microkit is MicrokitVersion.V1_4:
+            # 1.4.1 sdf.rs: attributes first, then irq=, then id= (2.x reads id= first).
+            check_attributes(element, attributes(self.target.microkit, "irq", ()))
+            number = required_decimal(element, "irq", U64)
+            irq_id = _check_id(element, required_decimal(element, "id", I64))
+            return Irq(irq_id, "conventional", number, trigger=_trigger(element))
+        irq_id = _check_id(element, required_decimal(element, "id", I64))
         symbol = element.get("setvar_id")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "id", irq_id), element)
+            add_setvar(pd, SetVar(symbol, "id", irq_id), element)
 
         if element.get("irq") is not None:
             if x86:
@@ -306,7 +346,7 @@ class _PdReader:
                     fix='use the I/O APIC form (pin="..." vector="...") or MSI (pcidev="...")',
                 )
             check_attributes(element, ("irq", "id", "setvar_id", "trigger"))
-            number = required_number(element, "irq")
+            number = required_decimal(element, "irq", U64)
             return Irq(irq_id, "conventional", number, trigger=_trigger(element))
         if element.get("pin") is not None:
             if not x86:
@@ -316,14 +356,15 @@ class _PdReader:
             check_attributes(
                 element, ("id", "setvar_id", "ioapic", "pin", "trigger", "polarity", "vector")
             )
-            ioapic = optional_number(element, "ioapic", I64) or 0
+            ioapic = optional_decimal(element, "ioapic", I64) or 0
             if ioapic < 0:
                 raise MicrokitError.on_element(element, "ioapic must be >= 0")
-            pin = required_number(element, "pin", I64)
+            pin = required_decimal(element, "pin", I64)
             if pin < 0:
                 raise MicrokitError.on_element(element, "pin must be >= 0")
             trigger = _trigger(element)
-            polarity = element.get("polarity") or "high"
+            polarity = element.get("polarity")
+            polarity = "high" if polarity is None else polarity
             if polarity not in ("low", "high"):
                 raise MicrokitError.on_element(element, "polarity must be either 'low' or 'high'")
             vector = _vector(element)
@@ -340,7 +381,7 @@ class _PdReader:
                 device = parse_pci_address(required(element, "pcidev"))
             except PciAddressError as reason:
                 raise MicrokitError.on_element(element, str(reason)) from None
-            handle = required_number(element, "handle", I64)
+            handle = required_decimal(element, "handle", I64)
             if handle < 0:
                 raise MicrokitError.on_element(element, "handle must be >= 0")
             vector = _vector(element)
@@ -350,30 +391,36 @@ class _PdReader:
 
     def _ioport(self, pd: ProtectionDomain, element: XmlElement, pd_element: XmlElement) -> IoPort:
         check_attributes(element, ("id", "setvar_id", "setvar_addr", "addr", "size"))
-        port_id = _check_id(element, required_number(element, "id", I64))
+        port_id = _check_id(element, required_decimal(element, "id", I64))
         symbol = element.get("setvar_id")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "id", port_id), element)
+            add_setvar(pd, SetVar(symbol, "id", port_id), element)
         addr = required_number(element, "addr")
         symbol = element.get("setvar_addr")
         if symbol is not None:
-            add_setvar(pd.setvars, SetVar(symbol, "ioport_addr", addr), element)
-        size = required_number(element, "size", I64)
+            add_setvar(pd, SetVar(symbol, "ioport_addr", addr), element)
+        size = required_decimal(element, "size", I64)
         if size <= 0:
             raise MicrokitError.on_element(element, "size must be > 0")
         return IoPort(port_id, addr, size, pd_element.location)
 
     def _virtual_machine(self, element: XmlElement) -> VirtualMachine:
         target = self.target
+        version = target.microkit
         aarch64 = target.arch == "aarch64"
         check_attributes(
             element,
-            (("name", "budget", "period", "priority") if aarch64 else ("name",))
-            + LEGACY_VM_ATTRIBUTES,
+            attributes(
+                version,
+                "virtual_machine",
+                ("name", "budget", "period", "priority") if aarch64 else ("name",),
+            )
+            + (("id",) if target.accept_vm_id else ()),
+            fixes=VM_ATTRIBUTE_FIXES,
         )
         name = required(element, "name")
         vm = VirtualMachine(name=name, vcpus=[], maps=[], location=element.location)
-        legacy_id = optional_number(element, "id")
+        legacy_id = optional_decimal(element, "id", U64) if target.accept_vm_id else None
         if aarch64:
             budget = optional_number(element, "budget")
             vm.budget = BUDGET_DEFAULT if budget is None else budget
@@ -384,17 +431,25 @@ class _PdReader:
                     element,
                     f"budget ({vm.budget}) must be less than, or equal to, period ({vm.period})",
                 )
-            vm.priority = optional_number(element, "priority", U8) or 0
-            if vm.priority > PD_MAX_PRIORITY:
-                raise MicrokitError.on_element(
-                    element, f"priority must be between 0 and {PD_MAX_PRIORITY}"
-                )
+            vm.priority = self._vm_priority(element, name)
         for child in element.children:
             if child.tag == "vcpu":
-                vm.vcpus.append(self._vcpu(vm, child))
+                if version is MicrokitVersion.V1_4 and vm.vcpus:
+                    raise MicrokitError.on_element(
+                        element,
+                        "vcpu must only be specified once",
+                        fix="Microkit 1.4 gives a virtual machine one vCPU; several need 2.x "
+                        "(check without --microkit 1.4)",
+                    )
+                vm.vcpus.append(self._vcpu(vm, child, element))
             elif child.tag == "map":
                 vm.maps.append(
-                    parse_map(child, allow_setvar=False, max_vaddr=target.vm_map_max_vaddr())
+                    parse_map(
+                        child,
+                        allow_setvar=False,
+                        max_vaddr=self._max_vaddr(target.vm_map_max_vaddr()),
+                        allowed=attributes(version, "vm_map", MAP_ATTRIBUTES),
+                    )
                 )
             else:
                 raise MicrokitError.colon(
@@ -402,8 +457,10 @@ class _PdReader:
                     element.location,
                     fix="a <virtual_machine> holds only <vcpu> and <map> elements",
                 )
-        if legacy_id is not None:
-            self._legacy_vm_id(vm, legacy_id)
+        if legacy_id is not None and not vm.vcpus:
+            if legacy_id > VCPU_MAX_ID:
+                raise MicrokitError.on_element(element, f"id must be < {VCPU_MAX_ID + 1}")
+            vm.vcpus.append(VirtualCpu(legacy_id, None, None, vm.location))
         if not vm.vcpus:
             raise MicrokitError.bare(
                 f"missing 'vcpu' element on virtual_machine: '{name}'",
@@ -412,50 +469,69 @@ class _PdReader:
             )
         return vm
 
-    def _legacy_vm_id(self, vm: VirtualMachine, legacy_id: int) -> None:
-        """Microkit 1.x: ``<virtual_machine id="N">`` with no ``<vcpu>`` meant one vCPU N."""
-        implied = not vm.vcpus
-        self.warnings.append(
-            warning(
-                f"attribute 'id' on virtual machine '{vm.name}' is from Microkit 1.x"
-                + (f'; treating it as <vcpu id="{legacy_id}" />' if implied else " and is ignored"),
-                vm.location,
-                fix=f'replace it with a child element <vcpu id="{legacy_id}" />',
-            )
+    def _vcpu(self, vm: VirtualMachine, element: XmlElement, vm_element: XmlElement) -> VirtualCpu:
+        check_attributes(
+            element, attributes(self.target.microkit, "vcpu", ("id", "setvar_id", "cpu"))
         )
-        if implied:
-            if legacy_id > VCPU_MAX_ID:
-                raise MicrokitError.colon(
-                    f"id must be < {VCPU_MAX_ID + 1} on element 'virtual_machine'", vm.location
-                )
-            vm.vcpus.append(VirtualCpu(legacy_id, None, None, vm.location))
-
-    def _vcpu(self, vm: VirtualMachine, element: XmlElement) -> VirtualCpu:
-        check_attributes(element, ("id", "setvar_id", "cpu"))
-        vcpu_id = required_number(element, "id")
+        vcpu_id = required_decimal(element, "id", U64)
         if vcpu_id > VCPU_MAX_ID:
             raise MicrokitError.on_element(element, f"id must be < {VCPU_MAX_ID + 1}")
         if any(existing.id == vcpu_id for existing in vm.vcpus):
             raise MicrokitError.at(
                 f"duplicate vcpu id {vcpu_id} in virtual machine '{vm.name}'", element.location
             )
-        cpu = optional_number(element, "cpu")
-        if cpu is not None and cpu >= self.target.num_cores:
-            raise MicrokitError.on_element(
-                element, f"cpu core must be less than {self.target.num_cores}, got {cpu}"
-            )
+        cpu_text = element.get("cpu")
+        cpu = None
+        if cpu_text is not None:
+            # The tool parses the vCPU's cpu= reporting errors against the *virtual
+            # machine* element (sdf.rs passes the VM node), then bounds it like a PD's.
+            cpu = _cpu(element, number_text(vm_element, cpu_text), expect="cpu # fits in u8")
+            if cpu >= self.target.num_cores:
+                raise MicrokitError.on_element(
+                    element, f"cpu core must be less than {self.target.num_cores}, got {cpu}"
+                )
         return VirtualCpu(vcpu_id, cpu, element.get("setvar_id"), element.location)
+
+    def _vm_priority(self, element: XmlElement, name: str) -> int:
+        """A VM's ``priority``: the tool checks none and keeps the low 8 bits
+        (``priority as u8``), so 256 is accepted and runs at priority 0."""
+        priority = optional_number(element, "priority") or 0
+        kept = priority & 0xFF
+        if priority != kept or kept > PD_MAX_PRIORITY:
+            self.warnings.append(
+                warning(
+                    f"priority {priority} of virtual machine '{name}' is accepted by the "
+                    f"Microkit tool, which keeps only its low 8 bits: the guest runs at "
+                    f"priority {kept}",
+                    element.location,
+                    fix=f"write the priority you mean, 0 to {PD_MAX_PRIORITY}",
+                )
+            )
+        return kept
+
+
+def _cpu(element: XmlElement, cpu: int, *, expect: str) -> int:
+    """``cpu=``: the tool converts it to a u8 with ``.expect(...)`` -- a panic above 255."""
+    if cpu > 0xFF:
+        raise MicrokitError.crash(
+            element,
+            f'cpu="{cpu}" on <{element.tag}>: it does not fit the u8 the tool keeps cores in',
+            f"{expect}: TryFromIntError(())",
+            fix="name a core the kernel is built for",
+        )
+    return cpu
 
 
 def _trigger(element: XmlElement) -> str:
-    trigger = element.get("trigger") or "level"
+    trigger = element.get("trigger")
+    trigger = "level" if trigger is None else trigger  # trigger="" is not "level"
     if trigger not in ("level", "edge"):
         raise MicrokitError.on_element(element, "trigger must be either 'level' or 'edge'")
     return trigger
 
 
 def _vector(element: XmlElement) -> int:
-    vector = required_number(element, "vector", I64)
+    vector = required_decimal(element, "vector", I64)
     if not 0 <= vector <= X86_IRQ_VECTOR_MAX:
         raise MicrokitError.on_element(element, f"vector must be within [0..{X86_IRQ_VECTOR_MAX}]")
     return vector

@@ -9,6 +9,8 @@ region at a virtual address of one PD or VM with some permissions.  The per-elem
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from sel4vmm.config.microkit.attributes import (
@@ -21,6 +23,7 @@ from sel4vmm.config.microkit.attributes import (
 from sel4vmm.config.microkit.diagnostics import MicrokitError
 from sel4vmm.config.microkit.model import Map, MemoryRegion
 from sel4vmm.config.microkit.target import MicrokitTarget
+from sel4vmm.config.microkit.versions import MicrokitVersion, attributes
 from sel4vmm.config.microkit.xmlsource import XmlElement
 
 MEMORY_REGION_ATTRIBUTES = (
@@ -51,19 +54,22 @@ def round_up(value: int, alignment: int) -> int:
 
 
 def find_prefill(path_text: str, search_paths: tuple[Path, ...]) -> Path | None:
-    """The first search directory holding ``path_text`` (absolute paths are used as is)."""
-    candidate = Path(path_text)
-    places = [candidate] if candidate.is_absolute() else [d / candidate for d in search_paths]
-    for place in places:
+    """The tool's ``get_full_path``: the first ``search_path.join(path)`` that *exists* --
+    a directory or a device counts (reading it fails later), an absolute path replaces the
+    search directory, and ``""`` names the search directory itself."""
+    for directory in search_paths:
+        place = directory / path_text
         try:
-            if place.is_file():
+            if os.path.lexists(place) and place.exists():
                 return place
-        except (OSError, ValueError):  # a name too long for the OS is simply not there
+        except (OSError, ValueError):  # a name too long for the OS, or with a NUL
             continue
     return None
 
 
 def _prefill_size(element: XmlElement, path_text: str, target: MicrokitTarget) -> int:
+    """The prefill's size in bytes, without reading it: the tool reads the whole file, so a
+    regular file is all it can use; anything else is the tool's "failed to read"."""
     found = find_prefill(path_text, target.search_paths)
     if found is None:
         searched = ", ".join(str(p) for p in target.search_paths) or "(no search paths)"
@@ -73,23 +79,42 @@ def _prefill_size(element: XmlElement, path_text: str, target: MicrokitTarget) -
             fix=f"put the file in one of: {searched} (or pass --search-path)",
         )
     try:
-        size = found.stat().st_size
+        status = found.stat()
     except OSError:
+        status = None
+    if status is None or not stat.S_ISREG(status.st_mode):
+        kind = "cannot be read" if status is None else _kind_of(status.st_mode)
         raise MicrokitError.on_element(
-            element, f"failed to read file '{path_text}' at prefill_path"
-        ) from None
-    if size == 0:
+            element,
+            f"failed to read file '{path_text}' at prefill_path",
+            fix=f"'{found}' {kind}: name a regular file to prefill the region from",
+        )
+    if status.st_size == 0:
         raise MicrokitError.on_element(
             element,
             f"prefill file '{path_text}' is empty",
             fix="prefill from a non-empty file, or drop prefill_path",
         )
-    return size
+    return status.st_size
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (the tool would wait on it forever)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device (the tool would read it without end)"
+    return "is not a regular file"
 
 
 def parse_memory_region(element: XmlElement, target: MicrokitTarget) -> MemoryRegion:
-    check_attributes(element, MEMORY_REGION_ATTRIBUTES)
+    check_attributes(
+        element, attributes(target.microkit, "memory_region", MEMORY_REGION_ATTRIBUTES)
+    )
     name = required(element, "name")
+    # Microkit 1.4.1: size= is required (no prefills) and read before page_size=.
+    size_1_4 = required_number(element, "size") if target.microkit is MicrokitVersion.V1_4 else None
 
     given_page_size = optional_number(element, "page_size")
     page_size = target.page_sizes[0] if given_page_size is None else given_page_size
@@ -114,7 +139,13 @@ def parse_memory_region(element: XmlElement, target: MicrokitTarget) -> MemoryRe
             element, "prefill_path and prefill_bootinfo cannot be both specified"
         )
 
-    size = _region_size(element, page_size, prefill_size, bootinfo is not None)
+    if size_1_4 is not None and size_1_4 % page_size:
+        raise MicrokitError.on_element(element, "size is not a multiple of the page size")
+    size = (
+        size_1_4
+        if size_1_4 is not None
+        else _region_size(element, page_size, prefill_size, bootinfo is not None)
+    )
 
     phys_addr = optional_number(element, "phys_addr")
     if phys_addr is not None and phys_addr % page_size:
@@ -166,9 +197,17 @@ def _region_size(
     )
 
 
-def parse_map(element: XmlElement, *, allow_setvar: bool, max_vaddr: int) -> Map:
-    """A ``<map>``; ``max_vaddr`` is the first address the map may not start at."""
-    allowed = MAP_ATTRIBUTES + (PD_MAP_SETVAR_ATTRIBUTES if allow_setvar else ())
+def parse_map(
+    element: XmlElement,
+    *,
+    allow_setvar: bool,
+    max_vaddr: int,
+    allowed: tuple[str, ...] | None = None,
+) -> Map:
+    """A ``<map>``; ``max_vaddr`` is the first address the map may not start at;
+    ``allowed`` replaces the attribute list (another Microkit release's)."""
+    if allowed is None:
+        allowed = MAP_ATTRIBUTES + (PD_MAP_SETVAR_ATTRIBUTES if allow_setvar else ())
     check_attributes(element, allowed)
     mr = required(element, "mr")
     vaddr = required_number(element, "vaddr")

@@ -93,7 +93,7 @@ def _entry(element: XmlElement, ids: dict[str, int]) -> ScheduleEntry:
             element,
             f"The duration '{duration}' must contain a value and a unit, e.g. '1000 us'",
         )
-    value = number_text(element, "duration", value_text)
+    value = number_text(element, value_text)
     if value == 0:
         raise MicrokitError.on_element(element, f"The duration '{duration}' must be non-zero")
     if unit not in ("us", "ticks"):

@@ -10,10 +10,12 @@ and every mapping address are 2 MiB aligned is backed with 2 MiB frames.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sel4vmm.config.microkit.channels import parse_channel
 from sel4vmm.config.microkit.diagnostics import Diagnostic, MicrokitError, location_text, warning
 from sel4vmm.config.microkit.model import (
+    Channel,
     IoMap,
     Map,
     MemoryRegion,
@@ -22,10 +24,11 @@ from sel4vmm.config.microkit.model import (
     SetVar,
     SystemDescription,
 )
+from sel4vmm.config.microkit.overlaps import first_overlap
 from sel4vmm.config.microkit.parse import ParsedSystem
 from sel4vmm.config.microkit.protection_domains import add_setvar
 from sel4vmm.config.microkit.target import MAX_IOVA, MicrokitTarget
-from sel4vmm.errors import Location
+from sel4vmm.config.microkit.versions import MicrokitVersion
 
 MONITOR_PD_NAME = "monitor"
 U64_LIMIT = 1 << 64
@@ -35,7 +38,8 @@ def flatten(pds: Sequence[ProtectionDomain]) -> list[ProtectionDomain]:
     """Parents before their children, depth first, with child ids checked per parent."""
     flat: list[ProtectionDomain] = []
     for pd in pds:
-        seen: list[int] = []
+        seen: set[int] = set()
+        vcpu_ids = {vcpu.id for vcpu in pd.virtual_machine.vcpus} if pd.virtual_machine else set()
         for child in pd.children:
             assert child.id is not None
             if child.id in seen:
@@ -43,14 +47,13 @@ def flatten(pds: Sequence[ProtectionDomain]) -> list[ProtectionDomain]:
                     f"duplicate id: {child.id} in protection domain: '{pd.name}'",
                     child.location,
                 )
-            vm = pd.virtual_machine
-            if vm is not None and any(vcpu.id == child.id for vcpu in vm.vcpus):
+            if child.id in vcpu_ids:
                 raise MicrokitError.at(
                     f"duplicate id: {child.id} clashes with virtual machine vcpu id in "
                     f"protection domain: '{pd.name}'",
                     child.location,
                 )
-            seen.append(child.id)
+            seen.add(child.id)
         flat.append(pd)
         for child in pd.children:
             child.parent = pd.name
@@ -71,50 +74,76 @@ def check_maps(
         if io
         else ("map", "vaddr", "virtual address range")
     )
-    checked: list[tuple[str, int, int]] = []
+    # The tool checks each map in turn -- its own rules, then against every earlier map.
+    # Own rules first, for all maps (stopping at the first that fails); then the first
+    # overlap among the maps before it, found in O(n log n) (see :mod:`.overlaps`).
+    ranges: list[tuple[int, int]] = []
+    failure: MicrokitError | None = None
     for mapping in maps:
-        if isinstance(mapping, IoMap):
-            mr_name, start, location = mapping.mr, mapping.iovaddr, mapping.location
-        else:
-            mr_name, start, location = mapping.mr, mapping.vaddr, mapping.location
-        region = regions.get(mr_name)
-        if region is None:
-            raise MicrokitError.at(
-                f"invalid memory region name '{mr_name}' on '{element}'",
-                location,
-                fix="declare the <memory_region> or fix the name",
-            )
-        if start % region.page_size:
-            raise MicrokitError.at(
-                f"invalid {addr_name} alignment on '{element}'",
-                location,
-                fix=f"use a multiple of the region's page size {region.page_size:#x}",
-            )
-        end = start + region.size
-        if end >= U64_LIMIT:
-            raise MicrokitError.at(
-                f"{element} for '{mr_name}' has address range that overflows", location
-            )
-        if end > max_end:
-            raise MicrokitError.at(
-                f"{element} for '{mr_name}' has {range_name} [{start:#x}..{end:#x}) which "
-                f"exceeds valid address space [0x0..{max_end:#x})",
-                location,
-            )
-        for other, other_start, other_end in checked:
-            if start < other_end and end > other_start:
-                raise MicrokitError.at(
-                    f"map for '{mr_name}' has {range_name} [{start:#x}..{end:#x}) which "
-                    f"overlaps with map for '{other}' [{other_start:#x}..{other_end:#x}) in "
-                    f"{address_space}",
-                    location,
-                    fix="move one of the maps so their ranges do not intersect",
-                )
-        checked.append((mr_name, start, end))
+        failure = _map_failure(regions, mapping, element, addr_name, range_name, max_end, ranges)
+        if failure is not None:
+            break
+    overlap = first_overlap(ranges)
+    if overlap is not None:
+        later, earlier = overlap
+        (start, end), (other_start, other_end) = ranges[later], ranges[earlier]
+        raise MicrokitError.at(
+            f"map for '{maps[later].mr}' has {range_name} [{start:#x}..{end:#x}) which "
+            f"overlaps with map for '{maps[earlier].mr}' [{other_start:#x}..{other_end:#x}) "
+            f"in {address_space}",
+            maps[later].location,
+            fix="move one of the maps so their ranges do not intersect",
+        )
+    if failure is not None:
+        raise failure
+
+
+def _map_failure(
+    regions: dict[str, MemoryRegion],
+    mapping: Map | IoMap,
+    element: str,
+    addr_name: str,
+    range_name: str,
+    max_end: int,
+    ranges: list[tuple[int, int]],
+) -> MicrokitError | None:
+    """The error of one map's own rules, or None after appending its range."""
+    start = mapping.iovaddr if isinstance(mapping, IoMap) else mapping.vaddr
+    mr_name, location = mapping.mr, mapping.location
+    region = regions.get(mr_name)
+    if region is None:
+        return MicrokitError.at(
+            f"invalid memory region name '{mr_name}' on '{element}'",
+            location,
+            fix="declare the <memory_region> or fix the name",
+        )
+    if start % region.page_size:
+        return MicrokitError.at(
+            f"invalid {addr_name} alignment on '{element}'",
+            location,
+            fix=f"use a multiple of the region's page size {region.page_size:#x}",
+        )
+    end = start + region.size
+    if end >= U64_LIMIT:
+        return MicrokitError.at(
+            f"{element} for '{mr_name}' has address range that overflows", location
+        )
+    if end > max_end:
+        return MicrokitError.at(
+            f"{element} for '{mr_name}' has {range_name} [{start:#x}..{end:#x}) which "
+            f"exceeds valid address space [0x0..{max_end:#x})",
+            location,
+        )
+    ranges.append((start, end))
+    return None
 
 
 def _check_names(
-    pds: Sequence[ProtectionDomain], regions: Sequence[MemoryRegion], max_pds: int
+    pds: Sequence[ProtectionDomain],
+    regions: Sequence[MemoryRegion],
+    max_pds: int,
+    *,
+    reserve_monitor: bool,
 ) -> None:
     if not pds:
         raise MicrokitError.bare(
@@ -132,7 +161,7 @@ def _check_names(
                 f"duplicate protection domain name '{pd.name}'.", location=pd.location
             )
         seen_pds.add(pd.name)
-        if pd.name == MONITOR_PD_NAME:
+        if reserve_monitor and pd.name == MONITOR_PD_NAME:
             raise MicrokitError.bare(
                 "the PD name 'monitor' is reserved for the Microkit Monitor.",
                 location=pd.location,
@@ -195,6 +224,11 @@ def _check_irqs_and_channels(system: SystemDescription, target: MicrokitTarget) 
                     f"duplicate channel id: {end.id} in protection domain: '{end.pd}'",
                     pds[end.pd].location,
                 )
+        if target.microkit is MicrokitVersion.V1_4:
+            # 1.4.1 sdf.rs checks no PPC direction or priority.
+            channel_ids[channel.end_a.pd].add(channel.end_a.id)
+            channel_ids[channel.end_b.pd].add(channel.end_b.id)
+            continue
         pd_a, pd_b = pds[channel.end_a.pd], pds[channel.end_b.pd]
         for caller_end, caller, callee in (
             (channel.end_a, pd_a, pd_b),
@@ -233,21 +267,19 @@ def _check_ioports(pds: Sequence[ProtectionDomain]) -> None:
                     pd.location,
                 )
             ids.add(port.id)
-    seen: list[tuple[str, int, int, int, Location]] = []
-    for pd in pds:
-        for port in pd.ioports:
-            start, end = port.addr, port.addr + port.size
-            for other_pd, other_id, other_start, other_end, other_location in seen:
-                if start < other_end and other_start < end:
-                    raise MicrokitError.bare(
-                        f"I/O port id: {port.id}, half-open range: [{start:#x}, {end:#x}) in "
-                        f"protection domain: '{pd.name}' @ {location_text(port.location)} "
-                        f"overlaps with I/O port id: {other_id}, half-open range: "
-                        f"[{other_start:#x}, {other_end:#x}) in protection domain: "
-                        f"'{other_pd}' @ {location_text(other_location)}",
-                        location=port.location,
-                    )
-            seen.append((pd.name, port.id, start, end, port.location))
+    ports = [(pd.name, port) for pd in pds for port in pd.ioports]
+    overlap = first_overlap([(port.addr, port.addr + port.size) for _, port in ports])
+    if overlap is not None:
+        (pd_name, port), (other_pd, other) = ports[overlap[0]], ports[overlap[1]]
+        start, end = port.addr, port.addr + port.size
+        raise MicrokitError.bare(
+            f"I/O port id: {port.id}, half-open range: [{start:#x}, {end:#x}) in "
+            f"protection domain: '{pd_name}' @ {location_text(port.location)} "
+            f"overlaps with I/O port id: {other.id}, half-open range: "
+            f"[{other.addr:#x}, {other.addr + other.size:#x}) in protection domain: "
+            f"'{other_pd}' @ {location_text(other.location)}",
+            location=port.location,
+        )
 
 
 def _check_io_maps(regions: dict[str, MemoryRegion], iomaps: Sequence[IoMap]) -> None:
@@ -286,41 +318,25 @@ def _check_cap_maps(pds: Sequence[ProtectionDomain]) -> None:
 
 
 def any_overlap(ranges: Sequence[tuple[int, int]]) -> bool:
-    """Whether any two half-open ``(start, end)`` ranges intersect, in O(n log n).
-
-    The exact pair the tool reports depends on document order, so callers use this as a
-    fast "all clear" and only run their order-preserving pairwise scan when it says yes.
-    """
-    furthest_end = None
-    for start, end in sorted(r for r in ranges if r[0] < r[1]):
-        if furthest_end is not None and start < furthest_end:
-            return True
-        furthest_end = end if furthest_end is None else max(furthest_end, end)
-    return False
+    """Whether any two half-open ``(start, end)`` ranges intersect as the tool tests it."""
+    return first_overlap(ranges) is not None
 
 
 def _check_physical_overlap(regions: Sequence[MemoryRegion]) -> None:
-    fixed = [
-        (region.phys_addr, region.phys_addr + region.size)
-        for region in regions
-        if region.phys_addr is not None
-    ]
-    if not any_overlap(fixed):
+    fixed = [region for region in regions if region.phys_addr is not None]
+    ranges = [(r.phys_addr, r.phys_addr + r.size) for r in fixed if r.phys_addr is not None]
+    overlap = first_overlap(ranges)
+    if overlap is None:
         return
-    checked: list[tuple[str, int, int]] = []
-    for region in regions:
-        if region.phys_addr is None:
-            continue
-        start, end = region.phys_addr, region.phys_addr + region.size
-        for other, other_start, other_end in checked:
-            if start < other_end and end > other_start:
-                raise MicrokitError.at(
-                    f"memory region '{region.name}' physical address range "
-                    f"[{start:#x}..{end:#x}) overlaps with another memory region '{other}' "
-                    f"[{other_start:#x}..{other_end:#x})",
-                    region.location,
-                )
-        checked.append((region.name, start, end))
+    region, other = fixed[overlap[0]], fixed[overlap[1]]
+    (start, end), (other_start, other_end) = ranges[overlap[0]], ranges[overlap[1]]
+    raise MicrokitError.at(
+        f"memory region '{region.name}' physical address range "
+        f"[{start:#x}..{end:#x}) overlaps with another memory region '{other.name}' "
+        f"[{other_start:#x}..{other_end:#x})",
+        region.location,
+        fix="give the regions physical ranges that do not intersect",
+    )
 
 
 def _unused_regions(system: SystemDescription) -> list[Diagnostic]:
@@ -407,6 +423,16 @@ def _check_setvars(system: SystemDescription, target: MicrokitTarget) -> None:
             region.phys_addr_kind = PhysAddrKind.TOOL_ALLOCATED
 
 
+def _with_1_4_callers(channel: Channel, pds: dict[str, ProtectionDomain]) -> Channel:
+    """Microkit 1.4's ``pp`` marks the callee PD; record it as 2.x does, on the caller's end."""
+    end_a, end_b = channel.end_a, channel.end_b
+    return replace(
+        channel,
+        end_a=replace(end_a, pp=pds[end_b.pd].pp),
+        end_b=replace(end_b, pp=pds[end_a.pd].pp),
+    )
+
+
 def check_system(
     parsed: ParsedSystem, target: MicrokitTarget, path: str
 ) -> tuple[SystemDescription, list[Diagnostic]]:
@@ -415,10 +441,12 @@ def check_system(
     pd_index = {pd.name: pd for pd in pds}
     channels = []
     for element in parsed.channel_elements:
-        channel = parse_channel(element, pd_index)
+        channel = parse_channel(element, pd_index, target.microkit)
+        if target.microkit is MicrokitVersion.V1_4:
+            channel = _with_1_4_callers(channel, pd_index)
         for end in (channel.end_a, channel.end_b):
             if end.setvar_id is not None:
-                add_setvar(pd_index[end.pd].setvars, SetVar(end.setvar_id, "id", end.id), element)
+                add_setvar(pd_index[end.pd], SetVar(end.setvar_id, "id", end.id), element)
         channels.append(channel)
     for pd in pds:
         for cap_map in pd.cap_maps:
@@ -436,7 +464,12 @@ def check_system(
         iomaps=parsed.iomaps,
         domains=parsed.domains,
     )
-    _check_names(pds, parsed.memory_regions, target.max_pds)
+    _check_names(
+        pds,
+        parsed.memory_regions,
+        target.max_pds,
+        reserve_monitor=target.microkit is not MicrokitVersion.V1_4,
+    )
     _check_vms(pds, target)
     _check_irqs_and_channels(system, target)
     _check_ioports(pds)
@@ -444,16 +477,24 @@ def check_system(
     regions: dict[str, MemoryRegion] = {}
     for region in system.memory_regions:
         regions.setdefault(region.name, region)
+    # Microkit 1.4 bounds no map by the address-space top (only by overflow).
+    unbounded = U64_LIMIT if target.microkit is MicrokitVersion.V1_4 else None
     for pd in pds:
         check_maps(
             regions,
             pd.maps,
             f"protection domain '{pd.name}'",
-            target.pd_map_max_vaddr(pd.stack_size),
+            unbounded or target.pd_map_max_vaddr(pd.stack_size),
         )
         vm = pd.virtual_machine
-        if vm is not None:
-            check_maps(regions, vm.maps, f"virtual machine '{vm.name}'", target.vm_map_max_vaddr())
+        # Microkit 1.4.1 validates the maps of protection domains only, not of VMs.
+        if vm is not None and target.microkit is not MicrokitVersion.V1_4:
+            check_maps(
+                regions,
+                vm.maps,
+                f"virtual machine '{vm.name}'",
+                unbounded or target.vm_map_max_vaddr(),
+            )
     _check_io_maps(regions, system.iomaps)
     _check_cap_maps(pds)
     _check_physical_overlap(system.memory_regions)
