@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import pytest
 from unicorn import UC_HOOK_INTR
 from unicorn.arm64_const import (
     UC_ARM64_REG_ESR_EL1,
@@ -40,6 +41,7 @@ from sel4vmm.backends.unicorn.sysregs import (
 )
 from sel4vmm.backends.unicorn.timer import CNTV_CVAL_EL0
 from sel4vmm.backends.unicorn.traps import EXCEPTION_NAMES, EXCP_HVC, EXCP_SMC, EXCP_UDEF
+from sel4vmm.errors import Sel4VmmError
 
 BASE = 0x4000_0000
 BRK_1234 = 0xD422_4680
@@ -198,3 +200,17 @@ def test_hcr_el2_vi_is_taken_natively_once_the_guest_unmasks_irqs() -> None:
     uc.emu_start(int(uc.reg_read(UC_ARM64_REG_PC)), BASE + 0x8000, count=6)
     assert uc.reg_read(UC_ARM64_REG_X20) == 1
     assert vbar + 0x280 <= uc.reg_read(UC_ARM64_REG_PC) < vbar + 0x288
+
+
+def test_a_unicorn_without_the_syndrome_in_its_context_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sel4vmm.backends.unicorn import syndrome
+
+    def unavailable() -> int:
+        raise syndrome.SyndromeUnavailable("the probe BRK raised no exception")
+
+    monkeypatch.setattr(syndrome, "syndrome_offset", unavailable)
+    with pytest.raises(Sel4VmmError, match="cannot be used by the VMM") as raised:
+        SyndromeReader(new_aarch64_engine())
+    assert raised.value.fix == "install unicorn 2.1.4 (pip install unicorn==2.1.4)"

@@ -22,11 +22,13 @@ from __future__ import annotations
 import ctypes
 import functools
 import struct
+from importlib.metadata import version
 from typing import Any
 
 from unicorn import UC_HOOK_INTR
 
 from sel4vmm.backends.unicorn.engine import AArch64Engine, new_aarch64_engine
+from sel4vmm.errors import Sel4VmmError
 
 #: ``BRK #imm`` encodings and the syndromes the architecture gives them.
 _PROBES = ((0xD422_4680, 0xF200_1234), (0xD428_6420, 0xF200_4321))
@@ -86,7 +88,13 @@ class SyndromeReader:
 
     def __init__(self, uc: AArch64Engine) -> None:
         self._uc = uc
-        self._offset = syndrome_offset()
+        try:
+            self._offset = syndrome_offset()
+        except SyndromeUnavailable as error:
+            raise Sel4VmmError(
+                f"this unicorn ({version('unicorn')}) cannot be used by the VMM: {error}",
+                fix="install unicorn 2.1.4 (pip install unicorn==2.1.4)",
+            ) from None
         self._context = uc.context_save()  # type: ignore[attr-defined]
         self._pointer = self._context.context
         self._size = self._offset + _VADDRESS_AFTER_SYNDROME + 8
