@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -22,7 +32,7 @@ def make_app() -> typer.Typer:
 
 
 def test_run_prints_the_hello_guest_console_and_succeeds() -> None:
-    result = CliRunner().invoke(make_app(), ["run"])
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello"])
     assert result.exit_code == 0, result.output
     assert "hello from the sel4vmm aarch64 guest" in result.output
     assert "memory: base 0x40000000 size 0x10000000" in result.output
@@ -45,9 +55,9 @@ def test_a_guest_the_vmm_stops_exits_1_with_the_diagnostic() -> None:
 
 
 def test_bad_ram_size_is_a_user_error() -> None:
-    result = CliRunner().invoke(make_app(), ["run", "--ram-size", "lots"])
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello", "--ram-size", "lots"])
     assert result.exit_code == 1
-    assert "is not a number" in str(result.exception)
+    assert "--ram-size 'lots' is not a size" in str(result.exception)
 
 
 def test_vcpus_runs_the_smp_guest_on_that_many_vcpus() -> None:
@@ -59,6 +69,132 @@ def test_vcpus_runs_the_smp_guest_on_that_many_vcpus() -> None:
 
 
 def test_too_many_vcpus_is_a_user_error() -> None:
-    result = CliRunner().invoke(make_app(), ["run", "--vcpus", "9"])
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello", "--vcpus", "9"])
     assert result.exit_code == 1
     assert "1 to 8" in str(result.exception)
+
+
+# -- Linux on the emulator from the command line ---------------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+DEBIAN = REPO / ".cache" / "debian-arm64" / "root"
+needs_debian = pytest.mark.skipif(
+    not sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64")) or not (DEBIAN / "bin/busybox").is_file(),
+    reason="Debian's arm64 kernel and busybox are not unpacked in .cache/debian-arm64 "
+    "(run ./install.sh)",
+)
+
+
+def _sel4vmm(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sel4vmm", *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.mark.slow
+@needs_debian
+def test_the_default_run_boots_debian_linux_to_the_marker_with_json(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    done = subprocess.run(
+        _sel4vmm("run", "--json", "--log", str(log)),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(done.stdout)
+    assert document["schema"] == "sel4vmm-run" and document["exit_reason"] == "system_off"
+    assert document["linux"] is True and document["console_log"] == str(log)
+    assert document["timings"]["host_seconds"] > 0
+    assert "sel4vmm: Linux userspace is up on sel4vmm's own VMM" in log.read_text()
+
+
+@pytest.mark.slow
+@needs_debian
+def test_sigterm_stops_a_running_linux_guest_with_status_143(tmp_path: Path) -> None:
+    init = tmp_path / "init"
+    init.write_text("#!/bin/sh\nwhile true; do echo looping; /bin/busybox sleep 1; done\n")
+    initrd = tmp_path / "init.cpio.gz"
+    built = subprocess.run(
+        _sel4vmm("initramfs", str(initrd), "--busybox", str(DEBIAN / "bin/busybox"),
+                 "--init", str(init)),
+        env=_env(), capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    kernel = sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64"))[-1]
+    with subprocess.Popen(
+        _sel4vmm("run", "--kernel", str(kernel), "--initrd", str(initrd)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=_env(),
+    ) as process:
+        assert process.stdout is not None
+        try:
+            for line in process.stdout:
+                if b"looping" in line:
+                    break
+            process.send_signal(signal.SIGTERM)
+            _out, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
+    assert process.returncode == 143, err
+    assert b"the run was interrupted" in err
+
+
+@pytest.mark.slow
+@needs_debian
+def test_an_interactive_shell_on_a_terminal_takes_keys_and_ctrl_a_x_stops_it(
+    tmp_path: Path,
+) -> None:
+    initrd = tmp_path / "init.cpio.gz"
+    built = subprocess.run(
+        _sel4vmm("initramfs", str(initrd), "--busybox", str(DEBIAN / "bin/busybox")),
+        env=_env(), capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    kernel = sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64"))[-1]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: sel4vmm with the pty as its terminal
+        os.environ.update(_env())
+        os.execv(sys.executable, _sel4vmm("run", "--kernel", str(kernel), "--initrd", str(initrd)))
+    seen = bytearray()
+
+    def read_until(text: bytes, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while text not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if ready:
+                try:
+                    seen.extend(os.read(fd, 4096))
+                except OSError:
+                    return False
+        return text in seen
+
+    try:
+        assert read_until(b"Run /init as init process", 300), seen[-2000:]
+        assert read_until(b"# ", 60), seen[-2000:]
+        os.write(fd, b"echo pty-$((1+2))\r")
+        assert read_until(b"pty-3", 60), seen[-2000:]
+        os.write(fd, b"\x01x")  # Ctrl-A X
+        assert read_until(b"stopped from the console", 60), seen[-2000:]
+        _, status = os.waitpid(pid, 0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_emulator_only_options_are_refused_with_the_qemu_backend() -> None:
+    result = CliRunner().invoke(
+        make_app(), ["run", "--backend", "qemu", "--kernel", "x", "--until", "y", "--pools"]
+    )
+    assert result.exit_code == 1
+    assert "--until, --pools: only the emulator backend has these options" in str(result.exception)

@@ -1,23 +1,30 @@
-"""``sel4vmm run [SYSTEM] [--kernel GUEST] [--backend emulator|qemu]``: boot a guest.
+"""``sel4vmm run [SYSTEM] [--kernel IMAGE] [--backend emulator|qemu]``: boot a guest.
 
-The emulator backend runs bare-metal AArch64 guests on unicorn; the qemu backend boots
-Linux in QEMU from RAM sel4vmm placed and loaded (``--initrd``, ``--dtb``/``--dts``,
-``--overlay``, ``--bootargs``).
+Both backends boot Linux from RAM sel4vmm placed and loaded with the same options
+(``--initrd``, ``--dtb``/``--dts``, ``--overlay``, ``--bootargs``): on the emulator (the
+default) sel4vmm's own VMM runs it on unicorn; with ``--backend qemu`` QEMU plays the
+board.  The emulator also runs raw bare-metal binaries (the bundled guests).  With no
+``--kernel`` the emulator boots Debian's arm64 kernel (fetched by ``./install.sh``) with a
+busybox initramfs whose ``/init`` prints a marker and powers off.
 
-The guest's UART goes to the terminal (or ``--log``); when standard input is a terminal,
-what you type goes to the guest's UART and an idle guest waits for it.  The exit status is
-0 when the guest powers itself off, 1 when the VMM had to stop it (the diagnostic says
-where and why).
+The guest's UART goes to the terminal (or ``--log``).  With a terminal on stdin it is
+put in raw mode: keys (Ctrl-C included) go to the guest, and Ctrl-A X stops the VM (as
+in QEMU; Ctrl-A Ctrl-A types a Ctrl-A).  Exit status: 0 when the guest powers itself off
+(or prints ``--until``'s text, or is stopped with Ctrl-A X), 1 when the VMM had to stop
+it or the guest kernel panicked (the diagnostic or the panic's last lines say why), 130
+after SIGINT and 143 after SIGTERM (checked between slices, never inside unicorn).
 """
 
 from __future__ import annotations
 
 import io
-import os
-import queue
+import json
 import sys
-import threading
-from dataclasses import dataclass
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, BinaryIO, TextIO
 
@@ -25,42 +32,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from sel4vmm.backends.unicorn.session import BUNDLED_GUESTS, bundled_guest, run_guest
+from sel4vmm.backends.unicorn.default_linux import build_marker_initramfs, find_debian_arm64
+from sel4vmm.backends.unicorn.diagnostics import StopReason
+from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles
+from sel4vmm.backends.unicorn.session import (
+    BUNDLED_GUESTS,
+    RunResult,
+    bundled_guest,
+    run_guest,
+)
+from sel4vmm.cli.terminal import SignalFlag, TerminalSession
 from sel4vmm.errors import Sel4VmmError
-
-
-class _TerminalInput:
-    """Bytes typed at the terminal, read by a daemon thread so the VMM never blocks."""
-
-    def __init__(self) -> None:
-        self._chunks: queue.Queue[bytes] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = os.read(sys.stdin.fileno(), 1024)
-            except OSError:
-                return
-            if not data:
-                return
-            self._chunks.put(data)
-
-    def wait(self, timeout: float) -> bool:
-        try:
-            chunk = self._chunks.get(timeout=timeout)
-        except queue.Empty:
-            return False
-        self._chunks.put(chunk)
-        return True
-
-    def take(self) -> bytes:
-        out = bytearray()
-        while True:
-            try:
-                out += self._chunks.get_nowait()
-            except queue.Empty:
-                return bytes(out)
 
 
 def _kernel_path(kernel: str | None) -> Path | None:
@@ -89,6 +71,34 @@ def _open_text_log(path: Path) -> TextIO:
     return io.TextIOWrapper(_open_log(path), encoding="utf-8", write_through=True)
 
 
+def parse_size(text: str, option: str = "--ram-size") -> int:
+    """A size as the command line writes them: ``256M``, ``2G``, ``4096K``, ``0x10000000``
+    or decimal bytes."""
+    raw = text.strip().upper().replace("_", "")
+    units = {"K": 10, "M": 20, "G": 30}
+    try:
+        if raw.startswith("0X"):
+            value = int(raw, 16)
+        elif raw and raw[-1] in units:
+            value = int(raw[:-1]) << units[raw[-1]]
+        else:
+            value = int(raw)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise Sel4VmmError(
+            f"{option} '{text}' is not a size",
+            fix="write it like 256M, 2G, 4096K, 0x10000000 or a number of bytes",
+        )
+    return value
+
+
+#: The emulator's time limit when none is given and stdin is not a terminal.
+DEFAULT_TIMEOUT = 300.0
+#: Console lines shown after a panic.
+PANIC_LINES = 25
+
+
 def run(
     system: Annotated[
         Path | None,
@@ -98,22 +108,27 @@ def run(
         str | None,
         typer.Option(
             "--kernel",
-            help="guest image: for the emulator a raw AArch64 binary or one of "
-            f"{', '.join(BUNDLED_GUESTS)}; for qemu a Linux Image",
+            help="guest image: an arm64 Linux Image (both backends), or for the emulator a "
+            f"raw AArch64 binary or one of {', '.join(BUNDLED_GUESTS)}; default: Debian's "
+            "arm64 kernel from ./install.sh with a busybox initramfs",
         ),
     ] = None,
     backend: Annotated[
         str, typer.Option(help="where the guest runs: emulator (unicorn) or qemu")
     ] = "emulator",
-    initrd: Annotated[Path | None, typer.Option(help="qemu: initramfs / initrd")] = None,
-    dtb: Annotated[Path | None, typer.Option(help="qemu: the guest's device tree blob")] = None,
-    dts: Annotated[Path | None, typer.Option(help="qemu: the guest's device tree source")] = None,
+    initrd: Annotated[Path | None, typer.Option(help="initramfs / initrd")] = None,
+    dtb: Annotated[Path | None, typer.Option(help="the guest's device tree blob")] = None,
+    dts: Annotated[Path | None, typer.Option(help="the guest's device tree source")] = None,
     overlay: Annotated[
-        list[Path] | None, typer.Option(help="qemu: a DTS overlay for --dts (repeatable)")
+        list[Path] | None, typer.Option(help="a DTS overlay for --dts (repeatable)")
     ] = None,
-    bootargs: Annotated[str | None, typer.Option(help="qemu: kernel command line")] = None,
+    bootargs: Annotated[str | None, typer.Option(help="the kernel command line")] = None,
     vm: Annotated[
-        str | None, typer.Option(help="qemu: which <virtual_machine> of the system to boot")
+        str | None, typer.Option(help="which <virtual_machine> of the system to boot")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="emulator: stop with exit 0 when the console prints this text"),
     ] = None,
     marker: Annotated[
         str | None, typer.Option(help="qemu: report when this text first appears")
@@ -126,23 +141,54 @@ def run(
         bool, typer.Option("--smmu", help="emulator: DMA behind an SMMU confining it to guest RAM")
     ] = False,
     ram_size: Annotated[
-        str | None, typer.Option(help="emulator: override the guest RAM size (e.g. 0x1000000)")
+        str | None,
+        typer.Option(help="emulator: override the guest RAM size (256M, 2G, 0x10000000)"),
     ] = None,
     send: Annotated[
         str | None,
-        typer.Option("--input", help="emulator: text typed into the guest's UART at start"),
+        typer.Option(
+            "--input", help="emulator: text typed into the guest's UART (Linux: once it listens)"
+        ),
     ] = None,
     log: Annotated[Path | None, typer.Option(help="write the guest console to this file")] = None,
-    time_limit: Annotated[
-        float | None, typer.Option(help="stop the guest after this many seconds")
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            "--time-limit",  # the name before issue 12's vocabulary, still accepted
+            help="stop the guest after this many seconds (emulator default: "
+            f"{DEFAULT_TIMEOUT:g} without a terminal, none with one)",
+        ),
     ] = None,
     vcpus: Annotated[
         int | None,
         typer.Option("--vcpus", help="emulator: number of vCPUs (default: the system's, else 1)"),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="emulator: print how the run ended as JSON (console to --log or a file)"
+        ),
+    ] = False,
 ) -> None:
     """Boot a guest and stream its console; exit 0 when it powers off, 1 if it was stopped."""
     if backend == "qemu":
+        emulator_only = {
+            "--until": until is not None,
+            "--json": as_json,
+            "--pools": pools,
+            "--ram-size": ram_size is not None,
+            "--input": send is not None,
+            "--vcpus": vcpus is not None,
+            "--smmu": smmu,
+        }
+        given = [name for name, used in emulator_only.items() if used]
+        if given:
+            raise Sel4VmmError(
+                f"{', '.join(given)}: only the emulator backend has "
+                f"{'this option' if len(given) == 1 else 'these options'}",
+                fix="drop it, or run on the emulator (the default backend)",
+            )
         if kernel is None:
             raise Sel4VmmError(
                 "no kernel given for the qemu backend",
@@ -161,71 +207,198 @@ def run(
                 marker,
                 qemu,
                 log,
-                time_limit,
+                timeout,
             )
         )
         return
     if backend != "emulator":
         raise Sel4VmmError(f"unknown backend '{backend}'", fix=f"use one of {', '.join(BACKENDS)}")
-    run_on_emulator(system, kernel, pools, ram_size, send, log, time_limit or 60.0, vcpus, smmu)
+    request = EmulatorRequest(
+        system=system,
+        kernel=kernel,
+        linux=LinuxBootFiles(initrd, dtb, dts, tuple(overlay or ()), bootargs),
+        pools=pools,
+        ram_size=parse_size(ram_size) if ram_size is not None else None,
+        send=send,
+        log=log,
+        timeout=timeout,
+        vcpus=vcpus,
+        until=until,
+        as_json=as_json,
+        vm=vm,
+        smmu=smmu,
+    )
+    raise typer.Exit(run_on_emulator(request))
 
 
-def run_on_emulator(
-    system: Path | None,
-    kernel: str | None,
-    pools: bool,
-    ram_size: str | None,
-    send: str | None,
-    log: Path | None,
-    time_limit: float,
-    vcpus: int | None = None,
-    smmu: bool = False,
-) -> None:
-    """The unicorn backend: the bundled board, a bare-metal guest, its console."""
-    size = None
-    if ram_size is not None:
+@dataclass
+class EmulatorRequest:
+    """What ``run`` (emulator backend) was asked to do."""
+
+    system: Path | None = None
+    kernel: str | None = None
+    linux: LinuxBootFiles = field(default_factory=LinuxBootFiles)
+    pools: bool = False
+    ram_size: int | None = None
+    send: str | None = None
+    log: Path | None = None
+    timeout: float | None = None
+    vcpus: int | None = None
+    until: str | None = None
+    as_json: bool = False
+    vm: str | None = None
+    smmu: bool = False
+
+
+def run_on_emulator(request: EmulatorRequest) -> int:
+    """The unicorn backend: boot, stream the console, report; the exit status."""
+    with tempfile.TemporaryDirectory(prefix="sel4vmm-run-") as scratch:
+        kernel = _kernel_path(request.kernel)
+        linux = request.linux
+        until = request.until
+        if kernel is None:
+            debian = find_debian_arm64()
+            kernel = debian.kernel
+            if linux.initrd is None:
+                initrd = build_marker_initramfs(debian.busybox, Path(scratch))
+                linux = replace(linux, initrd=initrd)
+        log_path = request.log
+        if request.as_json and log_path is None:
+            log_path = Path(tempfile.mkstemp(prefix="sel4vmm-console-", suffix=".log")[1])
+        log_file = _open_log(log_path) if log_path is not None else None
+        out = log_file if log_file is not None else sys.stdout.buffer
+
+        def console(data: bytes) -> None:
+            out.write(data)
+            out.flush()
+
+        interactive = sys.stdin.isatty()
+        timeout = request.timeout
+        if timeout is None and not interactive:
+            timeout = DEFAULT_TIMEOUT
+        signals = SignalFlag()
         try:
-            size = int(ram_size, 0)
-        except ValueError:
-            raise Sel4VmmError(
-                f"--ram-size '{ram_size}' is not a number", fix="write it like 0x10000000"
-            ) from None
-    log_file = _open_log(log) if log is not None else None
-    out = log_file if log_file is not None else sys.stdout.buffer
+            with TerminalSession() if interactive else nullcontext() as terminal:
+                result = run_guest(
+                    request.system,
+                    kernel,
+                    "emulator",
+                    console,
+                    one_to_one=not request.pools,
+                    ram_size=request.ram_size,
+                    console_input=request.send.encode() if request.send else b"",
+                    wait_for_input=terminal.wait if terminal else None,
+                    input_source=terminal.take if terminal else None,
+                    time_limit=timeout,
+                    num_vcpus=request.vcpus,
+                    linux=linux,
+                    until=until,
+                    stop_check=_stop_check(signals, terminal, timeout),
+                    vm_name=request.vm,
+                    smmu=request.smmu,
+                )
+        finally:
+            signals.restore()
+            if log_file is not None:
+                log_file.close()
+    status = _exit_status(result, signals)
+    if request.as_json:
+        print(json.dumps(_run_document(result, kernel, log_path, status, timeout), indent=2))
+    else:
+        _report(result, status, timeout, request.timeout is None)
+    return status
 
-    def console(data: bytes) -> None:
-        out.write(data)
-        out.flush()
 
-    terminal = _TerminalInput() if sys.stdin.isatty() else None
-    try:
-        result = run_guest(
-            system,
-            _kernel_path(kernel),
-            "emulator",
-            console,
-            one_to_one=not pools,
-            ram_size=size,
-            console_input=send.encode() if send else b"",
-            wait_for_input=terminal.wait if terminal else None,
-            input_source=terminal.take if terminal else None,
-            time_limit=time_limit,
-            num_vcpus=vcpus,
-            smmu=smmu,
-        )
-    finally:
-        if log_file is not None:
-            log_file.close()
+#: Host seconds between "still running" notes on a run without a terminal.
+PROGRESS_SECONDS = 30.0
+
+
+def _stop_check(
+    signals: SignalFlag, terminal: TerminalSession | None, timeout: float | None
+) -> Callable[[], StopReason | None]:
+    started = time.monotonic()
+    next_note = started + PROGRESS_SECONDS
+    err = Console(stderr=True, highlight=False)
+
+    def check() -> StopReason | None:
+        nonlocal next_note
+        if terminal is not None and terminal.escaped:
+            return StopReason.ESCAPE
+        if signals.received is not None:
+            return StopReason.INTERRUPTED
+        now = time.monotonic()
+        if terminal is None and now >= next_note:
+            limit = f" of {timeout:g}" if timeout is not None else ""
+            err.print(f"sel4vmm: the guest is still running ({now - started:.0f} s{limit})")
+            next_note = now + PROGRESS_SECONDS
+        return None
+
+    return check
+
+
+def _exit_status(result: RunResult, signals: SignalFlag) -> int:
+    if result.stop_reason is StopReason.INTERRUPTED and signals.received is not None:
+        return 128 + signals.received
+    if result.ok or result.stop_reason is StopReason.ESCAPE:
+        return 0
+    return 1
+
+
+def _report(result: RunResult, status: int, timeout: float | None, default: bool) -> None:
     err = Console(stderr=True, highlight=False)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    if result.ok:
-        err.print(f"[green]{escape(result.layout.name)}[/]: {result.stop_reason.value}")
+    reason = result.stop_reason
+    if status == 0:
+        err.print(f"[green]{escape(result.layout.name)}[/]: {escape(reason.value)}")
         return
-    err.print(f"[bold red]stopped:[/] {escape(result.stop_reason.value)}", soft_wrap=True)
-    if result.diagnostic is not None:
+    if reason is StopReason.KERNEL_PANIC:
+        err.print(f"[bold red]{escape(result.layout.name)}: the guest kernel panicked[/]")
+        for line in result.last_lines[-PANIC_LINES:]:
+            err.print(f"  {escape(line)}", soft_wrap=True)
+        return
+    err.print(f"[bold red]stopped:[/] {escape(reason.value)}", soft_wrap=True)
+    if reason is StopReason.TIME_LIMIT and timeout is not None:
+        which = "the default --timeout" if default else "--timeout"
+        err.print(f"after {timeout:g} s ({which}; pass --timeout SECONDS to change it)")
+    if result.diagnostic is not None and reason is not StopReason.TIME_LIMIT:
         err.print(escape(str(result.diagnostic)), soft_wrap=True)
-    raise typer.Exit(1)
+
+
+def _run_document(
+    result: RunResult, kernel: Path, log: Path | None, status: int, timeout: float | None
+) -> dict[str, object]:
+    """``run --json``: a stable document (``schema: "sel4vmm-run"``; fields only added)."""
+    stats = result.statistics
+    return {
+        "schema": "sel4vmm-run",
+        "version": 1,
+        "backend": "emulator",
+        "vm": result.layout.name,
+        "kernel": str(kernel),
+        "linux": result.linux,
+        "vcpus": result.layout.num_vcpus,
+        "exit_status": status,
+        "exit_reason": result.stop_reason.name.lower(),
+        "message": result.stop_reason.value,
+        "console_log": str(log) if log is not None else None,
+        "timeout": timeout,
+        "timings": {
+            "host_seconds": round(result.host_seconds, 3),
+            "guest_seconds": round(result.guest_seconds, 3),
+            "guest_seconds_skipped_idle": round(result.skipped_seconds, 3),
+        },
+        "guest": {
+            "instructions_counted": stats.instructions_counted,
+            "slices": stats.slices,
+            "irqs_delivered": stats.irqs_delivered,
+            "idle_skips": stats.idle_skips,
+            "faults_handled": result.faults_handled,
+        },
+        "diagnostic": str(result.diagnostic) if result.diagnostic is not None else None,
+        "warnings": result.warnings,
+        "last_lines": result.last_lines if status != 0 else [],
+    }
 
 
 @dataclass

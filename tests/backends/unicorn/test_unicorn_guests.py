@@ -124,7 +124,7 @@ def test_a_system_without_a_virtual_machine_is_refused(tmp_path: Path) -> None:
 
 
 def test_user_errors_are_sel4vmm_errors(tmp_path: Path) -> None:
-    with pytest.raises(Sel4VmmError, match="cannot read the guest kernel"):
+    with pytest.raises(Sel4VmmError, match="the kernel file does not exist"):
         run_guest(kernel_path=tmp_path / "missing.bin")
     with pytest.raises(Sel4VmmError, match="unknown backend"):
         run_guest(backend="qemu-kvm-magic")

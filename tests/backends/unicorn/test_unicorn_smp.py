@@ -399,7 +399,9 @@ def test_a_secondary_idles_until_its_own_timer_fires() -> None:
         assert board.loop.run(CODE, time_limit=10) is StopReason.SYSTEM_OFF
         assert board.loop.stopped_by is board.vcpus[1]
         assert board.vcpus[1].uc.reg_read(UC_ARM64_REG_X0 + 11) == 27  # the IAR it read
-        assert board.loop.stats.irqs_delivered == 1
+        # The timer is level-triggered and still asserted at the EOI (the handler masks
+        # it after), so it may be taken a second time, as on hardware.
+        assert board.loop.stats.irqs_delivered == board.vgic.cpus[1].acknowledged >= 1
         assert board.loop.stats.idle_skips >= 1  # both idled: time jumped to the deadline
         assert board.vgic.cpus[0].acknowledged == 0
     finally:

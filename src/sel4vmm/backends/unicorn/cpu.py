@@ -7,12 +7,15 @@ through its hooks, and this class routes them the way libvmm/libsel4vm do:
 * accesses to unmapped guest-physical addresses (the :mod:`address_map` holes) go to the
   core's ``vm.memory.handle_fault`` and its five answers are honoured (see
   :meth:`Vcpu._memory_fault`);
-* ``HVC``/``SMC`` from EL1 are PSCI calls (:mod:`psci`); ``SVC`` and undefined
-  instructions are vectored back into the guest (:mod:`exceptions`), since unicorn stops
+* ``HVC``/``SMC`` are PSCI calls (:mod:`psci`), a trapped ``WFI`` makes the vCPU idle,
+  and the guest's own synchronous exceptions (aborts of its stage-1 translation, ``SVC``,
+  ``BRK``, undefined instructions) are vectored back into it with the syndrome unicorn
+  computed (:mod:`traps`, :mod:`syndrome`, :mod:`exceptions`), since unicorn stops
   instead of taking them;
-* ``MRS``/``MSR`` of the virtual-timer registers are answered by :mod:`timer`, and
-  ``MRS MPIDR_EL1`` by the vCPU's own affinity (unicorn has no register id for it and
-  reports 0x80000000 on every instance).
+* ``MSR`` of the virtual-timer registers is kept by :mod:`timer`; ``MRS`` runs natively
+  (MPIDR from ``VMPIDR_EL2``, see :mod:`sysregs`); interrupts reach the guest through
+  the virtual IRQ line (:meth:`Vcpu.update_virtual_irq`), which unicorn takes itself;
+* with several vCPUs, ``IC`` invalidations make the other engines retranslate.
 
 A VM has one :class:`Vcpu` per vCPU, each its own unicorn instance over the same guest
 memory; the secondaries start powered off until the guest's PSCI ``CPU_ON`` (see
@@ -38,14 +41,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn.arm64_const import (
-    UC_ARM64_INS_MRS,
     UC_ARM64_INS_MSR,
+    UC_ARM64_INS_SYS,
     UC_ARM64_REG_ELR_EL1,
     UC_ARM64_REG_ESR_EL1,
     UC_ARM64_REG_PC,
@@ -58,10 +59,11 @@ from unicorn.arm64_const import (
     UC_ARM64_REG_X3,
     UC_ARM64_REG_X29,
     UC_ARM64_REG_X30,
-    UC_ARM64_REG_XZR,
 )
 
 from sel4vmm.backends.unicorn.address_map import BoardDevice
+from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic as GuestDiagnostic
+from sel4vmm.backends.unicorn.diagnostics import StopReason as StopReason
 from sel4vmm.backends.unicorn.engine import (
     AArch64Engine,
     UcError,
@@ -69,54 +71,30 @@ from sel4vmm.backends.unicorn.engine import (
     register_reader,
 )
 from sel4vmm.backends.unicorn.exceptions import (
-    EC_SVC64,
-    EC_UNKNOWN,
-    ESR_IL,
-    INSN_HVC,
-    INSN_SMC,
-    INSN_SVC,
     PSTATE_DAIF,
     PSTATE_MODE_EL1H,
     ExceptionKind,
-    exception_generating_kind,
     take_exception,
 )
 from sel4vmm.backends.unicorn.psci import CpuPower, PsciAction, handle_psci
+from sel4vmm.backends.unicorn.syndrome import SyndromeReader
+from sel4vmm.backends.unicorn.sysregs import (
+    SCTLR_EL1,
+    SPSR_EL1,
+    configure_guest_el1,
+    set_virtual_irq,
+)
 from sel4vmm.backends.unicorn.timer import SysReg, VirtualTimer
+from sel4vmm.backends.unicorn.traps import (
+    TrapAction,
+    carries_fault_address,
+    classify,
+    exception_name,
+)
 from sel4vmm.memory import FaultResult, MemoryFault
 
-#: qemu's exception numbers as unicorn reports them to UC_HOOK_INTR.
-EXCP_UDEF = 1
-EXCP_SWI = 2
-_EXCEPTION_NAMES = {
-    1: "undefined instruction",
-    2: "SVC",
-    3: "prefetch abort",
-    4: "data abort",
-    5: "IRQ",
-    6: "FIQ",
-    7: "breakpoint",
-    8: "exception exit",
-    9: "kernel trap",
-    10: "HVC",
-    11: "HYP trap",
-    12: "SMC",
-    13: "virtual IRQ",
-    14: "virtual FIQ",
-    15: "semihosting",
-    16: "no hardware",
-    17: "kernel trap",
-    18: "stack limit",
-    19: "invalid state",
-    20: "unaligned access",
-}
-
-#: MPIDR_EL1 as (op0, op1, CRn, CRm, op2), and its RES1 bit 31 (bit 30, U, clear: the vCPU
-#: is part of a multiprocessor system).
-MPIDR_EL1 = (3, 0, 0, 0, 5)
+#: MPIDR_EL1's RES1 bit 31 (bit 30, U, clear: the vCPU is part of a multiprocessor system).
 MPIDR_RES1 = 1 << 31
-#: SCTLR_EL1 as (op0, op1, CRn, CRm, op2): reset on CPU_ON so the MMU and caches are off.
-SCTLR_EL1 = (3, 0, 1, 0, 0)
 #: PSTATE of a vCPU PSCI powers on: EL1h with D, A, I, F masked (PSCI 1.0, 6.4.3).
 POWER_ON_PSTATE = PSTATE_DAIF | PSTATE_MODE_EL1H
 
@@ -124,42 +102,8 @@ POWER_ON_PSTATE = PSTATE_DAIF | PSTATE_MODE_EL1H
 _GPR_IDS = [UC_ARM64_REG_X0 + i for i in range(29)] + [UC_ARM64_REG_X29, UC_ARM64_REG_X30]
 
 
-class StopReason(Enum):
-    """Why the vCPU stopped for good."""
-
-    SYSTEM_OFF = "the guest powered the system off (PSCI SYSTEM_OFF)"
-    SYSTEM_RESET = "the guest asked for a reset (PSCI SYSTEM_RESET)"
-    CPU_OFF = "the guest turned its last running vCPU off (PSCI CPU_OFF)"
-    GUEST_FAULT = "the guest made an access the VMM could not handle"
-    CPU_EXCEPTION = "the guest hit an exception the VMM cannot deliver"
-    IDLE_FOREVER = "the guest waits for an interrupt that can never arrive"
-    TIME_LIMIT = "the run reached its time limit"
-
-
-@dataclass
-class GuestDiagnostic:
-    """What the VMM reports when it stops a guest: where, what, and the register file."""
-
-    message: str
-    pc: int
-    registers: dict[str, int] = field(default_factory=dict)
-    address: int | None = None
-    access: str | None = None
-
-    def __str__(self) -> str:
-        lines = [self.message, f"  pc  {self.pc:#018x}"]
-        if self.address is not None:
-            lines.append(f"  address {self.address:#x} ({self.access})")
-        names = [n for n in self.registers if n.startswith("x")]
-        for i in range(0, len(names), 4):
-            lines.append(
-                "  " + "  ".join(f"{n:>3} {self.registers[n]:#018x}" for n in names[i : i + 4])
-            )
-        for name in ("sp", "pstate", "elr_el1", "esr_el1", "vbar_el1"):
-            if name in self.registers:
-                lines.append(f"  {name} {self.registers[name]:#x}")
-        return "\n".join(lines)
-
+#: ``IC IALLUIS``, ``IC IALLU`` and ``IC IVAU`` as (op1, CRm, op2) with op0 = 1, CRn = 7.
+_IC_INVALIDATE = frozenset({(0, 1, 0), (0, 5, 0), (3, 5, 1)})
 
 #: An emulated access the guest made and what it got back, as the tuple
 #: ``(address, width, is_write, value, result)``.
@@ -192,7 +136,21 @@ class Vcpu:
         #: Whether this engine's translated code counts instructions (see the event loop).
         self.counting = False
         self.uc = new_aarch64_engine()
+        configure_guest_el1(self.uc, self.mpidr)
+        self._syndrome = SyndromeReader(self.uc)
+        timer.bind(self.uc)
         self._sctlr_reset = int(self.uc.cpr_read(*SCTLR_EL1))
+        #: The vCPU trapped on WFI in its last slice (the loop then lets it idle).
+        self.wfi_trapped = False
+        #: The "until" address of the emu_start running now (see _on_exception).
+        self.until: int | None = None
+        #: The vGIC's virtual IRQ line for this vCPU, and the level last driven into
+        #: HCR_EL2.VI (unicorn takes the IRQ itself when PSTATE.I allows).
+        self.irq_line: Callable[[], bool] | None = None
+        #: The device model of this vCPU's GIC CPU interface (its accesses move the line).
+        self.irq_interface: object | None = None
+        self._virq = False
+        self.virq_raised = 0
         self._read_pc = register_reader(self.uc, UC_ARM64_REG_PC)
         #: Fast readers of the register file diagnostics show.
         self._register_readers = [
@@ -214,6 +172,7 @@ class Vcpu:
         #: Counters, for tests and the benchmark.
         self.faults_handled = 0
         self.psci_calls = 0
+        self.exceptions_vectored = 0
         #: The address map's view of extents mapped during this slice (RESTART in flight).
         self.queued_extent: Callable[[int], Any] | None = None
         #: The accesses the pending stop lands after (two for a split 8-byte access); their
@@ -223,8 +182,12 @@ class Vcpu:
         self._skip_restore: dict[int, int] | None = None
         self.replays_suppressed = 0
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
-        self.uc.hook_add(UC_HOOK_INSN, self._on_mrs, None, 1, 0, UC_ARM64_INS_MRS)
         self.uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, UC_ARM64_INS_MSR)
+        #: Called when this vCPU invalidates the instruction cache (SMP only: see
+        #: :meth:`watch_instruction_cache`); set by the board.
+        self.code_changed: Callable[[], None] | None = None
+        #: Another vCPU changed code since this engine last translated it.
+        self.stale_code = False
 
     # -- registers -----------------------------------------------------------------------
     @property
@@ -286,7 +249,21 @@ class Vcpu:
             result = device.read(offset, width)
         if self._stop_pending:
             self._replay.append((address, width, is_write, value, result))
+        if device is not None and device is self.irq_interface:
+            # An acknowledge drops the line at once (or the IRQ would be taken again);
+            # anything that raises it signals the loop, which drives it before the next
+            # slice.
+            self.update_virtual_irq()
         return result
+
+    def update_virtual_irq(self) -> None:
+        """Drive HCR_EL2.VI from the vGIC's line for this vCPU (only when it changes)."""
+        line = self.irq_line
+        level = line() if line is not None else False
+        if level != self._virq:
+            set_virtual_irq(self.uc, level)
+            self._virq = level
+            self.virq_raised += level
 
     def settle_diagnostic(self) -> None:
         """After a fault stop, take PC and registers where unicorn stopped.
@@ -307,6 +284,7 @@ class Vcpu:
         uc.reg_write(UC_ARM64_REG_X0, context_id)
         uc.cpr_write(*SCTLR_EL1, self._sctlr_reset)
         uc.reg_write(UC_ARM64_REG_PSTATE, POWER_ON_PSTATE)
+        uc.cpr_write(*SPSR_EL1, 0)  # after PSTATE: unicorn recomputes its EL state
         uc.reg_write(UC_ARM64_REG_PC, entry)
         # Code other vCPUs wrote since this engine last ran is not seen by its translation
         # cache (unicorn tracks self-modifying code per instance): start from a clean one.
@@ -314,6 +292,7 @@ class Vcpu:
         self._replay.clear()
         self._skip_restore = None
         self.waiting = False
+        self.wfi_trapped = False
         self.powered = True
 
     def begin_slice(self) -> None:
@@ -340,9 +319,14 @@ class Vcpu:
             return
         if not self._replay:
             return
+        if self._virq:
+            # A pending virtual IRQ would be taken before the instruction runs again.
+            set_virtual_irq(self.uc, False)
+            self._virq = False
         self.running = True
         try:
             self.uc.ctl_remove_cache(pc, pc + 4)
+            self.until = pc + 4
             self.uc.emu_start(pc, pc + 4, count=1)
             self.uc.ctl_remove_cache(pc, pc + 4)
         except UcError as error:
@@ -358,6 +342,7 @@ class Vcpu:
             self.running = False
             self._stop_pending = False
             self._replay.clear()
+            self.update_virtual_irq()
 
     # -- stage-2 faults ------------------------------------------------------------------
     def _memory_fault(self, address: int, width: int, is_write: bool, value: int) -> int:
@@ -432,30 +417,38 @@ class Vcpu:
 
     # -- exceptions: PSCI, SVC, undefined instructions -----------------------------------
     def _on_exception(self, uc: AArch64Engine, intno: int, _data: Any) -> None:
+        """An exception unicorn stopped at (see :mod:`traps`): PSCI, WFI, or the guest's."""
         pc = self.pc
-        if intno == EXCP_SWI:
-            # unicorn reports SVC with the PC already past it; vector it to the guest.
-            svc = self.instruction_at(pc - 4) or 0
-            esr = EC_SVC64 << 26 | ESR_IL | (svc >> 5 & 0xFFFF)
-            take_exception(uc, ExceptionKind.SYNCHRONOUS, pc, esr=esr)
+        esr, far = self._syndrome.read()
+        action = classify(intno, esr)
+        if action is TrapAction.PSCI:
+            self._psci(uc, pc)  # unicorn reports HVC/SMC with the PC past the call
             return
-        if intno == EXCP_UDEF:
-            insn = self.instruction_at(pc)
-            kind = exception_generating_kind(insn) if insn is not None else None
-            if kind in (INSN_HVC, INSN_SMC):
-                self._psci(uc, pc)
+        if action is TrapAction.WFI:
+            uc.reg_write(UC_ARM64_REG_PC, pc + 4)
+            if pc + 4 == self.until:
+                # unicorn ends emu_start at its "until" address by imitating a WFI there,
+                # which HCR_EL2.TWI traps like a real one (with the PC 4 bytes early).
+                uc.emu_stop()
                 return
-            if kind == INSN_SVC:  # defensive: some unicorn versions report SVC as UDEF
-                take_exception(uc, ExceptionKind.SYNCHRONOUS, pc + 4, esr=EC_SVC64 << 26 | ESR_IL)
-                return
-            take_exception(uc, ExceptionKind.SYNCHRONOUS, pc, esr=EC_UNKNOWN << 26 | ESR_IL)
+            self.wfi_trapped = True
+            self.request_exit()
             return
-        name = _EXCEPTION_NAMES.get(intno, f"exception {intno}")
+        if action is TrapAction.VECTOR:
+            self.exceptions_vectored += 1
+            take_exception(
+                uc,
+                ExceptionKind.SYNCHRONOUS,
+                pc,
+                esr=esr,
+                far=far if carries_fault_address(intno) else None,
+            )
+            return
         self.stop(
             StopReason.CPU_EXCEPTION,
             GuestDiagnostic(
-                f"{self.vm.name}: the guest raised a {name} at {pc:#x} that the emulator "
-                "cannot vector (an alignment or translation fault of the guest's own)",
+                f"{self.vm.name}: the guest raised a {exception_name(intno)} at {pc:#x} "
+                f"(syndrome {esr:#x}) that the VMM cannot deliver",
                 pc=pc,
                 registers=self.registers(),
             ),
@@ -471,7 +464,7 @@ class Vcpu:
         )
         outcome = handle_psci(function_id, args, self.power)
         uc.reg_write(UC_ARM64_REG_X0, outcome.x0)
-        uc.reg_write(UC_ARM64_REG_PC, pc + 4)
+        uc.reg_write(UC_ARM64_REG_PC, pc)
         if outcome.action is PsciAction.SYSTEM_OFF:
             self.stop(StopReason.SYSTEM_OFF)
         elif outcome.action is PsciAction.SYSTEM_RESET:
@@ -481,16 +474,24 @@ class Vcpu:
             self.powered = False
             self.request_exit()
 
-    # -- trapped system registers ----------------------------------------------------------
-    def _on_mrs(self, uc: AArch64Engine, reg: int, cp: Any, _data: Any) -> int:
-        key = _cp_key(cp)
-        value = self.mpidr if key == MPIDR_EL1 else self.timer.read(key)
-        if value is None:
-            return 0  # not a register the VMM owns: let unicorn execute the MRS
-        if reg != UC_ARM64_REG_XZR:
-            uc.reg_write(reg, value)
-        return 1  # skip the instruction: its result is in place
+    # -- code written by another vCPU ------------------------------------------------------
+    def watch_instruction_cache(self) -> None:
+        """Hook ``IC`` instructions, so code another vCPU runs is retranslated.
 
+        unicorn notices self-modifying code only within one engine; a vCPU that patches
+        kernel text (Linux's alternatives, module loading) is followed by ``IC IALLUIS``
+        or ``IC IVAU`` as the architecture requires, and that is the moment the other
+        engines' translations of that code become stale.
+        """
+        self.uc.hook_add(UC_HOOK_INSN, self._on_sys, None, 1, 0, UC_ARM64_INS_SYS)
+
+    def _on_sys(self, _uc: AArch64Engine, _reg: int, cp: Any, _data: Any) -> int:
+        invalidates = cp.crn == 7 and (cp.op1, cp.crm, cp.op2) in _IC_INVALIDATE
+        if invalidates and self.code_changed is not None:
+            self.code_changed()
+        return 0  # unicorn executes the maintenance instruction itself
+
+    # -- trapped system registers ----------------------------------------------------------
     def _on_msr(self, uc: AArch64Engine, reg: int, cp: Any, _data: Any) -> int:
         del uc, reg
         if not self.timer.write(_cp_key(cp), int(cp.val)):

@@ -16,10 +16,14 @@ run anyway.  Between slices the loop:
 2. samples the level-triggered interrupt sources (each vCPU's virtual timer, PPI 27 in
    its own bank, and the UART's SPI) into the vGIC, as the VMM does on a ``VTimer`` fault
    or a device notification;
-3. delivers a virtual IRQ to the vCPU about to run by vectoring it (its virtual CPU
-   interface asserts the line and ``PSTATE.I`` is clear);
-4. skips vCPUs idle in ``WFI`` until an interrupt is pending for them; when every
-   powered-on vCPU idles, skips guest time to the next timer deadline, waits for console
+3. drives the virtual IRQ input (``HCR_EL2.VI``) of the vCPU about to run from its
+   virtual CPU interface; unicorn takes the IRQ itself at the first instruction boundary
+   where ``PSTATE.I`` is clear — which matters for Linux, which idles in ``WFI`` with
+   IRQs masked and unmasks them for a few instructions only (``msr daifclr`` cannot be
+   hooked, but it ends unicorn's translation block, where pending interrupts are taken);
+4. skips vCPUs idle in ``WFI`` (trapped, as seL4 traps it: ``HCR_EL2.TWI``) until an
+   interrupt is pending for them; when every powered-on vCPU idles, skips guest time to
+   the next timer deadline (virtual time: idling costs no host time), waits for console
    input, or stops the VM if nothing could ever wake it.
 
 The loop is also the VM's PSCI power controller (:class:`~.psci.CpuPower`): ``CPU_ON``
@@ -33,17 +37,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from unicorn.arm64_const import UC_ARM64_REG_PC, UC_ARM64_REG_PSTATE
+from unicorn.arm64_const import UC_ARM64_REG_PC
 
 from sel4vmm.backends.unicorn.address_map import UnicornAddressMap
-from sel4vmm.backends.unicorn.cpu import GuestDiagnostic, StopReason, Vcpu
+from sel4vmm.backends.unicorn.cpu import Vcpu
+from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.engine import UcError
-from sel4vmm.backends.unicorn.exceptions import (
-    INSN_WFI,
-    ExceptionKind,
-    irqs_masked,
-    take_exception,
-)
 from sel4vmm.backends.unicorn.gic import Vgic
 from sel4vmm.backends.unicorn.psci import MPIDR_AFFINITY_MASK, AffinityState
 from sel4vmm.backends.unicorn.timer import VIRTUAL_TIMER_PPI
@@ -69,6 +68,9 @@ class LoopStatistics:
     irqs_delivered: int = 0
     idle_skips: int = 0
     mode_switches: int = 0
+    #: Guest instructions of counted slices that ran to their count (a lower bound on
+    #: what the guest executed: unicorn does not report a stopped slice's count).
+    instructions_counted: int = 0
 
 
 class EventLoop:
@@ -85,6 +87,7 @@ class EventLoop:
         wait_for_input: Callable[[float], bool] | None = None,
         slice_instructions: int = 200_000,
         input_poll_seconds: float = 0.05,
+        interactive: bool | None = None,
     ) -> None:
         if not vcpus or len(vcpus) != len(address_maps):
             raise ValueError("one address map per vCPU, and at least one vCPU")
@@ -97,9 +100,16 @@ class EventLoop:
         timers = [LevelSource(VIRTUAL_TIMER_PPI, v.timer.line_asserted, v.index) for v in vcpus]
         self.sources = [*timers, *sources]
         self._wait_for_input = wait_for_input
+        #: An idle guest waits for a terminal (rather than stopping) when nothing else
+        #: can wake it.
+        self.interactive = wait_for_input is not None if interactive is None else interactive
         self.slice_instructions = slice_instructions
         self.input_poll_seconds = input_poll_seconds
         self.stats = LoopStatistics()
+        #: Asked between slices whether the run should end (the console printed what
+        #: the run waits for, the guest panicked, the user pressed Ctrl-C): the first
+        #: reason returned ends it.  Checked between slices only, never inside unicorn.
+        self.stop_checks: list[Callable[[], StopReason | None]] = []
         #: The vCPU inside unicorn right now, if any.
         self.current: Vcpu | None = None
         #: The vCPU whose stop ended the run.
@@ -146,15 +156,9 @@ class EventLoop:
         if current is not None and current is not target and not current.counting:
             current.request_exit()
 
-    def _deliver_irq(self, vcpu: Vcpu) -> bool:
-        uc = vcpu.uc
-        if not self.vgic.cpus[vcpu.index].irq_line():
-            return False
-        if irqs_masked(int(uc.reg_read(UC_ARM64_REG_PSTATE))):
-            return False
-        take_exception(uc, ExceptionKind.IRQ, vcpu.pc)
-        self.stats.irqs_delivered += 1
-        return True
+    def _count_deliveries(self) -> None:
+        """IRQs delivered: those the guest took and acknowledged (GICC_IAR)."""
+        self.stats.irqs_delivered = sum(cpu.acknowledged for cpu in self.vgic.cpus)
 
     # -- slices -----------------------------------------------------------------------------
     def _preemptible(self) -> bool:
@@ -174,7 +178,9 @@ class EventLoop:
         unicorn counts only in blocks translated while counting, so the engine's
         translation cache is flushed whenever counting starts or stops.
         """
-        counting = self._preemptible()
+        # Counting is sticky: switching flushes the translation cache, and a guest that
+        # armed its timer once (Linux re-arms it on every tick) will need it again.
+        counting = vcpu.counting or self._preemptible()
         if counting != vcpu.counting:
             vcpu.uc.ctl_flush_tb()
             vcpu.counting = counting
@@ -186,10 +192,6 @@ class EventLoop:
         if current is not None and current.running:
             current.uc.emu_stop()
 
-    @staticmethod
-    def _in_wfi(vcpu: Vcpu) -> bool:
-        return vcpu.instruction_at(vcpu.pc - 4) == INSN_WFI
-
     def _idle(self) -> None:
         """Every powered-on vCPU executed WFI: wake them by the next event, or stop the VM
         if none can come."""
@@ -199,12 +201,19 @@ class EventLoop:
             return  # an interrupt is already waiting: WFI completes at once
         deadlines = [d for v in powered if (d := v.timer.next_deadline()) is not None]
         if deadlines:
-            self.vcpu.timer.clock.advance_to(min(deadlines))
+            clock = self.vcpu.timer.clock
+            if self.interactive and self._wait_for_input is not None:
+                # Someone types at a terminal: idle at wall-clock pace (up to the deadline)
+                # so keys arrive when they are typed and the host does not spin.
+                ahead = clock.ticks_to_seconds(min(deadlines) - clock.now())
+                if self._wait_for_input(min(max(ahead, 0.0), self.input_poll_seconds)):
+                    return
+            clock.advance_to(min(deadlines))
             self.stats.idle_skips += 1
             return
         if self._wait_for_input is not None and self._wait_for_input(self.input_poll_seconds):
             return
-        if self._wait_for_input is None:
+        if not self.interactive:
             vcpu = powered[0]
             vcpu.stop(
                 StopReason.IDLE_FOREVER,
@@ -216,6 +225,13 @@ class EventLoop:
                 ),
             )
             self.stopped_by = vcpu
+
+    def _check_stop(self, vcpu: Vcpu) -> None:
+        for check in self.stop_checks:
+            reason = check()
+            if reason is not None:
+                vcpu.stop(reason)
+                return
 
     def run(self, entry: int, *, time_limit: float | None = None) -> StopReason:
         """Run from ``entry`` on vCPU 0 until the guest stops (or ``time_limit`` host
@@ -241,6 +257,7 @@ class EventLoop:
                     vcpu.waiting = False
                 ran = True
                 self._slice(vcpu, started, time_limit, watchdog)
+                self._check_stop(vcpu)
                 if vcpu.stop_reason is not None:
                     vcpu.settle_diagnostic()
                     self.stopped_by = vcpu
@@ -253,6 +270,10 @@ class EventLoop:
                 self.stopped_by = last
                 break
             if not ran:
+                self._check_stop(self.vcpus[0])
+                if self.vcpus[0].stop_reason is not None:
+                    self.stopped_by = self.vcpus[0]
+                    break
                 self._idle()
                 for vcpu in self.vcpus:
                     vcpu.waiting = False  # WFI may complete without a reason (Arm ARM)
@@ -269,16 +290,26 @@ class EventLoop:
         address_map = self.address_maps[vcpu.index]
         address_map.apply_queued()
         self.sample_interrupts()
-        self._deliver_irq(vcpu)
+        vcpu.timer.sync()
+        vcpu.update_virtual_irq()
+        if vcpu.stale_code:
+            uc.ctl_flush_tb()  # another vCPU invalidated the instruction cache
+            vcpu.stale_code = False
         count = self._slice_count(vcpu)
         vcpu.exit_requested = False
+        vcpu.wfi_trapped = False
         vcpu.begin_slice()
         vcpu.running = True
         address_map.running = True
         self.current = vcpu
-        if time_limit is not None:
+        # A counted slice ends by itself and the time limit is checked after it; only a
+        # free-running one needs the watchdog (arming it costs a lock hand-off per slice).
+        guarded = time_limit is not None and not count
+        if guarded:
+            assert time_limit is not None
             watchdog.arm(max(time_limit - (time.monotonic() - started), 0.0))
         try:
+            vcpu.until = _NEVER
             uc.emu_start(vcpu.pc, _NEVER, count=count)
         except UcError as error:
             if vcpu.stop_reason is None:
@@ -294,8 +325,12 @@ class EventLoop:
             vcpu.running = False
             address_map.running = False
             self.current = None
-            watchdog.disarm()
+            if guarded:
+                watchdog.disarm()
         self.stats.slices += 1
+        if count and vcpu.stop_reason is None and not vcpu.exit_requested:
+            self.stats.instructions_counted += count
+        self._count_deliveries()
         if time_limit is not None and time.monotonic() - started >= time_limit:
             vcpu.stop(
                 StopReason.TIME_LIMIT,
@@ -308,5 +343,5 @@ class EventLoop:
         if vcpu.stop_reason is not None:
             return
         vcpu.finish_interrupted_instruction()
-        if vcpu.powered and not vcpu.exit_requested and self._in_wfi(vcpu):
+        if vcpu.powered and vcpu.wfi_trapped:
             vcpu.waiting = True

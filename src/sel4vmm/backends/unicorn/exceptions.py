@@ -5,6 +5,14 @@ interrupt input at all, so the backend does what the CPU would: save the return 
 ``ELR_EL1`` and ``PSTATE`` in ``SPSR_EL1``, mask D/A/I/F, switch to EL1h and branch to
 ``VBAR_EL1`` plus the offset for the exception type and the EL/stack it came from
 (Arm ARM D1.10.2).  The guest's own ``ERET`` then works natively.
+
+Two things unicorn's register interface does not do for a mode change, measured with
+Debian's kernel: writing ``PSTATE`` does not bank the stack pointer (the VMM saves the
+interrupted SP to ``SP_EL0`` and loads ``SP_EL1`` itself when the exception comes from
+EL0 or EL1t; without it Linux's first system call ends in "Attempted to kill init!"), and
+it leaves unicorn's cached execution state (QEMU's ``hflags``) at the old EL until some
+system register is written — so ``SPSR_EL1`` is written *after* ``PSTATE`` (without it:
+"Insufficient stack space to handle exception!").
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from unicorn.arm64_const import (
     UC_ARM64_REG_FAR_EL1,
     UC_ARM64_REG_PC,
     UC_ARM64_REG_PSTATE,
+    UC_ARM64_REG_SP,
+    UC_ARM64_REG_SP_EL0,
+    UC_ARM64_REG_SP_EL1,
     UC_ARM64_REG_VBAR_EL1,
 )
 
@@ -34,9 +45,12 @@ PSTATE_DAIF = 0xF << 6
 #: PSTATE bits an exception saves in SPSR: NZCV, DAIF, the mode and SP selection.
 _SPSR_SAVED = 0xF000_0000 | PSTATE_DAIF | 0x1F
 
-#: ESR_ELx exception classes the backend raises.
+#: ESR_ELx exception classes the backend raises or recognises.
 EC_UNKNOWN = 0x00
+EC_WFX = 0x01
 EC_SVC64 = 0x15
+EC_HVC64 = 0x16
+EC_SMC64 = 0x17
 ESR_IL = 1 << 25
 
 #: Fixed A64 encodings the backend recognises at the faulting PC.
@@ -86,16 +100,21 @@ def take_exception(
     ``esr``/``far`` are written for synchronous exceptions (the syndrome the guest's
     handler reads); IRQs leave them alone, as hardware does.
     """
-    pstate = uc.reg_read(UC_ARM64_REG_PSTATE)
+    pstate = int(uc.reg_read(UC_ARM64_REG_PSTATE))
     vbar = uc.reg_read(UC_ARM64_REG_VBAR_EL1)
     uc.reg_write(UC_ARM64_REG_ELR_EL1, return_address)
-    uc.cpr_write(*SPSR_EL1, pstate & _SPSR_SAVED)
     if esr is not None:
         uc.reg_write(UC_ARM64_REG_ESR_EL1, esr)
     if far is not None:
         uc.reg_write(UC_ARM64_REG_FAR_EL1, far)
+    if pstate & PSTATE_MODE_MASK != PSTATE_MODE_EL1H:
+        # The interrupted code ran on SP_EL0 (EL0t or EL1t): bank it, take SP_EL1.
+        uc.reg_write(UC_ARM64_REG_SP_EL0, uc.reg_read(UC_ARM64_REG_SP))
+        uc.reg_write(UC_ARM64_REG_SP, uc.reg_read(UC_ARM64_REG_SP_EL1))
     new_pstate = (pstate & ~(PSTATE_MODE_MASK | 0x10)) | PSTATE_DAIF | PSTATE_MODE_EL1H
     uc.reg_write(UC_ARM64_REG_PSTATE, new_pstate)
+    # A system-register write after PSTATE makes unicorn recompute its EL state.
+    uc.cpr_write(*SPSR_EL1, pstate & _SPSR_SAVED)
     target = vector_address(vbar, pstate, kind)
     uc.reg_write(UC_ARM64_REG_PC, target)
     return int(target)

@@ -7,16 +7,22 @@ tests use.  With no system file it uses the bundled qemu-virt system (libvmm's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout, PassthroughMap
-from sel4vmm.backends.unicorn.cpu import GuestDiagnostic, StopReason
+from sel4vmm.backends.unicorn.console_watch import ConsoleEvent, ConsoleWatch
+from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.event_loop import LoopStatistics
-from sel4vmm.config.load import load_vm
-from sel4vmm.config.spec import RegionKind
+from sel4vmm.backends.unicorn.gic import MAX_CPUS
+from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
+from sel4vmm.backends.unicorn.typed_input import TypedInput
+from sel4vmm.config.load import board_from_path, load_vm, pick_vm
+from sel4vmm.config.microkit import MicrokitTarget, read_microkit
+from sel4vmm.config.spec import RegionKind, VmSpec
 from sel4vmm.errors import Location, Sel4VmmError
 
 #: The backends ``run_guest`` knows; QEMU and KVM runs live in their own modules.
@@ -48,6 +54,15 @@ class RunResult:
     layout: GuestLayout
     statistics: LoopStatistics
     faults_handled: int
+    #: The console's last lines (what a panic report ends with).
+    last_lines: list[str] = field(default_factory=list)
+    #: Host seconds the run took, and guest seconds that passed (idle skips included).
+    host_seconds: float = 0.0
+    guest_seconds: float = 0.0
+    #: Guest seconds the VMM skipped while every vCPU idled.
+    skipped_seconds: float = 0.0
+    #: Whether the kernel booted by the Linux boot protocol (not a raw binary).
+    linux: bool = False
     #: What the run reported without stopping (DMA reaching memory not the guest's).
     warnings: list[str] = field(default_factory=list)
 
@@ -57,11 +72,29 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """The guest powered itself off: the only clean end of a run."""
-        return self.stop_reason is StopReason.SYSTEM_OFF
+        """The guest powered itself off, or printed what the run waited for."""
+        return self.stop_reason in (StopReason.SYSTEM_OFF, StopReason.CONSOLE_MATCH)
 
 
-def layout_from_system(path: Path) -> GuestLayout:
+def _load_vm(path: Path, vm_name: str | None) -> VmSpec:
+    """The VM to run; a Microkit system is checked against a kernel with as many cores as
+    the emulated board has (``config.load.load_vm`` assumes one, so libvmm's ``smp``
+    example, whose vCPUs sit on cores 0-3, would be refused)."""
+    if path.suffix != ".system" or not path.is_file():
+        return load_vm(path, vm_name=vm_name, board="qemu_virt_aarch64", first_if_many=True)
+    spec = read_microkit(path, MicrokitTarget(arch="aarch64", num_cores=MAX_CPUS))
+    spec.board = board_from_path(path) or "qemu_virt_aarch64"
+    errors = [f for f in spec.findings if f.severity == "error"]
+    if errors:
+        raise Sel4VmmError(
+            f"{path} is not a valid system description: {errors[0].message}",
+            location=errors[0].location or Location(str(path)),
+            fix=errors[0].fix or "run 'sel4vmm check' on it for every problem",
+        )
+    return pick_vm(spec, vm_name, first_if_many=True)
+
+
+def layout_from_system(path: Path, vm_name: str | None = None) -> GuestLayout:
     """Take the first virtual machine's RAM and passthrough maps from a configuration.
 
     Microkit ``.system`` and CAmkES ``.camkes`` files are read by the configuration
@@ -69,7 +102,7 @@ def layout_from_system(path: Path) -> GuestLayout:
     one at the UART's physical address is the console and the one at the GIC's virtual
     CPU interface is the guest's GICC.  The VM's vCPU count is the configuration's.
     """
-    vm = load_vm(path, board="qemu_virt_aarch64", first_if_many=True)
+    vm = _load_vm(path, vm_name)
     layout = GuestLayout(name=vm.name, source=str(path), num_vcpus=vm.num_vcpus)
     ram = [r for r in vm.regions if r.kind is RegionKind.RAM]
     if not ram:
@@ -102,42 +135,95 @@ def run_guest(
     input_source: Callable[[], bytes] | None = None,
     time_limit: float | None = 60.0,
     num_vcpus: int | None = None,
+    linux: LinuxBootFiles | None = None,
+    until: str | None = None,
+    stop_check: Callable[[], StopReason | None] | None = None,
+    interactive: bool | None = None,
+    vm_name: str | None = None,
     smmu: bool = False,
 ) -> RunResult:
     """Boot ``kernel_path`` (default: the bundled hello guest) in the VM ``system_path``
     describes (default: the bundled qemu-virt system) and run it until it stops.
 
-    ``console`` receives guest output as it is printed; ``console_input`` is typed into
-    the UART before the guest starts; ``wait_for_input(timeout)`` (with ``input_source``
-    reading what arrived) lets an idle guest wait for a terminal instead of stopping.
-    ``num_vcpus`` overrides the configuration's vCPU count.
+    An arm64 Linux Image boots by the Linux boot protocol with ``linux``'s initrd, device
+    tree and command line (:mod:`.linux_boot`); any other file of no known format is a
+    bare-metal binary.  ``console`` receives guest output as it is printed;
+    ``console_input`` is typed into the UART (before a bare-metal guest starts, once
+    Linux listens: :mod:`.typed_input`); ``wait_for_input(timeout)`` (with
+    ``input_source`` reading what arrived) lets an idle guest wait for a terminal instead
+    of stopping.  ``until`` ends the run successfully when the console prints it; a
+    kernel panic or oops ends it as :attr:`StopReason.KERNEL_PANIC`; ``stop_check`` is
+    asked between slices (Ctrl-C, signals).  ``num_vcpus`` overrides the configuration's
+    vCPU count.
     """
     if backend not in BACKENDS:
         raise Sel4VmmError(f"unknown backend '{backend}'", fix=f"use one of {', '.join(BACKENDS)}")
-    layout = layout_from_system(Path(system_path) if system_path else bundled_system())
+    started = time.monotonic()
+    layout = layout_from_system(Path(system_path) if system_path else bundled_system(), vm_name)
     layout = layout.with_ram(one_to_one=one_to_one, size=ram_size).with_vcpus(num_vcpus)
     layout = replace(layout, smmu=smmu)
     kernel = Path(kernel_path) if kernel_path else bundled_guest("hello")
-    sink = Console(console)
+    linux = linux or LinuxBootFiles()
+    image = classify_kernel(kernel)
+    if image is None and linux.any:
+        raise Sel4VmmError(
+            f"{kernel} is a raw binary: --initrd, --dtb, --dts, --overlay and --bootargs "
+            "are for a Linux Image",
+            location=Location(str(kernel)),
+            fix="pass an arm64 Linux Image with --kernel, or drop the Linux options",
+        )
+    watch = ConsoleWatch(until)
 
+    def to_console(data: bytes) -> None:
+        watch.feed(data)
+        if console is not None:
+            console(data)
+
+    sink = Console(to_console)
     board: EmulatedBoard
+    typed: TypedInput | None = None
 
     def wait(timeout: float) -> bool:
-        assert wait_for_input is not None
-        if not wait_for_input(timeout):
+        if typed is not None and typed.poll(idle=True):
+            return True
+        if wait_for_input is None or not wait_for_input(timeout):
             return False
         data = input_source() if input_source is not None else b""
         board.uart.feed_input(data)
         return True
 
-    board = EmulatedBoard(layout, sink, wait_for_input=wait if wait_for_input else None)
+    def check() -> StopReason | None:
+        if typed is not None:
+            typed.poll()
+        if wait_for_input is not None and wait_for_input(0):
+            # Keys typed while the guest is busy (Ctrl-C to a running command).
+            board.uart.feed_input(input_source() if input_source is not None else b"")
+        if watch.event is ConsoleEvent.UNTIL:
+            return StopReason.CONSOLE_MATCH
+        if watch.event is ConsoleEvent.PANIC:
+            return StopReason.KERNEL_PANIC
+        return stop_check() if stop_check is not None else None
+
+    needs_wait = wait_for_input is not None or (console_input != b"" and image is not None)
+    board = EmulatedBoard(
+        layout,
+        sink,
+        wait_for_input=wait if needs_wait else None,
+        interactive=wait_for_input is not None if interactive is None else interactive,
+    )
+    board.loop.stop_checks.append(check)
     try:
-        entry = board.load_file(kernel)
-        if console_input:
+        entry = board.load_file(kernel) if image is None else load_linux(board, image, linux)
+        if console_input and image is None:
             board.uart.feed_input(console_input)
+        elif console_input:
+            typed = TypedInput(board.uart, board.clock, console_input)
         reason = board.loop.run(entry, time_limit=time_limit)
     finally:
         board.close()
+    if watch.panicking and reason is not StopReason.CONSOLE_MATCH:
+        reason = StopReason.KERNEL_PANIC
+    clock = board.clock
     return RunResult(
         stop_reason=reason,
         console=bytes(sink.output),
@@ -145,5 +231,10 @@ def run_guest(
         layout=layout,
         statistics=board.loop.stats,
         faults_handled=sum(vcpu.faults_handled for vcpu in board.vcpus),
+        last_lines=watch.last_lines,
+        host_seconds=time.monotonic() - started,
+        guest_seconds=clock.ticks_to_seconds(clock.now()),
+        skipped_seconds=clock.ticks_to_seconds(clock.skipped_ticks),
+        linux=image is not None,
         warnings=board.warnings,
     )
