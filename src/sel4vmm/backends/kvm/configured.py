@@ -22,16 +22,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sel4vmm.backends.kvm.linux import LinuxBoot, load_linux
+from sel4vmm.backends.kvm.linux import (
+    CMDLINE_ADDR,
+    DEFAULT_CMDLINE_MAX,
+    LinuxBoot,
+    load_linux,
+)
 from sel4vmm.backends.kvm.run import RunOutcome
 from sel4vmm.backends.kvm.session import KvmSession
+from sel4vmm.backends.kvm.x86_boot import LongModeLayout
 from sel4vmm.config.load import pick_vm
 from sel4vmm.config.spec import SystemSpec
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.blob import ImageBlob
+from sel4vmm.memory.guest_ram import RamRegion
 from sel4vmm.plan import plan_system
 from sel4vmm.plan.model import SystemPlan
 from sel4vmm.vm import VirtualMachine
+
+#: Guest RAM the 64-bit boot protocol's structures need (GDT, zero page, stack, boot page
+#: tables, command line: see :mod:`.linux`), as a PC firmware leaves them in low memory.
+BOOT_AREA = (LongModeLayout().gdt_addr, CMDLINE_ADDR + DEFAULT_CMDLINE_MAX + 1)
 
 #: The kernel command line when neither the caller nor the configuration gives one.
 DEFAULT_BOOTARGS = "console=ttyS0 earlyprintk=serial,ttyS0,115200"
@@ -115,7 +126,24 @@ def plan_x86_vm(
             location=chosen.location or where,
             fix="give the VM RAM (guest_ram_mb, or a memory region mapped into it)",
         )
+    start, end = BOOT_AREA
+    if not vm_plan.vm.ram.is_ram(start, end - start):
+        ram = ", ".join(
+            f"[{r.start:#x}, {r.end:#x})" for r in sorted(vm_plan.vm.ram.regions(), key=_start)
+        )
+        raise Sel4VmmError(
+            f"VM '{chosen.name}' has no guest RAM at [{start:#x}, {end:#x}), where the "
+            f"64-bit boot protocol puts the GDT, zero page, stack, boot page tables and "
+            f"command line (its RAM: {ram})",
+            location=chosen.ram_location or chosen.location or where,
+            fix="map guest RAM at guest-physical 0, as libvmm's x86_64 simple.system does "
+            '(<map mr="guest_ram" vaddr="0x0" .../>)',
+        )
     return ConfiguredVm(plan, vm_plan.vm)
+
+
+def _start(region: RamRegion) -> int:
+    return region.start
 
 
 def run_configured_guest(
