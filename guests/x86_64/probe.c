@@ -9,6 +9,9 @@
  * reads them all back only after all were written: a page that is not backed exits to the
  * VMM, and two guest addresses backed by one host page read back the wrong word.  A few
  * hundred accesses keep guest kernel mode (very slow under nested KVM) short.
+ *
+ * "probe.touch=0xADDR" on the command line makes it read 8 bytes at ADDR last and print
+ * them: a window the plan gave it reads back, anything else stops it with the VMM's fault.
  */
 #include "guest.h"
 
@@ -17,6 +20,7 @@
 /* struct boot_params (Documentation/arch/x86/zero-page.rst). */
 #define ZP_E820_ENTRIES 0x1e8
 #define ZP_E820_TABLE 0x2d0
+#define ZP_CMD_LINE_PTR 0x228
 #define E820_RAM 1
 #define STRIDE (1ul << 20)
 #define PATTERN 0x5e14a11c0ffee000ul
@@ -83,6 +87,30 @@ static u64 visit(u64 start, u64 end, int verify, u64 *bad)
 	return count;
 }
 
+/* The hexadecimal value of "probe.touch=0x..." in the command line, or 0 when absent. */
+static u64 touch_address(const char *cmdline)
+{
+	static const char key[] = "probe.touch=0x";
+	for (const char *p = cmdline; *p; p++) {
+		int i = 0;
+		while (key[i] && p[i] == key[i])
+			i++;
+		if (key[i])
+			continue;
+		u64 value = 0;
+		for (p += i;; p++) {
+			char c = *p;
+			if (c >= '0' && c <= '9')
+				value = value * 16 + (u64)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				value = value * 16 + (u64)(c - 'a' + 10);
+			else
+				return value;
+		}
+	}
+	return 0;
+}
+
 u32 guest_main(u64 unused, const u8 *zero_page)
 {
 	(void)unused;
@@ -118,5 +146,15 @@ u32 guest_main(u64 unused, const u8 *zero_page)
 	puts("probe: wrote and verified ");
 	putdec(words);
 	puts(" words of RAM\n");
+	u64 touch = touch_address((const char *)(u64) * (const u32 *)(zero_page + ZP_CMD_LINE_PTR));
+	if (touch) {
+		puts("probe: reading ");
+		puthex(touch, 16);
+		putc('\n');
+		u64 value = *(volatile u64 *)touch;
+		puts("probe: read ");
+		puthex(value, 16);
+		putc('\n');
+	}
 	return 0;
 }

@@ -11,7 +11,9 @@ all of that RAM.  Each configuration's expected layout is stated from its source
 * libvmm's ``board/x86_64_generic_vtx/simple.system`` maps ``guest_ram`` (0x10000000
   bytes) at guest 0 ("Make sure the base RAM guest GPA matches with LOW_RAM_START_GPA"),
   frames from board RAM; the PC legacy hole ``[0xa0000, 0x100000)`` is reported reserved;
-* a Microkit variant with ``phys_addr`` equal to its guest address is 1:1.
+* a Microkit variant with ``phys_addr`` equal to its guest address is 1:1;
+* ``probe.touch=`` reads one address last: a window of the plan (camkes-vm's DMI frames)
+  returns what the VMM put in its frames, a hole stops the guest with the VMM's fault.
 
 The real Debian kernel test boots the ELF ``vmlinux`` from ``/boot/vmlinuz-*`` through
 ``sel4vmm kvm-boot SYSTEM --kernel`` until its early console is up, as
@@ -214,3 +216,48 @@ def test_debian_kernel_prints_its_banner_and_the_planned_e820(
         (0xA0000, 0x100000, "reserved"),
         (0x100000, 0x10000000, "usable"),
     ]
+
+
+DMI_WINDOW = 0xF0000  # camkes-vm's guest_fake_devices "dmi" {0xf0000, 0x10000}: frames
+
+
+def test_a_planned_window_reads_its_frames_and_a_hole_stops_with_the_vmms_fault(
+    kvm_available: None, guest_binaries: Path, exit_loop: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "minimal.camkes"
+    path.write_text(APP.format(ram=64, pool=20), encoding="utf-8")
+    spec = read_configuration(path)
+    marker = 0x5E14_F00D_0000_0001
+
+    def fill_window(configured: ConfiguredVm, boot: LinuxBoot) -> None:
+        # The VMM's side of the plan's frames: what the guest must read back.
+        reservation = configured.vm.memory.find(DMI_WINDOW)
+        assert reservation is not None and reservation.label == "dmi"
+        (extent,) = [e for e in reservation.extents if e.guest_addr <= DMI_WINDOW < e.guest_end]
+        view = configured.vm.physmem.view(extent.paddr + DMI_WINDOW - extent.guest_addr, 8)
+        view[:] = marker.to_bytes(8, "little")
+
+    window = run_configured_guest(
+        spec,
+        "vm0",
+        guest_binaries / "probe.elf",
+        bootargs=f"console=ttyS0 probe.touch={DMI_WINDOW:#x}",
+        timeout=60,
+        on_boot=fill_window,
+    )
+    assert window.outcome.reason is StopReason.EXITED, window.console
+    assert f"probe: read {marker:#018x}\n" in window.console
+    # [0x100000, 0x10003000) is a hole in camkes-vm's layout: no RAM, no window.
+    hole = run_configured_guest(
+        spec,
+        "vm0",
+        guest_binaries / "probe.elf",
+        bootargs="console=ttyS0 probe.touch=0x100000",
+        timeout=60,
+    )
+    assert hole.outcome.reason is StopReason.FAULT, hole.console
+    assert hole.outcome.diagnostic.startswith(
+        "read of 8 bytes from 0x100000: no reservation claims this address"
+    )
+    assert "probe: reading 0x0000000000100000\n" in hole.console
+    assert "probe: read 0x" not in hole.console
