@@ -101,6 +101,53 @@ def test_kvm_boot_runs_a_camkes_configurations_vm_as_planned(
     assert "probe: wrote and verified" in result.output
 
 
+TWO_VMS = """
+import <VM/vm.camkes>;
+#include <configurations/vm.h>
+component Init0 {
+    VM_INIT_DEF()
+}
+component Init1 {
+    VM_INIT_DEF()
+}
+assembly {
+    composition {
+        VM_COMPOSITION_DEF()
+        VM_PER_VM_COMP_DEF(0)
+        VM_PER_VM_COMP_DEF(1)
+    }
+    configuration {
+        VM_CONFIGURATION_DEF()
+        VM_PER_VM_CONFIG_DEF(0)
+        VM_PER_VM_CONFIG_DEF(1)
+        vm0.simple_untyped23_pool = 20;
+        vm0.guest_ram_mb = 128;
+        vm1.simple_untyped23_pool = 10;
+        vm1.guest_ram_mb = 64;
+    }
+}
+"""
+
+
+def test_kvm_boot_runs_the_vm_named_by_vm_and_asks_for_it_among_several(
+    kvm_available: None, guest_binaries: Path, tmp_path: Path
+) -> None:
+    system = tmp_path / "two.camkes"
+    system.write_text(TWO_VMS, encoding="utf-8")
+    probe = str(guest_binaries / "probe.elf")
+    result = CliRunner().invoke(make_app(), ["kvm-boot", str(system), "--kernel", probe])
+    assert isinstance(result.exception, Sel4VmmError), result.output
+    assert result.exception.message == "the configuration has 2 VMs (vm0, vm1)"
+    assert result.exception.fix == "choose one with --vm NAME"
+    result = CliRunner().invoke(
+        make_app(), ["kvm-boot", str(system), "--vm", "vm1", "--kernel", probe, "--timeout", "60"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "vm1 of " in result.output
+    # vm1's 64 MiB at camkes-vm's anonymous-region start, not vm0's 128 MiB.
+    assert "BIOS-e820: [mem 0x0000000010003000-0x0000000014002fff] usable\n" in result.output
+
+
 def test_kvm_boot_refuses_an_arm_configuration(guest_binaries: Path, tmp_path: Path) -> None:
     system = tmp_path / "board" / "qemu_virt_aarch64" / "vm.system"
     system.parent.mkdir(parents=True)
