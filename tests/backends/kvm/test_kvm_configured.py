@@ -37,6 +37,7 @@ from sel4vmm.cli.configuration import read_configuration
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.images.zero_page import e820_from_ram
 from sel4vmm.plan.model import MapEntry
+from sel4vmm.sel4.physmem import PhysicalMemory
 from tests.backends.kvm.conftest import REPO
 from tests.config.camkes.test_x86 import APP
 
@@ -158,8 +159,16 @@ def test_a_non_x86_vm_is_refused_by_name(guest_binaries: Path) -> None:
 
 
 def test_ram_without_low_memory_is_refused_before_the_guest_runs(
-    kvm_available: None, guest_binaries: Path, tmp_path: Path
+    kvm_available: None, guest_binaries: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    closed: list[PhysicalMemory] = []
+    original_close = PhysicalMemory.close
+
+    def recording_close(self: PhysicalMemory) -> None:
+        closed.append(self)
+        original_close(self)
+
+    monkeypatch.setattr(PhysicalMemory, "close", recording_close)
     path = tmp_path / "high.system"
     path.write_text(
         ONE_TO_ONE_SYSTEM.replace('phys_addr="0x0"', 'phys_addr="0x10000000"').format(
@@ -172,6 +181,8 @@ def test_ram_without_low_memory_is_refused_before_the_guest_runs(
         run_configured_guest(spec, None, guest_binaries / "probe.elf", board="x86_64_generic")
     assert caught.value.location is not None and caught.value.location.line == 9
     assert caught.value.fix is not None and 'vaddr="0x0"' in caught.value.fix
+    # Nothing half-done: the planned board's host memory was released with the refusal.
+    assert len(closed) == 1
 
 
 def test_a_plan_error_stops_the_run_with_the_plans_words(

@@ -32,7 +32,7 @@ from sel4vmm.backends.kvm.run import RunOutcome
 from sel4vmm.backends.kvm.session import KvmSession
 from sel4vmm.backends.kvm.x86_boot import LongModeLayout
 from sel4vmm.config.load import pick_vm
-from sel4vmm.config.spec import SystemSpec
+from sel4vmm.config.spec import SystemSpec, VmSpec
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.blob import ImageBlob
 from sel4vmm.memory.guest_ram import RamRegion
@@ -104,6 +104,18 @@ def plan_x86_vm(
             "configuration (a CAmkES Init<N> VM, a Microkit system for x86_64_generic)",
         )
     plan = plan_system(spec, board=board, ram_size=board_ram_size)
+    try:
+        return ConfiguredVm(plan, _runnable_vm(plan, chosen, where))
+    except BaseException:
+        # Nothing half-done: the board's host memory goes with the refusal.
+        built = next((p.vm for p in plan.vms if p.vm is not None), None)
+        if built is not None:
+            built.physmem.close()
+        raise
+
+
+def _runnable_vm(plan: SystemPlan, chosen: VmSpec, where: Location) -> VirtualMachine:
+    """The plan's VM for ``chosen``, refused when the plan or the boot protocol cannot run it."""
     vm_plan = next(p for p in plan.vms if p.name == chosen.name)
     errors = [f for f in plan.findings + vm_plan.findings if f.severity == "error"]
     if errors:
@@ -112,13 +124,13 @@ def plan_x86_vm(
         raise Sel4VmmError(
             f"VM '{chosen.name}' cannot run as planned: {first.message}{more}",
             location=first.location or where,
-            fix=first.fix or f"run 'sel4vmm plan {spec.path}' for every problem",
+            fix=first.fix or f"run 'sel4vmm plan {plan.path}' for every problem",
         )
     if vm_plan.vm is None:  # only with an error finding, handled above
         raise Sel4VmmError(
             f"VM '{chosen.name}' was not built by the plan",
             location=where,
-            fix=f"run 'sel4vmm plan {spec.path}'",
+            fix=f"run 'sel4vmm plan {plan.path}'",
         )
     if not vm_plan.vm.ram.regions():
         raise Sel4VmmError(
@@ -139,7 +151,7 @@ def plan_x86_vm(
             fix="map guest RAM at guest-physical 0, as libvmm's x86_64 simple.system does "
             '(<map mr="guest_ram" vaddr="0x0" .../>)',
         )
-    return ConfiguredVm(plan, vm_plan.vm)
+    return vm_plan.vm
 
 
 def _start(region: RamRegion) -> int:
