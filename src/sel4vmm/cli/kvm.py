@@ -98,7 +98,10 @@ def kvm_boot(
     timeout: TimeoutOption = None,
     until: UntilOption = None,
 ) -> None:
-    """Boot an x86_64 kernel on KVM (in a configuration's VM) with its console on stdout."""
+    """Boot an x86_64 Linux kernel on KVM with its console on standard output.
+
+    With SYSTEM, in that configuration's x86 VM exactly as ``plan`` lays it out.
+    """
     from rich.console import Console
 
     if kernel is None:
