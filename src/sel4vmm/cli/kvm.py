@@ -82,7 +82,7 @@ def kvm_boot(
     system: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[SYSTEM]",
+            metavar="SYSTEM",
             help="x86 configuration whose VM runs: a CAmkES .camkes (Init<N> VM) or a "
             "Microkit .system for x86_64_generic (default: a VM with --ram-size of RAM at 0).",
         ),
