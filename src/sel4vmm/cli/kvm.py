@@ -1,7 +1,11 @@
 """``sel4vmm kvm-boot`` and ``sel4vmm kvm-info``: x86_64 Linux on KVM from the command line.
 
-``kvm-boot KERNEL`` builds an x86_64 VM (RAM from an untyped pool, registered at guest 0),
-loads a bzImage or ELF vmlinux by the 64-bit boot protocol and streams COM1 to standard
+``kvm-boot SYSTEM --kernel FILE`` runs the x86 VM of a configuration (a CAmkES ``.camkes``
+with camkes-vm's ``Init<N>`` VM, or a Microkit ``.system`` for x86_64_generic; ``--vm``,
+``--board``, ``-D``, ``-I`` as for ``plan``) with exactly the RAM and windows its plan
+gives it (:mod:`sel4vmm.backends.kvm.configured`); without SYSTEM it builds a VM with
+``--ram-size`` of RAM (from an untyped pool, registered at guest 0).  Either way it loads
+a bzImage or ELF vmlinux by the 64-bit boot protocol and streams COM1 to standard
 output until the guest stops, ``--until`` text appears or ``--timeout`` passes (default
 :data:`DEFAULT_TIMEOUT`, said at start; a heartbeat on stderr shows the guest is still
 running).  The exit status is 0 when the guest exited cleanly or the ``--until`` text
@@ -14,22 +18,31 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sel4vmm.cli.options import (
+    BoardOption,
     BootargsOption,
+    DefineOption,
+    IncludeOption,
     InitrdOption,
     JsonOption,
+    KernelOption,
     RamSizeOption,
     TimeoutOption,
     UntilOption,
+    VmOption,
 )
 from sel4vmm.errors import Location, Sel4VmmError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sel4vmm.backends.kvm.run import RunOutcome
     from sel4vmm.vm import VirtualMachine
 
 DEFAULT_BOOTARGS = "console=ttyS0 earlyprintk=serial,ttyS0,115200"
@@ -66,41 +79,95 @@ def _linux_vm(ram: int) -> VirtualMachine:
 
 
 def kvm_boot(
-    kernel: Annotated[
-        Path,
-        typer.Argument(metavar="KERNEL", help="bzImage (/boot/vmlinuz-*) or ELF vmlinux."),
-    ],
+    system: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="SYSTEM",
+            help="x86 configuration whose VM runs: a CAmkES .camkes (Init<N> VM) or a "
+            "Microkit .system for x86_64_generic (default: a VM with --ram-size of RAM at 0).",
+        ),
+    ] = None,
+    kernel: KernelOption = None,
+    vm: VmOption = None,
+    board: BoardOption = None,
+    define: DefineOption = None,
+    include: IncludeOption = None,
     bootargs: BootargsOption = None,
     initrd: InitrdOption = None,
     ram_size: RamSizeOption = None,
     timeout: TimeoutOption = None,
     until: UntilOption = None,
 ) -> None:
-    """Boot an x86_64 Linux kernel on KVM with its console on standard output."""
+    """Boot an x86_64 Linux kernel on KVM with its console on standard output.
+
+    With SYSTEM, in that configuration's x86 VM exactly as ``plan`` lays it out.
+    """
     from rich.console import Console
+
+    if kernel is None:
+        raise Sel4VmmError(
+            "no kernel given",
+            fix="pass --kernel FILE: a bzImage (/boot/vmlinuz-*) or an ELF vmlinux",
+        )
+    err_console = Console(stderr=True, highlight=False)
+    limit = DEFAULT_TIMEOUT if timeout is None else timeout
+    if system is None:
+        options = (("--vm", vm), ("--board", board), ("-D", define), ("-I", include))
+        given = [name for name, value in options if value]
+        if given:
+            raise Sel4VmmError(
+                f"{', '.join(given)} choose(s) from a configuration, and none was given",
+                fix="name the configuration: sel4vmm kvm-boot SYSTEM --kernel FILE",
+            )
+        outcome = _boot_invented(kernel, initrd, bootargs, ram_size, limit, until, err_console)
+    else:
+        outcome = _boot_configured(
+            _ConfiguredRequest(system, vm, board, define or [], include or [], ram_size),
+            kernel,
+            initrd,
+            bootargs,
+            limit,
+            until,
+            err_console,
+        )
+    _finish(outcome, until, limit, err_console)
+
+
+def _show(data: bytes) -> None:
+    out = sys.stdout.buffer
+    out.write(data)
+    out.flush()
+
+
+def _running(limit: float, until: str | None) -> str:
+    waiting = f", until '{until}'" if until is not None else ""
+    return f"running for at most {limit:g} s (--timeout){waiting}"
+
+
+def _boot_invented(
+    kernel: Path,
+    initrd: Path | None,
+    bootargs: str | None,
+    ram_size: int | None,
+    limit: float,
+    until: str | None,
+    err_console: Console,
+) -> RunOutcome:
+    """No configuration: ``--ram-size`` of RAM at guest 0 from pools, as before."""
     from rich.markup import escape
 
     from sel4vmm.backends.kvm.linux import load_linux
-    from sel4vmm.backends.kvm.run import StopReason
     from sel4vmm.backends.kvm.session import KvmSession
     from sel4vmm.cli.progress import Heartbeat
     from sel4vmm.images.blob import ImageBlob
 
-    err_console = Console(stderr=True, highlight=False)
-    limit = DEFAULT_TIMEOUT if timeout is None else timeout
     with ImageBlob.open(kernel, role="kernel") as kernel_blob:
         initrd_bytes = None
         if initrd is not None:
             with ImageBlob.open(initrd, role="initrd") as initrd_blob:
                 initrd_bytes = bytes(initrd_blob.data)
         vm = _linux_vm(DEFAULT_RAM_SIZE if ram_size is None else ram_size)
-        out = sys.stdout.buffer
-
-        def show(data: bytes) -> None:
-            out.write(data)
-            out.flush()
-
-        with KvmSession(vm, uart_output=show) as session:
+        with KvmSession(vm, uart_output=_show) as session:
             boot = load_linux(
                 session,
                 kernel_blob.data,
@@ -108,16 +175,89 @@ def kvm_boot(
                 initrd=initrd_bytes,
                 kernel_path=str(kernel),
             )
-            waiting = f", until '{until}'" if until is not None else ""
             err_console.print(
                 f"[dim]{escape(boot.kernel_format)} at {boot.kernel_addr:#x}, entry "
-                f"{boot.entry:#x}, {len(boot.e820)} E820 ranges; running for at most "
-                f"{limit:g} s (--timeout){escape(waiting)}[/]",
+                f"{boot.entry:#x}, {len(boot.e820)} E820 ranges; "
+                f"{escape(_running(limit, until))}[/]",
                 soft_wrap=True,
             )
             condition = (lambda: until in session.uart.text()) if until is not None else None
             with Heartbeat("kvm-boot", limit, lambda: len(session.uart.transmitted)):
-                outcome = session.run(timeout=limit, until=condition)
+                return session.run(timeout=limit, until=condition)
+
+
+@dataclass(frozen=True)
+class _ConfiguredRequest:
+    path: Path
+    vm: str | None
+    board: str | None
+    defines: list[str]
+    includes: list[Path]
+    board_ram_size: int | None
+
+
+def _boot_configured(
+    request: _ConfiguredRequest,
+    kernel: Path,
+    initrd: Path | None,
+    bootargs: str | None,
+    limit: float,
+    until: str | None,
+    err_console: Console,
+) -> RunOutcome:
+    """The configuration's VM, planned as ``sel4vmm plan`` plans it, on KVM."""
+    from rich.markup import escape
+
+    from sel4vmm.backends.kvm.configured import ConfiguredVm, run_configured_guest
+    from sel4vmm.backends.kvm.linux import LinuxBoot
+    from sel4vmm.cli.configuration import first_error, read_configuration
+    from sel4vmm.cli.progress import Heartbeat
+
+    spec = read_configuration(
+        request.path, board=request.board, defines=request.defines, includes=request.includes
+    )
+    error = first_error(spec)
+    if error is not None:
+        raise error
+    printed = [0]
+
+    def show(data: bytes) -> None:
+        printed[0] += len(data)
+        _show(data)
+
+    def report(configured: ConfiguredVm, boot: LinuxBoot) -> None:
+        ram = ", ".join(f"[{base:#x}, {base + size:#x})" for base, size in configured.ram)
+        err_console.print(
+            f"[dim]{escape(configured.vm.name)} of {escape(str(request.path))} as planned on "
+            f"{escape(configured.plan.board.name)}: RAM {escape(ram)}; "
+            f"{escape(boot.kernel_format)} at {boot.kernel_addr:#x}, entry {boot.entry:#x}, "
+            f"{len(boot.e820)} E820 ranges; {escape(_running(limit, until))}[/]",
+            soft_wrap=True,
+        )
+
+    with Heartbeat("kvm-boot", limit, lambda: printed[0]):
+        run = run_configured_guest(
+            spec,
+            request.vm,
+            kernel,
+            board=request.board,
+            board_ram_size=request.board_ram_size,
+            initrd=initrd,
+            bootargs=bootargs,
+            timeout=limit,
+            until=until,
+            uart_output=show,
+            on_boot=report,
+        )
+    return run.outcome
+
+
+def _finish(outcome: RunOutcome, until: str | None, limit: float, err_console: Console) -> None:
+    """Exit 0 for a clean guest exit or the ``--until`` text, else say why and exit 1."""
+    from rich.markup import escape
+
+    from sel4vmm.backends.kvm.run import StopReason
+
     if outcome.reason is StopReason.EXITED and outcome.exit_code == 0:
         return
     if (

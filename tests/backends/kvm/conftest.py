@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lzma
 import platform
 import shutil
 import struct
@@ -17,6 +18,7 @@ from sel4vmm.backends.kvm import x86_boot
 from sel4vmm.backends.kvm.run import RunOutcome
 from sel4vmm.backends.kvm.session import KvmSession
 from sel4vmm.backends.kvm.system import kvm_unavailable_reason
+from sel4vmm.images.bzimage import parse_bzimage
 from sel4vmm.native import PURE_PYTHON_VARIABLE, import_error
 from sel4vmm.sel4.arch import X86_64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
@@ -52,6 +54,25 @@ def guest_binaries(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("x86_64-guests")
     subprocess.run(["sh", str(GUEST_SOURCES / "build.sh"), str(out)], check=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def bzimage() -> bytes:
+    kernels = sorted(Path("/boot").glob("vmlinuz-*"))
+    if not kernels:
+        pytest.skip("no /boot/vmlinuz-*: apt-get install linux-image-amd64")
+    return kernels[-1].read_bytes()
+
+
+@pytest.fixture(scope="session")
+def vmlinux(bzimage: bytes) -> bytes:
+    """The ELF kernel inside the bzImage's compressed payload (Debian compresses with xz)."""
+    header = parse_bzimage(bzimage)
+    start = header.setup_size + header.payload_offset
+    payload = bzimage[start : start + header.payload_length]
+    if not payload.startswith(b"\xfd7zXZ\x00"):
+        pytest.skip("the installed kernel's payload is not xz-compressed")
+    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(payload)
 
 
 def make_vm(name: str = "guest", ram_size: int = 4 << 20) -> VirtualMachine:

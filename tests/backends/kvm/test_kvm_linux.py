@@ -8,10 +8,8 @@ runs only where KVM is hardware-backed.
 
 from __future__ import annotations
 
-import lzma
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -32,25 +30,6 @@ GUEST_RAM = 256 << 20
 #: Printed once the early console has replayed the banner, command line and E820 map.
 EARLY_CONSOLE_UP = "bootconsole [earlyser0] enabled"
 E820_LINE = re.compile(r"BIOS-e820: \[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] (\w+)")
-
-
-@pytest.fixture(scope="module")
-def bzimage() -> bytes:
-    kernels = sorted(Path("/boot").glob("vmlinuz-*"))
-    if not kernels:
-        pytest.skip("no /boot/vmlinuz-*: apt-get install linux-image-amd64")
-    return kernels[-1].read_bytes()
-
-
-@pytest.fixture(scope="module")
-def vmlinux(bzimage: bytes) -> bytes:
-    """The ELF kernel inside the bzImage's compressed payload (Debian compresses with xz)."""
-    header = parse_bzimage(bzimage)
-    start = header.setup_size + header.payload_offset
-    payload = bzimage[start : start + header.payload_length]
-    if not payload.startswith(b"\xfd7zXZ\x00"):
-        pytest.skip("the installed kernel's payload is not xz-compressed")
-    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(payload)
 
 
 def linux_vm() -> VirtualMachine:
