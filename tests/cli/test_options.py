@@ -10,9 +10,6 @@ from sel4vmm.cli import COMMANDS, load_command
 from sel4vmm.cli.options import parse_defines, parse_size
 from sel4vmm.errors import Sel4VmmError
 
-#: ``run`` belongs to the Linux developer's branch; its options move to cli/options.py there.
-NOT_YET_SHARED = {"run"}
-
 
 def option_signature(param: Any) -> tuple[object, ...]:
     """What must agree between two options of the same name."""
@@ -52,7 +49,7 @@ def disagreements(commands: list[str]) -> dict[str, dict[str, tuple[object, ...]
 
 
 def test_every_option_with_the_same_name_has_the_same_type_metavar_and_help() -> None:
-    commands = [name for name in COMMANDS if name not in NOT_YET_SHARED]
+    commands = list(COMMANDS)
     table = options_by_name(commands)
     # The vocabulary is really shared: these appear in more than one command.
     for opt in ("--board", "--define", "-D", "--include", "-I", "--arch", "--json", "--vm"):
@@ -60,12 +57,6 @@ def test_every_option_with_the_same_name_has_the_same_type_metavar_and_help() ->
     assert disagreements(commands) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/run.py is the Linux developer's (issue 12): its --kernel, --ram-size, "
-    "--time-limit/--marker options move to sel4vmm.cli.options when that branch merges; "
-    "remove this marker then",
-)
 def test_run_uses_the_shared_definitions() -> None:
     assert disagreements(list(COMMANDS)) == {}
 

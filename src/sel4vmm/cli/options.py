@@ -164,17 +164,26 @@ BootargsOption = Annotated[
 
 VcpusOption = Annotated[
     int | None,
-    typer.Option("--vcpus", metavar="N", min=1, help="Number of vCPUs (default: the VM's)."),
+    typer.Option(
+        "--vcpus", metavar="N", min=1, help="emulator: number of vCPUs (default: the VM's)."
+    ),
 ]
 PoolsOption = Annotated[
-    bool, typer.Option("--pools", help="Back guest RAM from untyped pools, not 1:1.")
+    bool, typer.Option("--pools", help="emulator: back guest RAM from untyped pools, not 1:1.")
 ]
 SmmuOption = Annotated[
-    bool, typer.Option("--smmu", help="The guest's DMA goes through an SMMU (IOMMU).")
+    bool,
+    typer.Option(
+        "--smmu", help="emulator: the guest's DMA goes through an SMMU confining it to guest RAM."
+    ),
 ]
 InputOption = Annotated[
     str | None,
-    typer.Option("--input", metavar="TEXT", help="Text typed into the guest's console at start."),
+    typer.Option(
+        "--input",
+        metavar="TEXT",
+        help="emulator: text typed into the guest's console (Linux: once it listens).",
+    ),
 ]
 LogOption = Annotated[
     Path | None,

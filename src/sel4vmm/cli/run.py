@@ -41,6 +41,25 @@ from sel4vmm.backends.unicorn.session import (
     bundled_guest,
     run_guest,
 )
+from sel4vmm.cli.options import (
+    BackendOption,
+    BootargsOption,
+    DtbOption,
+    DtsOption,
+    InitrdOption,
+    InputOption,
+    JsonOption,
+    KernelOption,
+    LogOption,
+    OverlayOption,
+    PoolsOption,
+    RamSizeOption,
+    SmmuOption,
+    TimeoutOption,
+    UntilOption,
+    VcpusOption,
+    VmOption,
+)
 from sel4vmm.cli.terminal import SignalFlag, TerminalSession
 from sel4vmm.errors import Sel4VmmError
 
@@ -51,9 +70,6 @@ def _kernel_path(kernel: str | None) -> Path | None:
     if kernel in BUNDLED_GUESTS:
         return bundled_guest(kernel)
     return Path(kernel)
-
-
-BACKENDS = ("emulator", "qemu")
 
 
 def _open_log(path: Path) -> BinaryIO:
@@ -71,28 +87,6 @@ def _open_text_log(path: Path) -> TextIO:
     return io.TextIOWrapper(_open_log(path), encoding="utf-8", write_through=True)
 
 
-def parse_size(text: str, option: str = "--ram-size") -> int:
-    """A size as the command line writes them: ``256M``, ``2G``, ``4096K``, ``0x10000000``
-    or decimal bytes."""
-    raw = text.strip().upper().replace("_", "")
-    units = {"K": 10, "M": 20, "G": 30}
-    try:
-        if raw.startswith("0X"):
-            value = int(raw, 16)
-        elif raw and raw[-1] in units:
-            value = int(raw[:-1]) << units[raw[-1]]
-        else:
-            value = int(raw)
-    except ValueError:
-        value = -1
-    if value <= 0:
-        raise Sel4VmmError(
-            f"{option} '{text}' is not a size",
-            fix="write it like 256M, 2G, 4096K, 0x10000000 or a number of bytes",
-        )
-    return value
-
-
 #: The emulator's time limit when none is given and stdin is not a terminal.
 DEFAULT_TIMEOUT = 300.0
 #: Console lines shown after a panic.
@@ -102,79 +96,44 @@ PANIC_LINES = 25
 def run(
     system: Annotated[
         Path | None,
-        typer.Argument(help="Microkit .system file (default: the bundled qemu-virt system)"),
-    ] = None,
-    kernel: Annotated[
-        str | None,
-        typer.Option(
-            "--kernel",
-            help="guest image: an arm64 Linux Image (both backends), or for the emulator a "
-            f"raw AArch64 binary or one of {', '.join(BUNDLED_GUESTS)}; default: Debian's "
-            "arm64 kernel from ./install.sh with a busybox initramfs",
+        typer.Argument(
+            metavar="SYSTEM",
+            help="Microkit .system or CAmkES .camkes file (default: the bundled qemu-virt system)",
         ),
     ] = None,
-    backend: Annotated[
-        str, typer.Option(help="where the guest runs: emulator (unicorn) or qemu")
-    ] = "emulator",
-    initrd: Annotated[Path | None, typer.Option(help="initramfs / initrd")] = None,
-    dtb: Annotated[Path | None, typer.Option(help="the guest's device tree blob")] = None,
-    dts: Annotated[Path | None, typer.Option(help="the guest's device tree source")] = None,
-    overlay: Annotated[
-        list[Path] | None, typer.Option(help="a DTS overlay for --dts (repeatable)")
-    ] = None,
-    bootargs: Annotated[str | None, typer.Option(help="the kernel command line")] = None,
-    vm: Annotated[
-        str | None, typer.Option(help="which <virtual_machine> of the system to boot")
-    ] = None,
-    until: Annotated[
+    kernel: KernelOption = None,
+    backend: BackendOption = "emulator",
+    initrd: InitrdOption = None,
+    dtb: DtbOption = None,
+    dts: DtsOption = None,
+    overlay: OverlayOption = None,
+    bootargs: BootargsOption = None,
+    vm: VmOption = None,
+    until: UntilOption = None,
+    qemu: Annotated[
         str | None,
-        typer.Option(help="emulator: stop with exit 0 when the console prints this text"),
+        typer.Option("--qemu", metavar="FILE", help="qemu: the qemu-system-aarch64 to run."),
     ] = None,
-    marker: Annotated[
-        str | None, typer.Option(help="qemu: report when this text first appears")
-    ] = None,
-    qemu: Annotated[str | None, typer.Option(help="qemu: the qemu-system-aarch64 to run")] = None,
-    pools: Annotated[
-        bool, typer.Option("--pools", help="emulator: back guest RAM from untyped pools, not 1:1")
-    ] = False,
-    smmu: Annotated[
-        bool, typer.Option("--smmu", help="emulator: DMA behind an SMMU confining it to guest RAM")
-    ] = False,
-    ram_size: Annotated[
-        str | None,
-        typer.Option(help="emulator: override the guest RAM size (256M, 2G, 0x10000000)"),
-    ] = None,
-    send: Annotated[
-        str | None,
-        typer.Option(
-            "--input", help="emulator: text typed into the guest's UART (Linux: once it listens)"
-        ),
-    ] = None,
-    log: Annotated[Path | None, typer.Option(help="write the guest console to this file")] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            "--time-limit",  # the name before issue 12's vocabulary, still accepted
-            help="stop the guest after this many seconds (emulator default: "
-            f"{DEFAULT_TIMEOUT:g} without a terminal, none with one)",
-        ),
-    ] = None,
-    vcpus: Annotated[
-        int | None,
-        typer.Option("--vcpus", help="emulator: number of vCPUs (default: the system's, else 1)"),
-    ] = None,
-    as_json: Annotated[
-        bool,
-        typer.Option(
-            "--json", help="emulator: print how the run ended as JSON (console to --log or a file)"
-        ),
-    ] = False,
+    pools: PoolsOption = False,
+    smmu: SmmuOption = False,
+    ram_size: RamSizeOption = None,
+    send: InputOption = None,
+    log: LogOption = None,
+    timeout: TimeoutOption = None,
+    vcpus: VcpusOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Boot a guest and stream its console; exit 0 when it powers off, 1 if it was stopped."""
+    """Boot a guest and stream its console; exit 0 when it powers off, 1 if it was stopped.
+
+    Both backends take --kernel, --initrd, --dtb/--dts/--overlay, --bootargs, --vm,
+    --until, --timeout and --log.  Only the emulator (unicorn) backend takes --pools,
+    --smmu, --ram-size, --input, --vcpus and --json, and bundled guest names as --kernel
+    (hello, memtest, gictimer, dma, badaccess, smp); only the qemu backend takes --qemu.
+    The emulator's default kernel is Debian's arm64 kernel from ./install.sh with a
+    busybox initramfs; its default --timeout is 300 s without a terminal.
+    """
     if backend == "qemu":
         emulator_only = {
-            "--until": until is not None,
             "--json": as_json,
             "--pools": pools,
             "--ram-size": ram_size is not None,
@@ -204,21 +163,19 @@ def run(
                 overlay or [],
                 bootargs,
                 vm,
-                marker,
+                until,
                 qemu,
                 log,
                 timeout,
             )
         )
         return
-    if backend != "emulator":
-        raise Sel4VmmError(f"unknown backend '{backend}'", fix=f"use one of {', '.join(BACKENDS)}")
     request = EmulatorRequest(
         system=system,
-        kernel=kernel,
+        kernel=None if kernel is None else str(kernel),
         linux=LinuxBootFiles(initrd, dtb, dts, tuple(overlay or ()), bootargs),
         pools=pools,
-        ram_size=parse_size(ram_size) if ram_size is not None else None,
+        ram_size=ram_size,
         send=send,
         log=log,
         timeout=timeout,
@@ -413,7 +370,7 @@ class QemuRequest:
     overlays: list[Path]
     bootargs: str | None
     vm: str | None
-    marker: str | None
+    until: str | None
     qemu: str | None
     log: Path | None
     timeout: float | None
@@ -438,7 +395,7 @@ def run_on_qemu(request: QemuRequest) -> None:
             bootargs=request.bootargs,
             console=sink,
             timeout=request.timeout,
-            marker=request.marker,
+            until=request.until,
             vm_name=request.vm,
             qemu_binary=request.qemu,
             interactive=sys.stdin.isatty(),
@@ -449,16 +406,17 @@ def run_on_qemu(request: QemuRequest) -> None:
     err = Console(stderr=True, highlight=False)
     name = result.layout.name if result.layout is not None else "guest"
     timing = f"images loaded in {result.load_seconds:.2f} s"
-    if request.marker is not None:
+    if request.until is not None:
         timing += (
-            f"; '{request.marker}' after {result.marker_seconds:.2f} s"
-            if result.marker_seconds is not None
-            else f"; '{request.marker}' never appeared"
+            f"; '{request.until}' after {result.until_seconds:.2f} s"
+            if result.until_seconds is not None
+            else f"; '{request.until}' never appeared"
         )
     for note in result.notes:
         err.print(f"note: {escape(note)}", soft_wrap=True)
     if result.ok:
-        err.print(f"[green]{escape(name)}[/]: powered off ({escape(timing)})", soft_wrap=True)
+        how = "stopped at the --until text" if result.until_seconds is not None else "powered off"
+        err.print(f"[green]{escape(name)}[/]: {how} ({escape(timing)})", soft_wrap=True)
         return
     status = "stopped" if result.exit_code is None else f"QEMU exit status {result.exit_code}"
     err.print(f"[bold red]{escape(name)}: {status}[/] ({escape(timing)})", soft_wrap=True)
