@@ -34,7 +34,10 @@ event loop preempts with instruction counts, which stop between instructions), a
 it asks to stop from inside a hook (:meth:`Vcpu.request_exit`), the first emulated
 access after the request is the one that will be replayed: :meth:`Vcpu.mmio_access`
 records it, and :meth:`Vcpu.finish_interrupted_instruction` re-runs that instruction
-alone with the recorded answer before anything else happens.
+alone with the recorded answer before anything else happens.  On the C trampoline
+(:mod:`fault_pages`) the same holds: a stop request sets its ``stopping`` flag, so the
+access in progress is recorded (:meth:`Vcpu._record_replay`) and later ones take
+:meth:`Vcpu.mmio_access` until the next slice.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ from sel4vmm.backends.unicorn.exceptions import (
     ExceptionKind,
     take_exception,
 )
+from sel4vmm.backends.unicorn.fault_pages import fault_pages_for
 from sel4vmm.backends.unicorn.psci import CpuPower, PsciAction, handle_psci
 from sel4vmm.backends.unicorn.syndrome import SyndromeReader
 from sel4vmm.backends.unicorn.sysregs import (
@@ -169,8 +173,9 @@ class Vcpu:
         self.exit_requested = False
         #: A stop was requested inside unicorn and has not taken effect yet.
         self._stop_pending = False
-        #: Counters, for tests and the benchmark.
-        self.faults_handled = 0
+        #: Counters, for tests and the benchmark (see :attr:`faults_handled`).
+        self._faults_counted = 0
+        self._fast_completed = 0
         self.psci_calls = 0
         self.exceptions_vectored = 0
         #: The address map's view of extents mapped during this slice (RESTART in flight).
@@ -181,6 +186,15 @@ class Vcpu:
         #: General-purpose registers before an IGNOREd access: its instruction is skipped.
         self._skip_restore: dict[int, int] | None = None
         self.replays_suppressed = 0
+        #: The C trampoline serving this engine's fault pages (None: Python callbacks).
+        self.trampolines = fault_pages_for(
+            self.uc,
+            dispatch=vm.memory.handle_fault,
+            general=self._fault_page_access,
+            complete=self._complete_fast,
+            record=self._record_replay,
+            vcpu=self,
+        )
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
         self.uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, UC_ARM64_INS_MSR)
         #: Called when this vCPU invalidates the instruction cache (SMP only: see
@@ -188,6 +202,12 @@ class Vcpu:
         self.code_changed: Callable[[], None] | None = None
         #: Another vCPU changed code since this engine last translated it.
         self.stale_code = False
+
+    @property
+    def faults_handled(self) -> int:
+        """Faults answered HANDLED, RESTART or IGNORE, on either MMIO path."""
+        fast = self.trampolines.fast_accesses if self.trampolines is not None else 0
+        return self._faults_counted + fast - self._fast_completed
 
     # -- registers -----------------------------------------------------------------------
     @property
@@ -212,6 +232,8 @@ class Vcpu:
             self.diagnostic = diagnostic
         if self.running:
             self._stop_pending = True
+            if self.trampolines is not None:
+                self.trampolines.stop_requested()
             self.uc.emu_stop()
 
     def request_exit(self) -> None:
@@ -219,6 +241,8 @@ class Vcpu:
         self.exit_requested = True
         if self.running:
             self._stop_pending = True
+            if self.trampolines is not None:
+                self.trampolines.stop_requested()
             self.uc.emu_stop()
 
     # -- emulated accesses and their replays ------------------------------------------------
@@ -297,6 +321,14 @@ class Vcpu:
 
     def begin_slice(self) -> None:
         self._stop_pending = False
+        if self.trampolines is not None:
+            keep = bool(self._replay) or self.stop_reason is not None
+            self.trampolines.begin_slice(keep_bypass=keep)
+
+    def raise_callback_error(self) -> None:
+        """After ``emu_start``: raise what a trampoline callable raised inside unicorn."""
+        if self.trampolines is not None:
+            self.trampolines.check()
 
     def finish_interrupted_instruction(self) -> None:
         """Complete the instruction a stop interrupted after its access, alone, at once.
@@ -327,7 +359,10 @@ class Vcpu:
         try:
             self.uc.ctl_remove_cache(pc, pc + 4)
             self.until = pc + 4
-            self.uc.emu_start(pc, pc + 4, count=1)
+            try:
+                self.uc.emu_start(pc, pc + 4, count=1)
+            finally:
+                self.raise_callback_error()
             self.uc.ctl_remove_cache(pc, pc + 4)
         except UcError as error:
             self.stop(
@@ -365,12 +400,31 @@ class Vcpu:
         if extent is not None:
             return self._access_frames(address, width, is_write, value)
         fault = MemoryFault(address, width, is_write, value, vcpu=self)
-        result = self.vm.memory.handle_fault(fault)
+        return self._answer(fault, self.vm.memory.handle_fault(fault))
+
+    def _fault_page_access(self, address: int, width: int, is_write: bool, value: int) -> int:
+        """The trampoline's general path: :meth:`mmio_access` of a fault page."""
+        return self.mmio_access(address, width, is_write, value, None, 0)
+
+    def _complete_fast(self, fault: MemoryFault, result: FaultResult) -> int:
+        """The trampoline's answer to a fault it did not finish itself (not HANDLED)."""
+        self._fast_completed += 1  # _answer counts it if it was handled
+        return self._answer(fault, result)
+
+    def _record_replay(
+        self, address: int, width: int, is_write: bool, value: int, answer: int
+    ) -> None:
+        """A trampoline access made while a stop was pending: its instruction runs again."""
+        self._replay.append((address, width, is_write, value, answer))
+
+    def _answer(self, fault: MemoryFault, result: FaultResult) -> int:
+        """What the guest's access gets for the core's ``result`` (see _memory_fault)."""
+        address, width, is_write, value = fault.address, fault.width, fault.is_write, fault.value
         if result is FaultResult.HANDLED:
-            self.faults_handled += 1
+            self._faults_counted += 1
             return 0 if fault.read_value is None else fault.read_value
         if result is FaultResult.RESTART:
-            self.faults_handled += 1
+            self._faults_counted += 1
             self.request_exit()
             try:
                 return self._access_frames(address, width, is_write, value)
@@ -378,7 +432,7 @@ class Vcpu:
                 self._fault_stop(fault, f"the access still faults after a restart: {error}")
                 return 0
         if result is FaultResult.IGNORE:
-            self.faults_handled += 1
+            self._faults_counted += 1
             if self._skip_restore is None:
                 # The general-purpose registers are current inside an access (unlike the
                 # PC, which unicorn syncs lazily), so this is their value before the load.
