@@ -145,7 +145,7 @@ def test_an_error_raised_inside_unicorn_surfaces_after_the_slice(
     def broken_answer(_fault: MemoryFault, _result: FaultResult) -> int:
         raise RuntimeError("the VMM's own bug")
 
-    monkeypatch.setattr(board.vcpu, "_answer", broken_answer)
+    monkeypatch.setattr(board.vcpu.faults, "answer", broken_answer)
     # A write: the binding's read callback would also complain that it returned None.
     with pytest.raises(RuntimeError, match="the VMM's own bug"):
         run(board, [*mov64(1, DEVICE), str_w(2, 1), *SYSTEM_OFF])

@@ -106,7 +106,7 @@ class UnicornAddressMap:
         if self.running:
             self._queued.append((True, extent))
             if self.trampolines is not None:
-                # Accesses to it must reach its frames (Vcpu._memory_fault checks).
+                # Accesses to it must reach its frames (StageTwoFaults.memory_fault checks).
                 self.trampolines.take_general_path()
         else:
             self._apply_mapped(extent)
