@@ -9,14 +9,16 @@ and call ``vm.memory.handle_fault`` directly, finishing a HANDLED access in C.
 This module is the vCPU's side of that contract, for every page of one engine:
 
 * ``dispatch`` is the memory core's ``handle_fault``; ``complete`` is the vCPU's handling
-  of the other four answers (RESTART, IGNORE, UNHANDLED, ERROR); ``general`` is the vCPU's
+  of the other four answers (RESTART, IGNORE, UNHANDLED, ERROR: :mod:`fault_path`);
+  ``general`` is the vCPU's
   ordinary access path (:meth:`Vcpu.mmio_access` with no device), which the trampoline
   takes whenever :attr:`bypass` is set;
 * :meth:`stop_requested` is called by the vCPU whenever it calls ``uc.emu_stop()`` from
   inside unicorn: the access in progress is then passed to ``record`` (the vCPU appends it
   to its replay list) and every later access of the slice takes ``general``, which answers
   replays from the record and checks the unusual cases itself (the VM stopping, an extent
-  mapped during the slice);
+  mapped during the slice: the address map calls :meth:`take_general_path` when it queues
+  one);
 * :meth:`begin_slice` clears both flags (keeping ``bypass`` while replays are pending or the
   VM is stopping); :meth:`check` raises, after ``emu_start``, an exception a callable raised
   inside unicorn (which cannot unwind through it).
