@@ -52,6 +52,9 @@ from sel4vmm.images.fdt_tree import read_fdt
 from sel4vmm.memory import FaultResult, MemoryFault
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 
+#: Every test here runs on both emulated-MMIO paths (conftest.py).
+pytestmark = pytest.mark.usefixtures("mmio_path")
+
 
 class FakeHost:
     """A host clock the test moves by hand (nanoseconds)."""

@@ -19,6 +19,9 @@ from sel4vmm.memory import FaultResult, MemoryFault
 from sel4vmm.memory.address_space import frame_iterator
 from sel4vmm.sel4.objects import ObjectKind
 
+#: Every test here runs on both emulated-MMIO paths (conftest.py).
+pytestmark = pytest.mark.usefixtures("mmio_path")
+
 RAM = 0x4000_0000
 CODE = RAM + 0x8_0000
 DEVICE = 0x0A00_0000  # an emulated window the tests reserve

@@ -28,6 +28,9 @@ from sel4vmm.backends.unicorn.gic import (
 )
 from sel4vmm.memory import FaultResult, MemoryFault
 
+#: Every test here runs on both emulated-MMIO paths (conftest.py).
+pytestmark = pytest.mark.usefixtures("mmio_path")
+
 
 def enabled_vgic(*intids: int, **kwargs: object) -> Vgic:
     vgic = Vgic(**kwargs)  # type: ignore[arg-type]

@@ -18,14 +18,18 @@ from sel4vmm.backends.unicorn.session import (
 )
 from sel4vmm.errors import Sel4VmmError
 
+#: Every test here runs on both emulated-MMIO paths (conftest.py).
+pytestmark = pytest.mark.usefixtures("mmio_path")
+
 REPO = Path(__file__).resolve().parents[3]
 SMALL_RAM = 16 << 20
 
 
-def test_hello_prints_the_dtb_memory_node_and_chosen() -> None:
+def test_hello_prints_the_dtb_memory_node_and_chosen(mmio_path: str) -> None:
     printed = bytearray()
     result = run_guest(console=printed.extend)
     assert result.ok, result.diagnostic
+    assert result.mmio_path.startswith(mmio_path)  # hello only touches the PL011 and PSCI
     text = result.console_text
     assert "hello from the sel4vmm aarch64 guest" in text
     assert "memory: base 0x40000000 size 0x10000000" in text
@@ -36,18 +40,21 @@ def test_hello_prints_the_dtb_memory_node_and_chosen() -> None:
 
 
 @pytest.mark.parametrize("one_to_one", [True, False], ids=["1:1", "pools"])
-def test_memtest_writes_and_verifies_all_its_ram(one_to_one: bool) -> None:
+def test_memtest_writes_and_verifies_all_its_ram(one_to_one: bool, mmio_path: str) -> None:
     result = run_guest(
         kernel_path=bundled_guest("memtest"), one_to_one=one_to_one, ram_size=SMALL_RAM
     )
     assert result.ok, result.diagnostic
+    assert result.mmio_path.startswith(mmio_path)
     assert "memtest: testing 0x40086000..0x41000000" in result.console_text
     assert f"memtest: OK {0x4100_0000 - 0x4008_6000} bytes" in result.console_text
 
 
-def test_gictimer_takes_timer_and_uart_interrupts() -> None:
+def test_gictimer_takes_timer_and_uart_interrupts(mmio_path: str) -> None:
     result = run_guest(kernel_path=bundled_guest("gictimer"), console_input=b"q")
     assert result.ok, result.diagnostic
+    assert result.mmio_path.startswith(mmio_path)
+    assert (result.trampoline_accesses > 0) is (mmio_path == "C extension")
     text = result.console_text
     assert "gic: 128 interrupt lines" in text
     assert "uart rx 'q'" in text
@@ -64,9 +71,11 @@ def test_gictimer_without_input_still_ticks() -> None:
     assert "gictimer: 5 timer ticks, 0 uart interrupts" in result.console_text
 
 
-def test_dma_is_right_with_one_to_one_ram() -> None:
+def test_dma_is_right_with_one_to_one_ram(mmio_path: str) -> None:
     result = run_guest(kernel_path=bundled_guest("dma"), ram_size=SMALL_RAM)
     assert result.ok, result.diagnostic
+    assert result.mmio_path.startswith(mmio_path)
+    assert (result.trampoline_accesses > 0) is (mmio_path == "C extension")
     assert "dma: OK 4096 bytes copied" in result.console_text
 
 
@@ -77,9 +86,11 @@ def test_dma_is_detectably_wrong_without_one_to_one_ram() -> None:
     assert "dma: OK" not in result.console_text
 
 
-def test_touching_an_address_not_given_ends_in_a_clean_diagnostic() -> None:
+def test_touching_an_address_not_given_ends_in_a_clean_diagnostic(mmio_path: str) -> None:
     result = run_guest(kernel_path=bundled_guest("badaccess"), ram_size=SMALL_RAM)
     assert result.stop_reason is StopReason.GUEST_FAULT
+    assert result.mmio_path.startswith(mmio_path)
+    assert (result.trampoline_accesses > 0) is (mmio_path == "C extension")
     assert "the read returned" not in result.console_text
     diagnostic = result.diagnostic
     assert diagnostic is not None

@@ -35,6 +35,9 @@ from sel4vmm.backends.unicorn.session import bundled_guest, run_guest
 from sel4vmm.vm import PoolRequest, VirtualMachine
 from tests.backends.unicorn.test_unicorn_faults import ldr_w, mov64, str_w, system_off
 
+#: Every test here runs on both emulated-MMIO paths (conftest.py).
+pytestmark = pytest.mark.usefixtures("mmio_path")
+
 RAM = 0x4000_0000
 CODE = RAM + 0x8_0000
 BUFFER = RAM + 0x10_0000  # the guest's own buffer for DMA

@@ -45,6 +45,9 @@ from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENAB
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.memory import MemoryFault
 
+#: Every test here runs on both emulated-MMIO paths (conftest.py).
+pytestmark = pytest.mark.usefixtures("mmio_path")
+
 SMALL_RAM = 16 << 20
 RAM = 0x4000_0000
 CODE = RAM + 0x8_0000
@@ -89,9 +92,13 @@ def enabled_vgic(num_cpus: int) -> Vgic:
 
 # -- the smp guest -----------------------------------------------------------------------
 @pytest.mark.parametrize("num_vcpus", [2, 4, 8])
-def test_the_smp_guest_brings_up_every_vcpu_and_sends_an_sgi(num_vcpus: int) -> None:
+def test_the_smp_guest_brings_up_every_vcpu_and_sends_an_sgi(
+    num_vcpus: int, mmio_path: str
+) -> None:
     result = run_guest(kernel_path=bundled_guest("smp"), num_vcpus=num_vcpus, ram_size=SMALL_RAM)
     assert result.ok, result.diagnostic
+    assert result.mmio_path.startswith(mmio_path)
+    assert (result.trampoline_accesses > 0) is (mmio_path == "C extension")
     text = result.console_text
     lines = text.splitlines()
     assert f"smp: {num_vcpus} cpus (gic: {num_vcpus}), cpu 0 mpidr 0x80000000" in lines

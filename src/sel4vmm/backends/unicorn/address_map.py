@@ -17,6 +17,9 @@ What the guest sees at a guest-physical address is decided by the core's
   width, direction and value, and a read's answer lands in the destination register.
   Pages are made lazily because unicorn's map/unmap cost grows with region size
   (about 0.25 s per GiB), which rules out covering the 40-bit IPA space up front.
+  When the C extension is built, these pages are served by the C MMIO trampoline
+  (:mod:`fault_pages`) instead of the binding's Python callbacks: same fault path, same
+  answers, a fraction of the cost.
 
 Changes requested while the vCPU runs (a deferred map resolved inside a fault) are queued
 and applied between slices: unicorn's map must not change under a running instruction.
@@ -37,6 +40,7 @@ from unicorn import (
 )
 
 from sel4vmm.backends.unicorn.engine import AArch64Engine
+from sel4vmm.backends.unicorn.fault_pages import TrampolinePages
 from sel4vmm.memory import MappedExtent
 from sel4vmm.sel4.physmem import PhysicalMemory
 
@@ -79,8 +83,11 @@ class UnicornAddressMap:
         devices: list[DeviceWindow],
         access: MmioAccess,
         address_bits: int,
+        trampolines: TrampolinePages | None = None,
     ) -> None:
         self._uc = uc
+        #: The C trampoline serving the fault pages (None: the binding's Python callbacks).
+        self.trampolines = trampolines
         self._physmem = physmem
         self._devices = devices
         self._access = access
@@ -98,6 +105,9 @@ class UnicornAddressMap:
     def extent_mapped(self, extent: MappedExtent) -> None:
         if self.running:
             self._queued.append((True, extent))
+            if self.trampolines is not None:
+                # Accesses to it must reach its frames (StageTwoFaults.memory_fault checks).
+                self.trampolines.take_general_path()
         else:
             self._apply_mapped(extent)
 
@@ -145,6 +155,10 @@ class UnicornAddressMap:
         """Route every access to ``page`` through the fault path."""
         if page in self.fault_pages:
             return
+        if self.trampolines is not None:
+            self.trampolines.map_page(page)
+            self.fault_pages.add(page)
+            return
 
         access = self._access
 
@@ -161,6 +175,8 @@ class UnicornAddressMap:
         for page in [p for p in self.fault_pages if start <= p < end]:
             self._uc.mem_unmap(page, self.PAGE)
             self.fault_pages.discard(page)
+            if self.trampolines is not None:
+                self.trampolines.forget_page(page)
 
     # -- extents -------------------------------------------------------------------------
     def _device_for(self, extent: MappedExtent) -> DeviceWindow | None:

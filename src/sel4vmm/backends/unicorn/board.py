@@ -29,6 +29,7 @@ from sel4vmm.backends.unicorn.cpu import Vcpu
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
 from sel4vmm.backends.unicorn.dma import DMA_FRAME_SIZE, DmaEngine
 from sel4vmm.backends.unicorn.event_loop import EventLoop, LevelSource
+from sel4vmm.backends.unicorn.fault_pages import mmio_path_description
 from sel4vmm.backends.unicorn.gic import DISTRIBUTOR_FRAME_SIZE, MAX_CPUS, Vgic
 from sel4vmm.backends.unicorn.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
@@ -224,6 +225,8 @@ class EmulatedBoard:
         )
         self.clock = GuestClock()
         self.timers = [VirtualTimer(self.clock) for _ in range(layout.num_vcpus)]
+        #: Which path emulated MMIO takes on this board (C trampoline or pure Python).
+        self.mmio_path = mmio_path_description()
         self.vcpus = [Vcpu(self.vm, timer, index) for index, timer in enumerate(self.timers)]
         self.vgic = Vgic(on_eoi=self._on_eoi, on_signal=self._on_signal, num_cpus=layout.num_vcpus)
         self.uart = Pl011(console.write, irq_line=self._on_uart_line)
@@ -242,6 +245,7 @@ class EmulatedBoard:
                 ],
                 vcpu.mmio_access,
                 AARCH64.guest_address_bits,
+                vcpu.trampolines,
             )
             for i, vcpu in enumerate(self.vcpus)
         ]

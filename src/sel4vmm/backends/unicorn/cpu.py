@@ -6,7 +6,7 @@ through its hooks, and this class routes them the way libvmm/libsel4vm do:
 
 * accesses to unmapped guest-physical addresses (the :mod:`address_map` holes) go to the
   core's ``vm.memory.handle_fault`` and its five answers are honoured (see
-  :meth:`Vcpu._memory_fault`);
+  :mod:`fault_path`);
 * ``HVC``/``SMC`` are PSCI calls (:mod:`psci`), a trapped ``WFI`` makes the vCPU idle,
   and the guest's own synchronous exceptions (aborts of its stage-1 translation, ``SVC``,
   ``BRK``, undefined instructions) are vectored back into it with the syndrome unicorn
@@ -34,7 +34,10 @@ event loop preempts with instruction counts, which stop between instructions), a
 it asks to stop from inside a hook (:meth:`Vcpu.request_exit`), the first emulated
 access after the request is the one that will be replayed: :meth:`Vcpu.mmio_access`
 records it, and :meth:`Vcpu.finish_interrupted_instruction` re-runs that instruction
-alone with the recorded answer before anything else happens.
+alone with the recorded answer before anything else happens.  On the C trampoline
+(:mod:`fault_pages`) the same holds: a stop request sets its ``stopping`` flag, so the
+access in progress is recorded (:meth:`Vcpu._record_replay`) and later ones take
+:meth:`Vcpu.mmio_access` until the next slice.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ from sel4vmm.backends.unicorn.exceptions import (
     ExceptionKind,
     take_exception,
 )
+from sel4vmm.backends.unicorn.fault_pages import fault_pages_for
+from sel4vmm.backends.unicorn.fault_path import StageTwoFaults
 from sel4vmm.backends.unicorn.psci import CpuPower, PsciAction, handle_psci
 from sel4vmm.backends.unicorn.syndrome import SyndromeReader
 from sel4vmm.backends.unicorn.sysregs import (
@@ -91,7 +96,6 @@ from sel4vmm.backends.unicorn.traps import (
     classify,
     exception_name,
 )
-from sel4vmm.memory import FaultResult, MemoryFault
 
 #: MPIDR_EL1's RES1 bit 31 (bit 30, U, clear: the vCPU is part of a multiprocessor system).
 MPIDR_RES1 = 1 << 31
@@ -169,8 +173,7 @@ class Vcpu:
         self.exit_requested = False
         #: A stop was requested inside unicorn and has not taken effect yet.
         self._stop_pending = False
-        #: Counters, for tests and the benchmark.
-        self.faults_handled = 0
+        #: Counters, for tests and the benchmark (see :attr:`faults_handled`).
         self.psci_calls = 0
         self.exceptions_vectored = 0
         #: The address map's view of extents mapped during this slice (RESTART in flight).
@@ -178,9 +181,18 @@ class Vcpu:
         #: The accesses the pending stop lands after (two for a split 8-byte access); their
         #: instruction runs again when the vCPU resumes and gets these answers.
         self._replay: list[_Access] = []
-        #: General-purpose registers before an IGNOREd access: its instruction is skipped.
-        self._skip_restore: dict[int, int] | None = None
+        #: The fault path: the core's answers honoured (and counted; see faults_handled).
+        self.faults = StageTwoFaults(self, _GPR_IDS)
         self.replays_suppressed = 0
+        #: The C trampoline serving this engine's fault pages (None: Python callbacks).
+        self.trampolines = fault_pages_for(
+            self.uc,
+            dispatch=vm.memory.handle_fault,
+            general=self._fault_page_access,
+            complete=self.faults.complete_fast,
+            record=self._record_replay,
+            vcpu=self,
+        )
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
         self.uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, UC_ARM64_INS_MSR)
         #: Called when this vCPU invalidates the instruction cache (SMP only: see
@@ -188,6 +200,12 @@ class Vcpu:
         self.code_changed: Callable[[], None] | None = None
         #: Another vCPU changed code since this engine last translated it.
         self.stale_code = False
+
+    @property
+    def faults_handled(self) -> int:
+        """Faults answered HANDLED, RESTART or IGNORE, on either MMIO path."""
+        fast = self.trampolines.fast_accesses if self.trampolines is not None else 0
+        return self.faults.handled + fast - self.faults.fast_completed
 
     # -- registers -----------------------------------------------------------------------
     @property
@@ -212,6 +230,8 @@ class Vcpu:
             self.diagnostic = diagnostic
         if self.running:
             self._stop_pending = True
+            if self.trampolines is not None:
+                self.trampolines.stop_requested()
             self.uc.emu_stop()
 
     def request_exit(self) -> None:
@@ -219,6 +239,8 @@ class Vcpu:
         self.exit_requested = True
         if self.running:
             self._stop_pending = True
+            if self.trampolines is not None:
+                self.trampolines.stop_requested()
             self.uc.emu_stop()
 
     # -- emulated accesses and their replays ------------------------------------------------
@@ -241,7 +263,7 @@ class Vcpu:
                 return recorded[4]
             self._replay.clear()
         if device is None:
-            result = self._memory_fault(address, width, is_write, value)
+            result = self.faults.memory_fault(address, width, is_write, value)
         elif is_write:
             device.write(offset, width, value)
             result = 0
@@ -290,13 +312,21 @@ class Vcpu:
         # cache (unicorn tracks self-modifying code per instance): start from a clean one.
         uc.ctl_flush_tb()
         self._replay.clear()
-        self._skip_restore = None
+        self.faults.skip_restore = None
         self.waiting = False
         self.wfi_trapped = False
         self.powered = True
 
     def begin_slice(self) -> None:
         self._stop_pending = False
+        if self.trampolines is not None:
+            keep = bool(self._replay) or self.stop_reason is not None
+            self.trampolines.begin_slice(keep_bypass=keep)
+
+    def raise_callback_error(self) -> None:
+        """After ``emu_start``: raise what a trampoline callable raised inside unicorn."""
+        if self.trampolines is not None:
+            self.trampolines.check()
 
     def finish_interrupted_instruction(self) -> None:
         """Complete the instruction a stop interrupted after its access, alone, at once.
@@ -310,11 +340,11 @@ class Vcpu:
         """
         self._stop_pending = False
         pc = self.pc
-        if self._skip_restore is not None:
-            for reg_id, value in self._skip_restore.items():
+        if self.faults.skip_restore is not None:
+            for reg_id, value in self.faults.skip_restore.items():
                 self.uc.reg_write(reg_id, value)
             self.uc.reg_write(UC_ARM64_REG_PC, pc + 4)
-            self._skip_restore = None
+            self.faults.skip_restore = None
             self._replay.clear()
             return
         if not self._replay:
@@ -327,7 +357,10 @@ class Vcpu:
         try:
             self.uc.ctl_remove_cache(pc, pc + 4)
             self.until = pc + 4
-            self.uc.emu_start(pc, pc + 4, count=1)
+            try:
+                self.uc.emu_start(pc, pc + 4, count=1)
+            finally:
+                self.raise_callback_error()
             self.uc.ctl_remove_cache(pc, pc + 4)
         except UcError as error:
             self.stop(
@@ -344,76 +377,16 @@ class Vcpu:
             self._replay.clear()
             self.update_virtual_irq()
 
-    # -- stage-2 faults ------------------------------------------------------------------
-    def _memory_fault(self, address: int, width: int, is_write: bool, value: int) -> int:
-        """The fault path: an access to a guest-physical address with no frame behind it.
+    # -- the C trampoline's callbacks (fault_pages) --------------------------------------
+    def _fault_page_access(self, address: int, width: int, is_write: bool, value: int) -> int:
+        """The trampoline's general path: :meth:`mmio_access` of a fault page."""
+        return self.mmio_access(address, width, is_write, value, None, 0)
 
-        * HANDLED: a read's emulated value goes to the destination register (unicorn
-          does the register write, sign extension and writeback), a write is done.
-        * RESTART: a deferred map just happened.  The new frames are in the address space
-          but unicorn's map is only updated between slices, so the access is performed on
-          those frames now — the same outcome as re-executing the instruction.
-        * IGNORE: the instruction is skipped (libsel4vm advances the PC): the registers
-          are saved now, the vCPU stops right after the access, and
-          :meth:`finish_interrupted_instruction` restores them and steps past it.
-        * UNHANDLED (after the VM's unhandled-fault handler) and ERROR stop the VM with
-          a diagnostic.
-        """
-        if self.stop_reason is not None:
-            return 0  # the VM is stopping; the rest of this block has no effect that matters
-        extent = self.queued_extent(address) if self.queued_extent is not None else None
-        if extent is not None:
-            return self._access_frames(address, width, is_write, value)
-        fault = MemoryFault(address, width, is_write, value, vcpu=self)
-        result = self.vm.memory.handle_fault(fault)
-        if result is FaultResult.HANDLED:
-            self.faults_handled += 1
-            return 0 if fault.read_value is None else fault.read_value
-        if result is FaultResult.RESTART:
-            self.faults_handled += 1
-            self.request_exit()
-            try:
-                return self._access_frames(address, width, is_write, value)
-            except Exception as error:  # the restarted access still has no frame
-                self._fault_stop(fault, f"the access still faults after a restart: {error}")
-                return 0
-        if result is FaultResult.IGNORE:
-            self.faults_handled += 1
-            if self._skip_restore is None:
-                # The general-purpose registers are current inside an access (unlike the
-                # PC, which unicorn syncs lazily), so this is their value before the load.
-                self._skip_restore = {r: self.uc.reg_read(r) for r in _GPR_IDS}
-            self.request_exit()
-            return 0
-        why = getattr(self.vm.memory, "last_error", "") or f"fault result {result.name}"
-        self._fault_stop(fault, why)
-        return 0
-
-    def _access_frames(self, address: int, width: int, is_write: bool, value: int) -> int:
-        pieces = self.vm.memory.translate(address, width)
-        physmem = self.vm.physmem
-        if is_write:
-            data = value.to_bytes(width, "little")
-            for paddr, length in pieces:
-                physmem.view(paddr, length)[:] = data[:length]
-                data = data[length:]
-            return 0
-        raw = b"".join(bytes(physmem.view(paddr, length)) for paddr, length in pieces)
-        return int.from_bytes(raw, "little")
-
-    def _fault_stop(self, fault: MemoryFault, why: str) -> None:
-        access = "write" if fault.is_write else "read"
-        if fault.is_write:
-            access += f" of {fault.value:#x}"
-        diagnostic = GuestDiagnostic(
-            f"{self.vm.name}: guest {fault.width}-byte {access} at {fault.address:#x} "
-            f"stopped the VM: {why}",
-            pc=self.pc,
-            registers=self.registers(),
-            address=fault.address,
-            access=f"{fault.width}-byte {access}",
-        )
-        self.stop(StopReason.GUEST_FAULT, diagnostic)
+    def _record_replay(
+        self, address: int, width: int, is_write: bool, value: int, answer: int
+    ) -> None:
+        """A trampoline access made while a stop was pending: its instruction runs again."""
+        self._replay.append((address, width, is_write, value, answer))
 
     # -- exceptions: PSCI, SVC, undefined instructions -----------------------------------
     def _on_exception(self, uc: AArch64Engine, intno: int, _data: Any) -> None:

@@ -310,7 +310,10 @@ class EventLoop:
             watchdog.arm(max(time_limit - (time.monotonic() - started), 0.0))
         try:
             vcpu.until = _NEVER
-            uc.emu_start(vcpu.pc, _NEVER, count=count)
+            try:
+                uc.emu_start(vcpu.pc, _NEVER, count=count)
+            finally:
+                vcpu.raise_callback_error()
         except UcError as error:
             if vcpu.stop_reason is None:
                 vcpu.stop(

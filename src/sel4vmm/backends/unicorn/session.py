@@ -65,6 +65,10 @@ class RunResult:
     linux: bool = False
     #: What the run reported without stopping (DMA reaching memory not the guest's).
     warnings: list[str] = field(default_factory=list)
+    #: Which path emulated MMIO took (the C trampoline or pure Python, and why), and how
+    #: many fault-path accesses the C trampoline finished without the Python callbacks.
+    mmio_path: str = ""
+    trampoline_accesses: int = 0
 
     @property
     def console_text(self) -> str:
@@ -237,4 +241,8 @@ def run_guest(
         skipped_seconds=clock.ticks_to_seconds(clock.skipped_ticks),
         linux=image is not None,
         warnings=board.warnings,
+        mmio_path=board.mmio_path,
+        trampoline_accesses=sum(
+            vcpu.trampolines.fast_accesses for vcpu in board.vcpus if vcpu.trampolines
+        ),
     )
