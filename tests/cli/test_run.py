@@ -113,6 +113,8 @@ def test_the_default_run_boots_debian_linux_to_the_marker_with_json(tmp_path: Pa
     assert document["schema"] == "sel4vmm-run" and document["exit_reason"] == "system_off"
     assert document["linux"] is True and document["console_log"] == str(log)
     assert document["timings"]["host_seconds"] > 0
+    # Which emulated-MMIO path served the run (sel4vmm.native.describe's words).
+    assert document["mmio_path"].startswith(("C extension", "pure Python"))
     assert "sel4vmm: Linux userspace is up on sel4vmm's own VMM" in log.read_text()
 
 

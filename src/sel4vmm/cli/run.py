@@ -335,6 +335,7 @@ def _run_document(
         "kernel": str(kernel),
         "linux": result.linux,
         "vcpus": result.layout.num_vcpus,
+        "mmio_path": result.mmio_path,
         "exit_status": status,
         "exit_reason": result.stop_reason.name.lower(),
         "message": result.stop_reason.value,
