@@ -287,3 +287,16 @@ def test_one_mib_in_1500_byte_frames_arrives_intact(receiver_batch: int) -> None
     assert b.port.stats.dropped_queue_full == 0 and b.device.dropped_frames == 0
     assert a.port.stats.flooded_frames == 0
     assert_sentinels_intact([a, b])
+
+
+def test_a_source_locked_port_drops_frames_claiming_another_vms_mac() -> None:
+    switch = VirtualSwitch()
+    a, b, c = make_guests(3, switch)
+    c.port.attach(c.device, lock_source=True)
+    a.transmit(unicast(net_switch.BROADCAST, a.mac, bytes(50)))
+    c.transmit(unicast(net_switch.BROADCAST, a.mac, bytes(50)))  # C pretends to be A
+    assert c.port.stats.dropped_spoofed == 1 and c.port.stats.rx_frames == 0
+    assert switch.lookup(a.mac) is a.port  # A's traffic is not steered to C
+    c.transmit(unicast(net_switch.BROADCAST, c.mac, bytes(50)))
+    assert switch.lookup(c.mac) is c.port
+    assert b.port.stats.tx_frames == 2

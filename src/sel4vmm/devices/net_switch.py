@@ -16,7 +16,9 @@ Everything a guest sends is checked before it is switched: a frame shorter than 
 header is dropped as a runt, a frame longer than ``ETH_FRAME_LEN`` is dropped as oversize,
 and a frame shorter than ``ETH_ZLEN`` is padded with zeros to that minimum, as a NIC pads on
 the wire (Linux's virtio-net hands over 42-byte ARP frames unpadded; QEMU's ``net/`` pads
-such frames for its peers the same way).  The MAC table is bounded: a guest that sprays
+such frames for its peers the same way).  A port can be locked to its device's MAC, so
+its guest cannot impersonate another VM (a learning switch otherwise believes any source
+address, as a real one does).  The MAC table is bounded: a guest that sprays
 source addresses evicts the least recently seen entries, never grows the VMM's memory.
 """
 
@@ -66,6 +68,8 @@ class PortStatistics:
     dropped_oversize: int = 0
     #: Frames for this guest lost because its receive queue was full (or no device).
     dropped_queue_full: int = 0
+    #: Frames from a source-locked port whose source MAC is not its device's.
+    dropped_spoofed: int = 0
 
 
 class SwitchPort:
@@ -76,19 +80,24 @@ class SwitchPort:
         self.name = name
         self.queue_depth = queue_depth
         self.device: VirtioNet | None = None
+        #: The only source MAC this port accepts, if it is locked to its device's address.
+        self.locked_source: bytes | None = None
         self.stats = PortStatistics()
 
-    def attach(self, device: VirtioNet) -> None:
+    def attach(self, device: VirtioNet, *, lock_source: bool = False) -> None:
         """Plug ``device`` into this port: its frames come here, the port's go to it.
 
         The port's queue depth becomes the device's receive-queue bound, so one number says
-        how many frames wait for a guest that has no buffer posted.
+        how many frames wait for a guest that has no buffer posted.  ``lock_source`` makes
+        the port drop (and count) every frame whose source is not the device's MAC, so a
+        guest cannot claim another VM's address and have the switch steer its traffic away.
         """
         if self.device is not None and self.device is not device:
             raise ValueError(f"switch port {self.name!r} already has a device")
         device.max_pending = self.queue_depth
         device.peer = self
         self.device = device
+        self.locked_source = device.mac if lock_source else None
 
     def send(self, frame: bytes) -> None:
         """A frame transmitted by this port's guest."""
@@ -148,10 +157,14 @@ class VirtualSwitch:
             return
         if len(frame) < ETH_ZLEN:
             frame = bytes(frame) + bytes(ETH_ZLEN - len(frame))
+        source_mac = bytes(frame[ETH_ALEN : 2 * ETH_ALEN])
+        if source.locked_source is not None and source_mac != source.locked_source:
+            stats.dropped_spoofed += 1
+            return
         stats.rx_frames += 1
         stats.rx_bytes += len(frame)
         destination = bytes(frame[:ETH_ALEN])
-        self._learn(bytes(frame[ETH_ALEN : 2 * ETH_ALEN]), source)
+        self._learn(source_mac, source)
         target = None if is_group_address(destination) else self._table.get(destination)
         if target is None:
             stats.flooded_frames += 1
