@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from sel4vmm.devices import net_switch
+from sel4vmm.devices.irq import LineLevels
 from sel4vmm.devices.net_switch import SwitchPort, VirtualSwitch
 from sel4vmm.devices.virtio import mmio, net
 from sel4vmm.devices.virtio.mmio import VirtioMmioTransport
@@ -22,7 +23,7 @@ from sel4vmm.devices.virtio.net import VirtioNet
 from sel4vmm.devices.virtio.virtqueue import VIRTQ_DESC_F_WRITE
 from sel4vmm.memory import FaultResult, MemoryFault
 from sel4vmm.vm import PoolRequest, VirtualMachine
-from tests.devices.virtio.driver import RAM_BASE, RAM_SIZE, GuestDriver, attach
+from tests.devices.virtio.driver import RAM_BASE, RAM_SIZE, SPI, GuestDriver, attach
 from tests.helpers import make_platform
 
 HEADER = bytes(net.NET_HEADER.size)
@@ -39,6 +40,7 @@ class Guest:
     vm: VirtualMachine
     device: VirtioNet
     transport: VirtioMmioTransport
+    gic: LineLevels
     driver: GuestDriver
     port: SwitchPort
     mac: bytes
@@ -51,6 +53,10 @@ class Guest:
             self.driver.add(net.RECEIVEQ, [], [size])
             addresses.append(self.driver.last_writable[0])
         return addresses
+
+    def ack_used_buffer(self) -> bool:
+        """Acknowledge the device's interrupt; True if it said "used buffer"."""
+        return bool(self.driver.ack_interrupt() & mmio.INTERRUPT_USED_BUFFER)
 
     def transmit(self, frame: bytes) -> None:
         head = self.driver.add(net.TRANSMITQ, [HEADER + frame], [])
@@ -79,11 +85,11 @@ def make_guests(count: int, switch: VirtualSwitch) -> list[Guest]:
         device = VirtioNet(mac)
         port = switch.port(name)
         port.attach(device)
-        transport, _gic = attach(vm, device)
+        transport, gic = attach(vm, device)
         driver = GuestDriver(vm, RAM_BASE)
         driver.ram_end = SENTINEL_BASE  # the driver's buffers never reach the sentinels
         driver.start(queues=2)
-        guests.append(Guest(vm, device, transport, driver, port, mac, sentinel))
+        guests.append(Guest(vm, device, transport, gic, driver, port, mac, sentinel))
     return guests
 
 
@@ -300,3 +306,30 @@ def test_a_source_locked_port_drops_frames_claiming_another_vms_mac() -> None:
     c.transmit(unicast(net_switch.BROADCAST, c.mac, bytes(50)))
     assert switch.lookup(c.mac) is c.port
     assert b.port.stats.tx_frames == 2
+
+
+def test_a_frame_from_another_vm_raises_the_receivers_interrupt_only() -> None:
+    switch = VirtualSwitch()
+    a, b = make_guests(2, switch)
+    b.post_receive()
+    a.post_receive()
+    a.transmit(unicast(net_switch.BROADCAST, a.mac, bytes(50)))
+    assert b.gic.is_raised(SPI)
+    assert b.ack_used_buffer()
+    assert not b.gic.is_raised(SPI)
+    assert a.driver.used(net.RECEIVEQ) == []  # A's receive buffer stays posted
+
+
+def test_a_detached_port_drops_frames_and_its_addresses_flood_again() -> None:
+    switch = VirtualSwitch()
+    a, b, c = make_guests(3, switch)
+    b.transmit(unicast(net_switch.BROADCAST, b.mac, bytes(50)))
+    assert switch.lookup(b.mac) is b.port
+    b.port.detach()
+    assert switch.lookup(b.mac) is None and b.device.peer is None
+    c.post_receive()
+    a.transmit(unicast(b.mac, a.mac, bytes(50)))  # B's address is unknown again: flooded
+    assert len(c.driver.used(net.RECEIVEQ)) == 1
+    assert b.port.stats.dropped_queue_full == 1
+    b.transmit(unicast(a.mac, b.mac, bytes(50)))  # B's card has no peer: nothing switched
+    assert switch.lookup(b.mac) is None

@@ -99,6 +99,14 @@ class SwitchPort:
         self.device = device
         self.locked_source = device.mac if lock_source else None
 
+    def detach(self) -> None:
+        """Unplug the card (its VM stopped): frames for it are dropped and counted, and the
+        switch forgets the addresses learned here, so traffic for them floods again."""
+        if self.device is not None and self.device.peer is self:
+            self.device.peer = None
+        self.device = None
+        self.switch.forget(self)
+
     def send(self, frame: bytes) -> None:
         """A frame transmitted by this port's guest."""
         self.switch.forward(self, frame)
@@ -145,6 +153,11 @@ class VirtualSwitch:
     def learned(self) -> dict[str, str]:
         """The MAC table as text (address -> port name), for diagnostics."""
         return {format_mac(mac): port.name for mac, port in self._table.items()}
+
+    def forget(self, port: SwitchPort) -> None:
+        """Drop every address learned on ``port``."""
+        for mac in [mac for mac, where in self._table.items() if where is port]:
+            del self._table[mac]
 
     def forward(self, source: SwitchPort, frame: bytes) -> None:
         """Check, learn from and switch one frame that ``source``'s guest transmitted."""
