@@ -5,9 +5,11 @@ Every buffer starts with ``struct virtio_net_hdr`` — 12 bytes with VIRTIO_F_VE
 and receives whole Ethernet frames with an all-zero header (``num_buffers`` 1 on receive).
 
 Frames leave through a :class:`NetPeer` and arrive with :meth:`VirtioNet.receive`; the
-:class:`LoopbackPeer` hands a device its own frames back, for tests (a switch between VMs
-comes with the next issue).  Frames that arrive while the guest has no receive buffer wait
-in a bounded queue and are dropped past it, as a NIC's FIFO drops them.
+:class:`LoopbackPeer` hands a device its own frames back, for tests, and a port of
+:class:`sel4vmm.devices.net_switch.VirtualSwitch` connects devices of several VMs.  Frames
+that arrive while the guest has no receive buffer wait in a bounded queue
+(``max_pending`` frames) and are dropped past it, as a NIC's FIFO drops them;
+:meth:`VirtioNet.receive` says which, so a switch port can count its drops.
 """
 
 from __future__ import annotations
@@ -50,9 +52,14 @@ class VirtioNet(VirtioDevice):
     features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MTU
     num_queues = 2
 
-    def __init__(self, mac: bytes, peer: NetPeer | None = None) -> None:
+    def __init__(
+        self, mac: bytes, peer: NetPeer | None = None, *, max_pending: int = MAX_PENDING_FRAMES
+    ) -> None:
         if len(mac) != 6:
             raise ValueError(f"a MAC address is 6 bytes, not {len(mac)}")
+        if max_pending < 1:
+            raise ValueError(f"a receive queue holds at least one frame, not {max_pending}")
+        self.max_pending = max_pending
         self.mac = bytes(mac)
         self.peer = peer
         self._pending: deque[bytes] = deque()
@@ -74,14 +81,15 @@ class VirtioNet(VirtioDevice):
         self._pending.clear()
 
     # -- host side -----------------------------------------------------------------------
-    def receive(self, frame: bytes) -> None:
-        """A frame from the peer for the guest."""
-        if len(frame) > MAX_FRAME or len(self._pending) >= MAX_PENDING_FRAMES:
+    def receive(self, frame: bytes) -> bool:
+        """A frame from the peer for the guest; False if it was dropped (too long, queue full)."""
+        if len(frame) > MAX_FRAME or len(self._pending) >= self.max_pending:
             self.dropped_frames += 1
-            return
+            return False
         self._pending.append(bytes(frame))
         if self._context is not None:
             self._context.poll()
+        return True
 
     # -- guest side ----------------------------------------------------------------------
     def notify(self, queue: SplitVirtqueue, context: DeviceContext) -> None:
