@@ -134,3 +134,21 @@ def test_linux_reads_and_writes_a_virtio_blk_disk(tmp_path: Path) -> None:
     assert "Linux version 6.1" in result.console_text
     assert " vda: " in result.console_text or "virtio_blk virtio" in result.console_text
     _check_disk(result, disk)
+
+
+@pytest.mark.slow
+@needs_debian
+@needs_libvmm
+def test_linux_console_on_hvc0_is_virtio_console(tmp_path: Path) -> None:
+    disk = _disk(tmp_path)
+    result = _boot(
+        tmp_path,
+        bootargs="console=hvc0",
+        overlays=[],
+        backends=VirtioBackends(disk=disk, console=True),
+        console=HVC0_REDIRECT,
+        modules=("virtio_mmio", "virtio_blk", "virtio_console"),
+    )
+    # The DTB has no PL011: everything the test sees came through virtio-console.
+    assert "init on hvc0" in result.console_text, result.console_text[-3000:]
+    _check_disk(result, disk)
