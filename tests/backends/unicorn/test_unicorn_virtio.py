@@ -12,6 +12,9 @@ holds what the guest wrote.  ``Linux version 6.1`` is the first line of Linux 6.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,25 @@ def test_linux_console_on_hvc0_is_virtio_console(tmp_path: Path) -> None:
     # The DTB has no PL011: everything the test sees came through virtio-console.
     assert "init on hvc0" in result.console_text, result.console_text[-3000:]
     _check_disk(result, disk)
+
+
+@pytest.mark.slow
+@needs_debian
+@needs_libvmm
+def test_run_command_serves_disk_and_console_as_the_readme_shows(tmp_path: Path) -> None:
+    disk = _disk(tmp_path)
+    initrd = _initramfs(tmp_path, HVC0_REDIRECT, ("virtio_mmio", "virtio_blk", "virtio_console"))
+    command = [
+        sys.executable, "-m", "sel4vmm", "run",
+        "--kernel", str(find_debian_arm64().kernel), "--initrd", str(initrd),
+        "--dts", str(CLIENT_VM / "linux.dts"), "--overlay", str(CLIENT_VM / "gic_v2_overlay.dts"),
+        "--bootargs", "console=hvc0", "--disk", str(disk), "--console", "virtio",
+        "--timeout", "300",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, capture_output=True, timeout=400, env=dict(os.environ), stdin=subprocess.DEVNULL
+    )
+    output = done.stdout.decode(errors="replace")
+    assert done.returncode == 0, output[-3000:] + done.stderr.decode(errors="replace")[-3000:]
+    assert f"sector0 md5 {hashlib.md5(SECTOR_0).hexdigest()}" in output
+    assert disk.read_bytes()[512:1024] == GUEST_WORDS.encode().ljust(512, b"\0")

@@ -1,0 +1,48 @@
+"""The vGIC behind the devices' raise/lower interface: level-triggered SPIs."""
+
+from __future__ import annotations
+
+import pytest
+
+from sel4vmm.backends.unicorn.gic import Vgic
+from sel4vmm.backends.unicorn.gic_lines import VgicLines
+
+SPI = 32 + 43  # libvmm's virtio-blk: interrupts = <0x00 43 0x04>
+
+
+def _enabled_vgic() -> Vgic:
+    vgic = Vgic()
+    vgic.enabled = True
+    vgic.shared.enabled[SPI] = True
+    return vgic
+
+
+def test_raising_a_line_makes_its_spi_pending_at_once() -> None:
+    vgic = _enabled_vgic()
+    line = VgicLines(vgic).line(SPI)
+    line.raise_line()
+    assert vgic.shared.pending[SPI]
+    assert vgic.list_registers[0].intid == SPI
+
+
+def test_a_line_raised_while_the_spi_is_disabled_is_seen_through_its_level_source() -> None:
+    vgic = Vgic()
+    lines = VgicLines(vgic)
+    line = lines.line(SPI)
+    line.raise_line()
+    assert not vgic.shared.pending[SPI]  # refused: the distributor is off
+    (source,) = lines.sources
+    assert source.intid == SPI and source.asserted()
+    line.lower_line()
+    assert not source.asserted() and not lines.is_raised(SPI)
+
+
+def test_only_spis_and_one_device_per_line() -> None:
+    lines = VgicLines(Vgic())
+    with pytest.raises(ValueError, match="not a shared peripheral interrupt"):
+        lines.line(27)
+    lines.line(SPI)
+    with pytest.raises(ValueError, match="already has a device"):
+        lines.line(SPI)
+    with pytest.raises(ValueError, match="not handed out"):
+        lines.set_level(SPI + 1, True)
