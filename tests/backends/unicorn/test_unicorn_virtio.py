@@ -160,6 +160,26 @@ def test_linux_console_on_hvc0_is_virtio_console(tmp_path: Path) -> None:
 @pytest.mark.slow
 @needs_debian
 @needs_libvmm
+def test_a_read_only_disk_refuses_the_guests_write(tmp_path: Path) -> None:
+    disk = _disk(tmp_path)
+    before = disk.read_bytes()
+    result = _boot(
+        tmp_path,
+        bootargs="console=ttyAMA0",
+        overlays=[PL011_OVERLAY],
+        backends=VirtioBackends(disk=disk, read_only=True),
+        console="",
+        modules=("virtio_mmio", "virtio_blk"),
+    )
+    text = result.console_text
+    assert result.stop_reason is StopReason.SYSTEM_OFF, text[-3000:]
+    assert f"sector0 md5 {hashlib.md5(SECTOR_0).hexdigest()}" in text
+    assert disk.read_bytes() == before
+
+
+@pytest.mark.slow
+@needs_debian
+@needs_libvmm
 def test_run_command_serves_disk_and_console_as_the_readme_shows(tmp_path: Path) -> None:
     disk = _disk(tmp_path)
     initrd = _initramfs(tmp_path, HVC0_REDIRECT, ("virtio_mmio", "virtio_blk", "virtio_console"))

@@ -135,3 +135,20 @@ def test_a_disk_without_virtio_nodes_says_what_to_add(tmp_path: Path) -> None:
             board.attach_virtio(board.device_tree(), "board", VirtioBackends(disk=disk))
     finally:
         board.close()
+
+
+def test_a_missing_disk_image_is_named_with_its_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.img"
+    board = _board()
+    try:
+        with pytest.raises(Sel4VmmError) as caught:
+            board.attach_virtio(
+                _dtb(tmp_path, _node("virtio-blk", 0x150000, 43)),
+                "guest.dts",
+                VirtioBackends(disk=missing),
+            )
+        assert str(caught.value.location) == str(missing)
+        assert "cannot open the disk image" in caught.value.message
+        assert board.virtio.transports == []
+    finally:
+        board.close()
