@@ -7,7 +7,10 @@ so this adapter remembers each line's level and hands the event loop one
 :class:`~.event_loop.LevelSource` per line: the loop injects an asserted line that is not
 already pending or active (each slice, and after every EOI), exactly as it does for the
 PL011 and the timers.  A rising edge is injected at once, so a device completing a request
-inside the fault path does not wait for the next slice.
+inside the fault path does not wait for the next slice; a falling edge withdraws the
+interrupt if the guest has not taken it yet (a pending level-sensitive interrupt stops being
+pending when its source deasserts), so the guest never takes an interrupt its device has
+already cleared.
 """
 
 from __future__ import annotations
@@ -46,5 +49,7 @@ class VgicLines:
         if line not in self._levels:
             raise ValueError(f"INTID {line} was not handed out by this controller")
         self._levels[line] = level
-        if level and not self.vgic.is_in_flight(line):
+        if not level:
+            self.vgic.withdraw(line)
+        elif not self.vgic.is_in_flight(line):
             self.vgic.inject(line)
