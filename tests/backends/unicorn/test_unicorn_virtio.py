@@ -157,6 +157,48 @@ def test_linux_console_on_hvc0_is_virtio_console(tmp_path: Path) -> None:
     _check_disk(result, disk)
 
 
+READ_INIT = f"""#!/bin/sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+{HVC0_REDIRECT}
+read line
+echo "guest read: $line"
+/bin/busybox poweroff -f
+"""
+
+
+@pytest.mark.slow
+@needs_debian
+@needs_libvmm
+def test_input_reaches_the_guest_through_virtio_console(tmp_path: Path) -> None:
+    init = tmp_path / "init"
+    init.write_text(READ_INIT)
+    initrd = tmp_path / "read.cpio.gz"
+    build_initramfs(
+        initrd,
+        busybox=find_debian_arm64().busybox,
+        tree=None,
+        init=init,
+        modules=("virtio_mmio", "virtio_console"),
+        modules_dir=sorted((DEBIAN / "lib" / "modules").iterdir())[0],
+    )
+    result = run_guest(
+        None,
+        find_debian_arm64().kernel,
+        linux=LinuxBootFiles(
+            initrd=initrd,
+            dts=CLIENT_VM / "linux.dts",
+            overlays=[CLIENT_VM / "gic_v2_overlay.dts"],
+            bootargs="console=hvc0",
+        ),
+        virtio=VirtioBackends(console=True),
+        console_input=b"typed-by-the-host\n",
+        time_limit=600,
+    )
+    assert result.stop_reason is StopReason.SYSTEM_OFF, result.console_text[-3000:]
+    assert "guest read: typed-by-the-host" in result.console_text
+
+
 @pytest.mark.slow
 @needs_debian
 @needs_libvmm

@@ -185,9 +185,23 @@ def run_guest(
     sink = Console(to_console)
     board: EmulatedBoard
     typed: TypedInput | None = None
+    #: --input for virtio-console, held until the guest has printed through it: Linux's
+    #: hvc leaves bytes that arrive before its tty is open in the receive buffer until
+    #: the next interrupt, so text typed at boot would wait for more typing.
+    held_input = b""
+
+    def deliver_held_input() -> bool:
+        nonlocal held_input
+        if not held_input or not board.virtio.console_output_bytes:
+            return False
+        board.feed_input(held_input)
+        held_input = b""
+        return True
 
     def wait(timeout: float) -> bool:
         if typed is not None and typed.poll(idle=True):
+            return True
+        if deliver_held_input():
             return True
         if wait_for_input is None or not wait_for_input(timeout):
             return False
@@ -198,6 +212,7 @@ def run_guest(
     def check() -> StopReason | None:
         if typed is not None:
             typed.poll()
+        deliver_held_input()
         if wait_for_input is not None and wait_for_input(0):
             # Keys typed while the guest is busy (Ctrl-C to a running command).
             board.feed_input(input_source() if input_source is not None else b"")
@@ -226,8 +241,10 @@ def run_guest(
         entry = (
             board.load_file(kernel) if image is None else load_linux(board, image, linux, virtio)
         )
-        if console_input and (image is None or board.virtio.console is not None):
+        if console_input and image is None:
             board.feed_input(console_input)
+        elif console_input and board.virtio.console is not None:
+            held_input = console_input
         elif console_input:
             typed = TypedInput(board.uart, board.clock, console_input)
         reason = board.loop.run(entry, time_limit=time_limit)

@@ -218,6 +218,9 @@ class VirtioDevices:
         self.transports: list[VirtioMmioTransport] = []
         self.console: VirtioConsole | None = None
         self.disk: VirtioBlock | None = None
+        #: Bytes the guest has written to virtio-console (its first output says ``hvc0``
+        #: is in use: Linux's hvc only fetches input for an open tty).
+        self.console_output_bytes = 0
 
     @property
     def errors(self) -> list[str]:
@@ -260,7 +263,12 @@ def attach_virtio(
             ) from None
     try:
         if backends.console:
-            devices.console = VirtioConsole(console_output)
+
+            def output(data: bytes) -> None:
+                devices.console_output_bytes += len(data)
+                console_output(data)
+
+            devices.console = VirtioConsole(output)
         by_node: dict[str, VirtioDevice] = {}
         if devices.console is not None:
             by_node[chosen["console"].path] = devices.console
