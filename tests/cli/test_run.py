@@ -201,3 +201,24 @@ def test_emulator_only_options_are_refused_with_the_qemu_backend() -> None:
     )
     assert result.exit_code == 1
     assert "--pools, --vcpus: only the emulator backend has these options" in str(result.exception)
+
+
+def test_virtio_options_are_emulator_only_and_read_only_needs_a_disk(tmp_path: Path) -> None:
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(512))
+    result = CliRunner().invoke(
+        make_app(),
+        ["run", "--backend", "qemu", "--kernel", "x", "--disk", str(disk), "--console", "virtio"],
+    )
+    assert result.exit_code == 1
+    assert "--disk, --console: only the emulator backend has these options" in str(result.exception)
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello", "--read-only"])
+    assert "no --disk was given" in str(result.exception)
+
+
+def test_a_disk_for_a_bare_metal_guest_is_refused(tmp_path: Path) -> None:
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(512))
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello", "--disk", str(disk)])
+    assert result.exit_code == 1
+    assert "--disk and --console virtio are for a Linux Image" in str(result.exception)

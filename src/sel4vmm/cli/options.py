@@ -177,6 +177,30 @@ SmmuOption = Annotated[
         "--smmu", help="emulator: the guest's DMA goes through an SMMU confining it to guest RAM."
     ),
 ]
+#: Which device is the guest's console (``run --console``).
+ConsoleKind = Literal["pl011", "virtio"]
+DiskOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--disk",
+        metavar="FILE",
+        help="emulator: a raw disk image served as virtio-blk on a virtio,mmio node of the "
+        "guest's device tree.",
+    ),
+]
+ReadOnlyOption = Annotated[
+    bool,
+    typer.Option("--read-only", help="emulator: the --disk is read-only (writes fail)."),
+]
+ConsoleOption = Annotated[
+    ConsoleKind,
+    typer.Option(
+        "--console",
+        metavar="pl011|virtio",
+        help="emulator: the guest's console: the PL011 UART, or virtio-console (hvc0) on a "
+        "virtio,mmio node of the guest's device tree.",
+    ),
+]
 InputOption = Annotated[
     str | None,
     typer.Option(

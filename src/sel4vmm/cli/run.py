@@ -41,9 +41,13 @@ from sel4vmm.backends.unicorn.session import (
     bundled_guest,
     run_guest,
 )
+from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
 from sel4vmm.cli.options import (
     BackendOption,
     BootargsOption,
+    ConsoleKind,
+    ConsoleOption,
+    DiskOption,
     DtbOption,
     DtsOption,
     InitrdOption,
@@ -54,6 +58,7 @@ from sel4vmm.cli.options import (
     OverlayOption,
     PoolsOption,
     RamSizeOption,
+    ReadOnlyOption,
     SmmuOption,
     TimeoutOption,
     UntilOption,
@@ -116,6 +121,9 @@ def run(
     ] = None,
     pools: PoolsOption = False,
     smmu: SmmuOption = False,
+    disk: DiskOption = None,
+    read_only: ReadOnlyOption = False,
+    console: ConsoleOption = "pl011",
     ram_size: RamSizeOption = None,
     send: InputOption = None,
     log: LogOption = None,
@@ -127,8 +135,10 @@ def run(
 
     Both backends take --kernel, --initrd, --dtb/--dts/--overlay, --bootargs, --vm,
     --until, --timeout and --log.  Only the emulator (unicorn) backend takes --pools,
-    --smmu, --ram-size, --input, --vcpus and --json, and bundled guest names as --kernel
-    (hello, memtest, gictimer, dma, badaccess, smp); only the qemu backend takes --qemu.
+    --smmu, --ram-size, --input, --vcpus, --json, --disk/--read-only and --console, and
+    bundled guest names as --kernel (hello, memtest, gictimer, dma, badaccess, smp); only
+    the qemu backend takes --qemu.  --disk and --console virtio serve virtio-blk and
+    virtio-console on the virtio,mmio nodes of the guest's device tree (--dts).
     The emulator's default kernel is Debian's arm64 kernel from ./install.sh with a
     busybox initramfs; its default --timeout is 300 s without a terminal.
     """
@@ -140,6 +150,9 @@ def run(
             "--input": send is not None,
             "--vcpus": vcpus is not None,
             "--smmu": smmu,
+            "--disk": disk is not None,
+            "--read-only": read_only,
+            "--console": console != "pl011",
         }
         given = [name for name, used in emulator_only.items() if used]
         if given:
@@ -184,8 +197,18 @@ def run(
         as_json=as_json,
         vm=vm,
         smmu=smmu,
+        virtio=_virtio_backends(disk, read_only, console),
     )
     raise typer.Exit(run_on_emulator(request))
+
+
+def _virtio_backends(disk: Path | None, read_only: bool, console: ConsoleKind) -> VirtioBackends:
+    if read_only and disk is None:
+        raise Sel4VmmError(
+            "--read-only is about the --disk image, and no --disk was given",
+            fix="add --disk FILE, or drop --read-only",
+        )
+    return VirtioBackends(disk=disk, read_only=read_only, console=console == "virtio")
 
 
 @dataclass
@@ -205,6 +228,7 @@ class EmulatorRequest:
     as_json: bool = False
     vm: str | None = None
     smmu: bool = False
+    virtio: VirtioBackends = field(default_factory=VirtioBackends)
 
 
 def run_on_emulator(request: EmulatorRequest) -> int:
@@ -253,6 +277,7 @@ def run_on_emulator(request: EmulatorRequest) -> int:
                     stop_check=_stop_check(signals, terminal, timeout),
                     vm_name=request.vm,
                     smmu=request.smmu,
+                    virtio=request.virtio,
                 )
         finally:
             signals.restore()

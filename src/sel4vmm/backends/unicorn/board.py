@@ -31,8 +31,15 @@ from sel4vmm.backends.unicorn.dma import DMA_FRAME_SIZE, DmaEngine
 from sel4vmm.backends.unicorn.event_loop import EventLoop, LevelSource
 from sel4vmm.backends.unicorn.fault_pages import mmio_path_description
 from sel4vmm.backends.unicorn.gic import DISTRIBUTOR_FRAME_SIZE, MAX_CPUS, Vgic
+from sel4vmm.backends.unicorn.gic_lines import VgicLines
 from sel4vmm.backends.unicorn.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
+from sel4vmm.backends.unicorn.virtio_devices import (
+    ClaimedWindow,
+    VirtioBackends,
+    VirtioDevices,
+    attach_virtio,
+)
 from sel4vmm.boards import load_board
 from sel4vmm.errors import Location, Sel4VmmError, read_user_file
 from sel4vmm.sel4.arch import AARCH64
@@ -230,6 +237,10 @@ class EmulatedBoard:
         self.vcpus = [Vcpu(self.vm, timer, index) for index, timer in enumerate(self.timers)]
         self.vgic = Vgic(on_eoi=self._on_eoi, on_signal=self._on_signal, num_cpus=layout.num_vcpus)
         self.uart = Pl011(console.write, irq_line=self._on_uart_line)
+        #: The vGIC's SPIs as raise/lower lines, for the device models.
+        self.lines = VgicLines(self.vgic)
+        #: The virtio-mmio devices, once :meth:`attach_virtio` has read the guest's DTB.
+        self.virtio = VirtioDevices()
         #: Reports the run makes without stopping (DMA reaching foreign memory).
         self.warnings: list[str] = []
         self.dma = DmaEngine(self.physmem, self.vm, smmu=layout.smmu, report=self.warnings.append)
@@ -313,6 +324,34 @@ class EmulatedBoard:
                 label="dma engine",
             )
 
+    def claimed_windows(self) -> list[ClaimedWindow]:
+        """Guest-physical space the plan gives to RAM and to the devices already there."""
+        layout = self.layout
+        windows = [ClaimedWindow("guest RAM", layout.ram_base, layout.ram_size)]
+        windows += [
+            ClaimedWindow(m.name, m.guest_addr, m.size) for m in (layout.uart, layout.gic_vcpu)
+        ]
+        windows.append(
+            ClaimedWindow("the vGIC distributor", layout.gicd_base, DISTRIBUTOR_FRAME_SIZE)
+        )
+        if layout.dma_base is not None:
+            windows.append(ClaimedWindow("the DMA engine", layout.dma_base, DMA_FRAME_SIZE))
+        return windows
+
+    def attach_virtio(self, dtb: bytes, source: str, backends: VirtioBackends) -> None:
+        """Serve the DTB's ``virtio,mmio`` nodes (:mod:`.virtio_devices`) on this VM."""
+        self.virtio = attach_virtio(
+            self.vm, self.lines, dtb, source, backends, self.claimed_windows(), self.console.write
+        )
+        self.loop.sources.extend(self.lines.sources)
+
+    def feed_input(self, data: bytes) -> None:
+        """Bytes typed at the console: to virtio-console when it is the console, else the UART."""
+        if self.virtio.console is not None:
+            self.virtio.console.feed_input(data)
+        else:
+            self.uart.feed_input(data)
+
     def _code_changed_by(self, writer: Vcpu) -> Callable[[], None]:
         others = [vcpu for vcpu in self.vcpus if vcpu is not writer]
 
@@ -382,3 +421,4 @@ class EmulatedBoard:
         """Release unicorn's references to host memory before the mapping goes away."""
         for vcpu in self.vcpus:
             vcpu.uc.emu_stop()
+        self.virtio.close()

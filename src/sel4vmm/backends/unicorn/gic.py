@@ -246,6 +246,11 @@ class Vgic:
         self._fill_list_registers(cpu)
         return True
 
+    def withdraw(self, intid: int, cpu: int = 0) -> None:
+        """A level-sensitive source deasserted: its pending state goes, as hardware's does
+        (ARM IHI 0048B 1.4.2); an active interrupt stays active until the guest's EOI."""
+        self._set_pending(intid, False, cpu)
+
     def _spi_target(self, intid: int) -> int | None:
         mask = self.targets[intid] & ((1 << self.num_cpus) - 1)
         return (mask & -mask).bit_length() - 1 if mask else None

@@ -32,6 +32,7 @@ from unicorn.arm64_const import (
 
 from sel4vmm.backends.unicorn.board import EmulatedBoard
 from sel4vmm.backends.unicorn.sysregs import SPSR_EL1
+from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.detect import KernelImage, read_dtb, read_initrd, read_kernel
 from sel4vmm.images.dtb import DeviceTree, compile_dts
@@ -125,9 +126,20 @@ def prepare_linux(board: EmulatedBoard, kernel: KernelImage, files: LinuxBootFil
     return boot
 
 
-def load_linux(board: EmulatedBoard, kernel: KernelImage, files: LinuxBootFiles) -> int:
-    """Place and write the boot into guest RAM and set vCPU 0's entry state; the entry PC."""
+def load_linux(
+    board: EmulatedBoard,
+    kernel: KernelImage,
+    files: LinuxBootFiles,
+    virtio: VirtioBackends | None = None,
+) -> int:
+    """Place and write the boot into guest RAM and set vCPU 0's entry state; the entry PC.
+
+    The final DTB's ``virtio,mmio`` nodes become devices (``virtio`` names their backends).
+    """
     boot = prepare_linux(board, kernel, files)
+    assert boot.boot_data is not None
+    source = str(files.dts or files.dtb or "the emulated board's device tree")
+    board.attach_virtio(boot.boot_data, source, virtio or VirtioBackends())
     load_boot(board.vm.ram, boot)
     state = boot.boot_state
     assert state is not None

@@ -20,6 +20,7 @@ from sel4vmm.backends.unicorn.event_loop import LoopStatistics
 from sel4vmm.backends.unicorn.gic import MAX_CPUS
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.backends.unicorn.typed_input import TypedInput
+from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
 from sel4vmm.config.load import board_from_path, load_vm, pick_vm
 from sel4vmm.config.microkit import MicrokitTarget, read_microkit
 from sel4vmm.config.spec import RegionKind, VmSpec
@@ -145,6 +146,7 @@ def run_guest(
     interactive: bool | None = None,
     vm_name: str | None = None,
     smmu: bool = False,
+    virtio: VirtioBackends | None = None,
 ) -> RunResult:
     """Boot ``kernel_path`` (default: the bundled hello guest) in the VM ``system_path``
     describes (default: the bundled qemu-virt system) and run it until it stops.
@@ -158,7 +160,8 @@ def run_guest(
     of stopping.  ``until`` ends the run successfully when the console prints it; a
     kernel panic or oops ends it as :attr:`StopReason.KERNEL_PANIC`; ``stop_check`` is
     asked between slices (Ctrl-C, signals).  ``num_vcpus`` overrides the configuration's
-    vCPU count.
+    vCPU count.  ``virtio`` names the backends of the DTB's virtio-mmio nodes (``--disk``,
+    ``--console virtio``: then console input goes to virtio-console, not the UART).
     """
     if backend not in BACKENDS:
         raise Sel4VmmError(f"unknown backend '{backend}'", fix=f"use one of {', '.join(BACKENDS)}")
@@ -186,22 +189,37 @@ def run_guest(
     sink = Console(to_console)
     board: EmulatedBoard
     typed: TypedInput | None = None
+    #: --input for virtio-console, held until the guest has printed through it: Linux's
+    #: hvc leaves bytes that arrive before its tty is open in the receive buffer until
+    #: the next interrupt, so text typed at boot would wait for more typing.
+    held_input = b""
+
+    def deliver_held_input() -> bool:
+        nonlocal held_input
+        if not held_input or not board.virtio.console_output_bytes:
+            return False
+        board.feed_input(held_input)
+        held_input = b""
+        return True
 
     def wait(timeout: float) -> bool:
         if typed is not None and typed.poll(idle=True):
             return True
+        if deliver_held_input():
+            return True
         if wait_for_input is None or not wait_for_input(timeout):
             return False
         data = input_source() if input_source is not None else b""
-        board.uart.feed_input(data)
+        board.feed_input(data)
         return True
 
     def check() -> StopReason | None:
         if typed is not None:
             typed.poll()
+        deliver_held_input()
         if wait_for_input is not None and wait_for_input(0):
             # Keys typed while the guest is busy (Ctrl-C to a running command).
-            board.uart.feed_input(input_source() if input_source is not None else b"")
+            board.feed_input(input_source() if input_source is not None else b"")
         if watch.event is ConsoleEvent.UNTIL:
             return StopReason.CONSOLE_MATCH
         if watch.event is ConsoleEvent.PANIC:
@@ -217,9 +235,20 @@ def run_guest(
     )
     board.loop.stop_checks.append(check)
     try:
-        entry = board.load_file(kernel) if image is None else load_linux(board, image, linux)
+        if image is None and virtio is not None and virtio.any:
+            raise Sel4VmmError(
+                f"{kernel} is a raw binary: --disk and --console virtio are for a Linux Image "
+                "booted with a device tree that declares virtio,mmio nodes",
+                location=Location(str(kernel)),
+                fix="pass an arm64 Linux Image with --kernel and --dts, or drop --disk/--console",
+            )
+        entry = (
+            board.load_file(kernel) if image is None else load_linux(board, image, linux, virtio)
+        )
         if console_input and image is None:
-            board.uart.feed_input(console_input)
+            board.feed_input(console_input)
+        elif console_input and board.virtio.console is not None:
+            held_input = console_input
         elif console_input:
             typed = TypedInput(board.uart, board.clock, console_input)
         reason = board.loop.run(entry, time_limit=time_limit)
@@ -240,7 +269,7 @@ def run_guest(
         guest_seconds=clock.ticks_to_seconds(clock.now()),
         skipped_seconds=clock.ticks_to_seconds(clock.skipped_ticks),
         linux=image is not None,
-        warnings=board.warnings,
+        warnings=[*board.warnings, *board.virtio.errors],
         mmio_path=board.mmio_path,
         trampoline_accesses=sum(
             vcpu.trampolines.fast_accesses for vcpu in board.vcpus if vcpu.trampolines
