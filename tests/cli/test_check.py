@@ -4,33 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
-from typer.testing import CliRunner
-
-from sel4vmm.cli.check import register
+from tests.cli.check_runner import run
 from tests.helpers import REALWORLD
 
 SUITE = REALWORLD / "microkit-sdf-tests"
 QEMU_SIMPLE = REALWORLD / "libvmm/simple/board/qemu_virt_aarch64/simple.system"
 X86_SIMPLE = REALWORLD / "libvmm/simple/board/x86_64_generic_vtx/simple.system"
-
-
-def make_app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def main() -> None:
-        """Force sub-command mode so ``check`` is addressed by name."""
-
-    return app
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(make_app(), ["check", *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 def test_valid_file_exits_zero() -> None:

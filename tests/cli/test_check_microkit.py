@@ -7,12 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from sel4vmm.cli.check import register
 from sel4vmm.config.microkit import MicrokitTarget
 from sel4vmm.errors import Sel4VmmError
+from tests.cli.check_runner import run
 from tests.config.microkit.test_sdf_suite import (
     DEFAULT_AARCH64_KERNEL_CONFIG,
     EXPECTATIONS,
@@ -25,24 +23,6 @@ from tests.helpers import REALWORLD
 SMP = REALWORLD / "libvmm/smp/board/odroidc4/smp.system"
 VIRTIO_SND = REALWORLD / "libvmm/virtio-snd/board/qemu_virt_aarch64/virtio-snd.system"
 ARM_SMC = REALWORLD / "microkit-examples/arm_smc.system"
-
-
-def make_app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def main() -> None:
-        """Force sub-command mode so ``check`` is addressed by name."""
-
-    return app
-
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(make_app(), ["check", *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
 
 
 def flags_for(target: MicrokitTarget) -> list[str]:
