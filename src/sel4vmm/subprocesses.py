@@ -57,15 +57,19 @@ def find_tool(name: str, *, package: str, purpose: str) -> str:
     return found
 
 
-def _die_with_parent(max_memory: int | None) -> Callable[[], None]:
-    """The function the child runs between fork and exec."""
+def die_with_parent(max_memory: int | None = None) -> Callable[[], None]:
+    """A ``preexec_fn`` asking the kernel for SIGKILL when sel4vmm dies, optionally with an
+    address-space limit.
 
+    ``prctl`` is looked up here, in the parent: the child between fork and exec should only
+    make the call.  If the parent died before it ran, the child would never get the signal,
+    so it exits at once rather than run as an orphan.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
 
     def setup() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # The parent may have died between fork and prctl: then nobody would kill us.
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:
             os._exit(1)
         if max_memory is not None:
@@ -78,7 +82,7 @@ def popen_options(*, max_memory: int | None = None) -> dict[str, Any]:
     """Keyword arguments for :class:`subprocess.Popen`: own process group, killed with
     sel4vmm (``PR_SET_PDEATHSIG``), optionally an address-space limit.  Stop such a child
     with :func:`kill_group`."""
-    return {"start_new_session": True, "preexec_fn": _die_with_parent(max_memory)}
+    return {"start_new_session": True, "preexec_fn": die_with_parent(max_memory)}
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sel4vmm.backends.qemu.console import ConsoleStream
-from sel4vmm.backends.qemu.signals import die_with_parent
 from sel4vmm.closing import Closing
+from sel4vmm.subprocesses import die_with_parent
 
 #: QEMU's stderr kept for an error message (the last lines say what went wrong).
 STDERR_LIMIT = 64 << 10

@@ -8,22 +8,19 @@ the RAM file removed) and the command line exits with ``128 + signal`` (130, 143
 reports a process killed by it.  A second signal during that cleanup is ignored, not
 allowed to cut it short; the cleanup itself is bounded by timeouts.
 
-If sel4vmm is killed outright (SIGKILL), :func:`die_with_parent` makes the kernel send QEMU
+If sel4vmm is killed outright (SIGKILL), :func:`sel4vmm.subprocesses.die_with_parent` (given
+to QEMU by :mod:`.process`) makes the kernel send QEMU
 SIGKILL too (``PR_SET_PDEATHSIG``), so no emulator outlives the run that started it.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-#: ``prctl`` option from ``<linux/prctl.h>``.
-PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -37,24 +34,6 @@ class RunStopped(KeyboardInterrupt):
     @property
     def exit_status(self) -> int:
         return 128 + self.signum
-
-
-def die_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn`` asking the kernel for SIGKILL when sel4vmm dies.
-
-    ``prctl`` is looked up here, in the parent: the child between fork and exec should only
-    make the call.  If the parent died before it ran, the child would never get the signal,
-    so it exits at once rather than run as an orphan.
-    """
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def in_child() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return in_child
 
 
 @contextmanager
