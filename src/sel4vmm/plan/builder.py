@@ -8,12 +8,11 @@ the file and planning goes on, so one run of ``plan`` lists every problem.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 
 from sel4vmm.boards import Board, board_names, canonical_board_name, load_board
+from sel4vmm.collector import cyclic_gc_paused
 from sel4vmm.config.spec import Finding, GuestRegion, RegionKind, SystemSpec, VmSpec
 from sel4vmm.errors import Location, ResourceExhausted, Sel4VmmError
 from sel4vmm.memory.address_space import frame_iterator
@@ -45,25 +44,6 @@ def _default_board(spec: SystemSpec) -> str:
     return DEFAULT_BOARDS.get(arch, "qemu_virt_aarch64")
 
 
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the duration of a plan.
-
-    Planning allocates millions of small, long-lived objects (runs, reservations, undo
-    records) and frees almost nothing until it ends, which is the worst case for the
-    generational collector: at 1000 VMs it spent a fifth of the time rescanning objects
-    that could not be garbage, and made planning superlinear.  Reference counting still
-    frees everything acyclic; the collector resumes (and catches up) afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def plan_system(
     spec: SystemSpec,
     *,
@@ -76,7 +56,7 @@ def plan_system(
     ``root_task`` (the image the ELF loader loads, guest images embedded) adds seed 002's
     root-task sizing findings.
     """
-    with _cyclic_gc_paused():
+    with cyclic_gc_paused():
         plan = _plan_system(spec, board, ram_size)
         if root_task is not None:
             plan.findings += _root_task_findings(plan, root_task)
