@@ -59,7 +59,7 @@ def map_table(vm: VmPlan) -> Table:
             address_range,
             size,
             e.kind,
-            e.name,
+            f"{e.name} (shared with {', '.join(e.shared_with)})" if e.shared_with else e.name,
             f"{frames}{e.backing}".strip(),
             physical,
             style=style,

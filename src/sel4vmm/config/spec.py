@@ -42,6 +42,9 @@ class GuestRegion:
     perms: str = "rw"
     cached: bool = True
     location: Location | None = None
+    #: The :class:`SharedRegionSpec` this window maps, when other VMs or components map
+    #: the same memory (a Microkit memory region, a CAmkES cross-VM dataport).
+    shared: str | None = None
 
 
 @dataclass
@@ -119,6 +122,80 @@ class VmSpec:
 
 
 @dataclass
+class SharedMapping:
+    """One mapping of a shared region: who maps it, where, with which rights."""
+
+    #: A VM's name, or a component's (Microkit protection domain, CAmkES instance).
+    owner: str
+    #: ``"vm"`` (a guest-physical address) or ``"component"`` (a VMM or other PD's
+    #: virtual address, which the VMM reads and writes for a VM-to-VMM region).
+    owner_kind: str
+    #: Guest-physical (VM) or virtual (component) address; ``None`` where the build
+    #: chooses it (a CAmkES component's dataport symbol).
+    addr: int | None
+    perms: str = "rw"
+    location: Location | None = None
+
+
+@dataclass
+class SharedRegionSpec:
+    """Memory several parties map: one set of frames, several mappings of it."""
+
+    name: str
+    size: int
+    page_bits: int = 12
+    phys_addr: int | None = None
+    mappings: list[SharedMapping] = field(default_factory=list)
+    location: Location | None = None
+
+    @property
+    def vm_names(self) -> list[str]:
+        return [m.owner for m in self.mappings if m.owner_kind == "vm"]
+
+    def sharers(self) -> list[str]:
+        """Every owner, in the order the configuration maps them."""
+        return [m.owner for m in self.mappings]
+
+
+@dataclass
+class NotificationSpec:
+    """A notification one party signals and another receives (a Microkit channel between
+    two protection domains, a CAmkES event over ``seL4Notification``/``seL4GlobalAsynch``).
+
+    For a guest the VMM turns a signal into an interrupt; ``receiver_id`` is the badge
+    (Microkit channel id) the receiver knows it by, ``sender_id`` the one the sender uses.
+    """
+
+    name: str
+    sender: str
+    sender_kind: str  # "vm" | "component"
+    sender_id: int
+    receiver: str
+    receiver_kind: str
+    receiver_id: int
+    location: Location | None = None
+
+
+@dataclass
+class DoorbellSpec:
+    """Where a VM's doorbell page sits and which interrupt the VMM injects through it.
+
+    ``layout`` names the register layout (:mod:`sel4vmm.devices.doorbell`):
+    ``"microkit"`` (one page per VM, one register per channel id) or ``"camkes-crossvm"``
+    (camkes-vm's event bar, one page per cross-VM connection, ``index`` its position).
+    """
+
+    vm: str
+    layout: str
+    base: int
+    irq: int | None
+    index: int = 0
+    #: The connection (CAmkES) the page belongs to; empty for Microkit.
+    connection: str = ""
+    location: Location | None = None
+
+
+@dataclass
 class Finding:
     """A warning or error about a configuration, with the place and the fix."""
 
@@ -144,3 +221,12 @@ class SystemSpec:
     vms: list[VmSpec] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     board: str | None = None
+    #: Memory mapped by more than one VM or by a VM and a component.
+    shared_regions: list[SharedRegionSpec] = field(default_factory=list)
+    #: Notifications into or out of a VM.
+    notifications: list[NotificationSpec] = field(default_factory=list)
+    #: The doorbell pages through which guests ring and receive notifications.
+    doorbells: list[DoorbellSpec] = field(default_factory=list)
+
+    def shared_region(self, name: str) -> SharedRegionSpec | None:
+        return next((r for r in self.shared_regions if r.name == name), None)

@@ -234,6 +234,7 @@ def _plan_on(spec: SystemSpec, board: Board) -> SystemPlan:
                 _place_regions(vm_spec, vm_plan, board, fixed, shared)
     for vm_plan, vm_spec in builders:
         vm_plan.entries = _map_entries(vm_spec, vm_plan)
+        _mark_shared(spec, vm_spec, vm_plan.entries)
         if vm_plan.vm is not None:
             vm_plan.resources = vm_plan.vm.resources()
     return plan
@@ -309,6 +310,8 @@ def _attempt(
 
 
 def _share_key(region: GuestRegion) -> tuple[str, int, int]:
+    if region.shared is not None:
+        return (f"shared:{region.shared}", region.size, region.page_bits)
     if region.phys_addr is not None:
         return (f"phys:{region.phys_addr:#x}", region.size, region.page_bits)
     return (f"region:{region.name}", region.size, region.page_bits)
@@ -373,6 +376,18 @@ def _board_gic(vm: VirtualMachine, vm_spec: VmSpec, vm_plan: VmPlan, board: Boar
             vm.map_device(cpu.base, vcpu.base, 0x1000, label="vgic vcpu interface")
         except Sel4VmmError as error:
             vm_plan.findings.append(Finding("error", error.message, vm_spec.location, error.fix))
+
+
+def _mark_shared(spec: SystemSpec, vm_spec: VmSpec, entries: list[MapEntry]) -> None:
+    """Say, on each window of a shared region, who else maps the same frames."""
+    for region in vm_spec.regions:
+        shared = spec.shared_region(region.shared) if region.shared is not None else None
+        if shared is None:
+            continue
+        others = [owner for owner in shared.sharers() if owner != vm_spec.name]
+        for entry in entries:
+            if entry.start == region.guest_addr and entry.kind != "hole":
+                entry.shared_with = list(dict.fromkeys(others))
 
 
 def _map_entries(vm_spec: VmSpec, vm_plan: VmPlan) -> list[MapEntry]:

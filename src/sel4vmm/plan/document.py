@@ -6,7 +6,7 @@ Schema, version 1 (documented in README.md; fields are only ever added):
 "ram": [{"base", "size"}], "reserved_memory": [{"base", "size", "name"}]},
 "findings": [FINDING], "vms": [{"name", "arch", "ram_base", "ram_size", "map": [{"start",
 "end", "size", "kind", "name", "backing", "page_bits", "physical": [{"paddr", "size"}],
-"location"}], "resources": RESOURCES | null, "findings": [FINDING]}]}``
+"location", "shared_with": [NAME]}], "resources": RESOURCES | null, "findings": [FINDING]}]}``
 
 FINDING is ``{"severity", "message", "location": {"path", "line", "column"} | null, "fix"}``;
 RESOURCES is :meth:`sel4vmm.vm.ResourceReport.to_json`.  Addresses and sizes are integers.
@@ -73,6 +73,7 @@ def plan_json(plan: SystemPlan, vm_name: str | None = None) -> dict[str, Any]:
                         "page_bits": e.page_bits,
                         "physical": [{"paddr": p, "size": n} for p, n in e.physical],
                         "location": location_json(e.location),
+                        "shared_with": list(e.shared_with),
                     }
                     for e in vm.entries
                 ],

@@ -26,6 +26,9 @@ class MapEntry:
     #: Physical (paddr, size) pieces behind the window.
     physical: list[tuple[int, int]] = field(default_factory=list)
     location: Location | None = None
+    #: The other VMs and components that map the same frames (a shared region), in the
+    #: configuration's order; empty when the window is this VM's alone.
+    shared_with: list[str] = field(default_factory=list)
 
     @property
     def end(self) -> int:

@@ -8,7 +8,8 @@ those instances in its ``configuration`` block.  What decides a VM's memory is o
 * ``component <Type> <name>;`` in a composition (which instances are VMs);
 * ``<instance>.<attribute> = <value>;`` settings in a configuration.
 
-Everything else (component bodies, connections, ``<-`` aliases, groups) is skipped as a
+Component bodies and connections are read only for their dataports, events and ends
+(:mod:`.connections`); everything else (``<-`` aliases, groups) is skipped as a
 balanced run of tokens, so syntax this reader does not interpret never stops it, while
 unbalanced brackets and malformed values are reported at their place.
 """
@@ -20,6 +21,12 @@ from dataclasses import dataclass, field
 
 from sel4vmm.config.camkes.c_integers import apply_operator
 from sel4vmm.config.camkes.c_integers import parse_c_integer as parse_c_integer  # re-exported
+from sel4vmm.config.camkes.connections import (
+    ComponentDecl,
+    ConnectionDecl,
+    read_component,
+    read_connection,
+)
 from sel4vmm.config.camkes.lexer import Token, TokenKind, tokenize
 from sel4vmm.errors import Location, Sel4VmmError
 
@@ -125,6 +132,9 @@ class CamkesFile:
     imports: list[Import] = field(default_factory=list)
     instances: list[InstanceDecl] = field(default_factory=list)
     settings: list[Setting] = field(default_factory=list)
+    #: Component definitions (their dataports and events) and composition connections.
+    components: list[ComponentDecl] = field(default_factory=list)
+    connections: list[ConnectionDecl] = field(default_factory=list)
 
 
 _OPENERS = {"{": "}", "[": "]", "(": ")"}
@@ -249,6 +259,12 @@ class _Parser:
             elif token.is_punct(";"):
                 self.advance()
             else:
+                if (
+                    token.is_ident("component")
+                    and self.peek().kind is TokenKind.IDENT
+                    and self.peek(2).is_punct("{")
+                ):
+                    self.file.components.append(read_component(self.tokens, self.pos))
                 self.skip_statement()
         return self.file
 
@@ -333,6 +349,10 @@ class _Parser:
         elif token.is_punct(";"):
             self.advance()
         else:
+            if token.is_ident("connection"):
+                connection = read_connection(self.tokens, self.pos)
+                if connection is not None:
+                    self.file.connections.append(connection)
             self.skip_statement()
 
     def parse_configuration_item(self) -> None:

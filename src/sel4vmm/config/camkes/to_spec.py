@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from sel4vmm.config.camkes.attributes import MAX_POOL_COUNT, attribute_typo, size_bits
 from sel4vmm.config.camkes.c_integers import parse_c_integer
+from sel4vmm.config.camkes.cross_vm import add_cross_vm
 from sel4vmm.config.camkes.parse import (
     BoolValue,
     CallValue,
@@ -481,6 +482,14 @@ def build_system_spec(path: str, read: ReadFiles, board: str | None) -> SystemSp
         vm.board = board
         spec.vms.append(vm)
         spec.findings.extend(findings)
+    add_cross_vm(
+        spec,
+        [c for f in read.files for c in f.connections],
+        {c.name: c for f in read.files for c in f.components},
+        {i.name: i.type_name for i in instances.values() if i.type_name is not None},
+        settings,
+        read.platform,
+    )
     if not spec.vms:
         spec.findings.append(
             Finding(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from sel4vmm.config.microkit.check import CheckResult
 from sel4vmm.config.microkit.model import Map, MemoryRegion, ProtectionDomain
+from sel4vmm.config.microkit.sharing import add_notifications, add_shared_regions
 from sel4vmm.config.microkit.target import MicrokitTarget
 from sel4vmm.config.spec import Finding, GuestRegion, RegionKind, SystemSpec, VmSpec
 
@@ -109,4 +110,6 @@ def to_system_spec(result: CheckResult, target: MicrokitTarget) -> SystemSpec:
             vm_spec, findings = _vm_spec(pd, regions, target.arch)
             spec.vms.append(vm_spec)
             spec.findings.extend(findings)
+    add_shared_regions(spec, system)
+    add_notifications(spec, system)
     return spec
