@@ -19,7 +19,7 @@ LDFLAGS="-static -Wl,--build-id=none -Wl,-T,$HERE/guest.ld -Wl,--no-warn-rwx-seg
 mkdir -p "$OUT"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-for guest in hello memtest gictimer dma badaccess smp; do
+for guest in hello memtest gictimer dma badaccess smp share; do
     # Objects get fixed names: the linker records them in the ELF symbol table.
     for src in start.S runtime.c "$guest.c"; do
         # shellcheck disable=SC2086

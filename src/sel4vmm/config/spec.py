@@ -227,6 +227,9 @@ class SystemSpec:
     notifications: list[NotificationSpec] = field(default_factory=list)
     #: The doorbell pages through which guests ring and receive notifications.
     doorbells: list[DoorbellSpec] = field(default_factory=list)
+    #: The non-VM components a VM shares memory or events with: instance -> type name
+    #: (CAmkES ``component CrossvmInit crossvm_init;``; a Microkit PD's type is "pd").
+    components: dict[str, str] = field(default_factory=dict)
 
     def shared_region(self, name: str) -> SharedRegionSpec | None:
         return next((r for r in self.shared_regions if r.name == name), None)

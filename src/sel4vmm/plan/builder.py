@@ -15,7 +15,6 @@ from sel4vmm.boards import Board, board_names, canonical_board_name, load_board
 from sel4vmm.collector import cyclic_gc_paused
 from sel4vmm.config.spec import Finding, GuestRegion, RegionKind, SystemSpec, VmSpec
 from sel4vmm.errors import Location, ResourceExhausted, Sel4VmmError
-from sel4vmm.memory.address_space import frame_iterator
 from sel4vmm.plan.checks import (
     check_image_addresses,
     check_ram_layout,
@@ -24,8 +23,9 @@ from sel4vmm.plan.checks import (
 )
 from sel4vmm.plan.model import MapEntry, SystemPlan, VmPlan
 from sel4vmm.plan.root_task import RootTaskImage, root_task_findings
+from sel4vmm.plan.shared_frames import SharedFrames
 from sel4vmm.sel4.arch import arch_by_name
-from sel4vmm.sel4.objects import ObjectKind, ObjectRun, human_size
+from sel4vmm.sel4.objects import human_size
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform, boot_untypeds_of_ram
 from sel4vmm.vm import DeviceFramesRequest, DeviceUntypedRequest, PoolRequest, VirtualMachine
@@ -227,7 +227,7 @@ def _plan_on(spec: SystemSpec, board: Board) -> SystemPlan:
         if any(f.severity == "error" and "untyped" in f.message for f in vm_plan.findings):
             continue
         vm_plan.vm = _create_vm(vm_spec, platform, vm_plan, spec.format)
-    shared: SharedFrames = {}
+    shared = SharedFrames()
     for fixed in (True, False):
         for vm_plan, vm_spec in builders:
             if vm_plan.vm is not None:
@@ -274,11 +274,6 @@ def _region_is_fixed(vm_spec: VmSpec, region: GuestRegion) -> bool:
     return region.kind is RegionKind.PASSTHROUGH
 
 
-#: Frames already made for a device window or memory region, so a second VM that maps the
-#: same one gets copies of the caps rather than a second, impossible, set of frames.
-SharedFrames = dict[tuple[str, int, int], list[ObjectRun]]
-
-
 def _place_regions(
     vm_spec: VmSpec, vm_plan: VmPlan, board: Board, fixed: bool, shared: SharedFrames
 ) -> None:
@@ -309,20 +304,11 @@ def _attempt(
         vm_plan.findings.append(Finding("error", message, location, error.fix))
 
 
-def _share_key(region: GuestRegion) -> tuple[str, int, int]:
-    if region.shared is not None:
-        return (f"shared:{region.shared}", region.size, region.page_bits)
-    if region.phys_addr is not None:
-        return (f"phys:{region.phys_addr:#x}", region.size, region.page_bits)
-    return (f"region:{region.name}", region.size, region.page_bits)
-
-
 def _place(vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion, shared: SharedFrames) -> None:
-    key = _share_key(region)
-    if region.kind in (RegionKind.PASSTHROUGH, RegionKind.SHARED) and key in shared:
-        vm.map_shared_frames(
-            region.guest_addr, shared[key], label=region.name, rights=region.perms or "r"
-        )
+    # Frames already made for a device window or memory region: a second VM that maps the
+    # same one gets copies of the caps rather than a second, impossible, set of frames.
+    if region.kind in (RegionKind.PASSTHROUGH, RegionKind.SHARED) and region in shared:
+        shared.map_copies(vm, region)
         return
     if region.kind is RegionKind.RAM:
         if vm_spec.one_to_one:
@@ -346,15 +332,11 @@ def _place(vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion, shared: Sha
             page_bits=region.page_bits,
             label=region.name,
         )
-        shared[key] = vm.frames_of(reservation)
+        shared.remember(region, vm.frames_of(reservation))
     elif region.kind is RegionKind.EMULATED:
         vm.memory.reserve_at(region.guest_addr, region.size, label=region.name)
     else:  # SHARED: frames anywhere, mapped into the guest
-        bits = region.page_bits
-        runs = vm.allocator.retype(ObjectKind.FRAME, bits, region.size >> bits)
-        reservation = vm.memory.reserve_at(region.guest_addr, region.size, label=region.name)
-        vm.memory.map(reservation, frame_iterator(runs, region.guest_addr, region.perms or "r"))
-        shared[key] = runs
+        shared.place(vm, region)
 
 
 def _board_gic(vm: VirtualMachine, vm_spec: VmSpec, vm_plan: VmPlan, board: Board) -> None:

@@ -28,7 +28,7 @@ from sel4vmm.errors import Location, Sel4VmmError
 
 #: The backends ``run_guest`` knows; QEMU and KVM runs live in their own modules.
 BACKENDS = ("emulator",)
-BUNDLED_GUESTS = ("hello", "memtest", "gictimer", "dma", "badaccess", "smp")
+BUNDLED_GUESTS = ("hello", "memtest", "gictimer", "dma", "badaccess", "smp", "share")
 
 
 def bundled_guest(name: str) -> Path:

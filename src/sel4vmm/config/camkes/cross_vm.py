@@ -111,7 +111,7 @@ def add_cross_vm(
         component = _component_of(vm.name, types, components)
         if component is None:
             continue
-        _add_vm(spec, vm, component, connections, settings, platform)
+        _add_vm(spec, vm, component, connections, settings, platform, types)
 
 
 def _vm_connections(
@@ -143,6 +143,7 @@ def _add_vm(
     connections: list[ConnectionDecl],
     settings: dict[str, dict[str, Setting]],
     platform: str | None,
+    types: dict[str, str],
 ) -> None:
     cross = _vm_connections(vm, component, connections, settings)
     if not cross:
@@ -185,6 +186,9 @@ def _add_vm(
                 shared=connection.name,
             )
         )
+        for end in connection.from_ends + connection.to_ends:
+            if end.instance != vm.name:
+                spec.components[end.instance] = types.get(end.instance, "")
         mappings = [
             SharedMapping(
                 end.instance,

@@ -96,6 +96,9 @@ def add_shared_regions(spec: SystemSpec, system: SystemDescription) -> None:
                 location=region.location,
             )
         )
+        for mapping in mappings:
+            if mapping.owner_kind == "component":
+                spec.components[mapping.owner] = "pd"
         sharers = {m.owner for m in mappings if m.owner_kind == "vm"}
         for vm in spec.vms:
             if vm.name in sharers:

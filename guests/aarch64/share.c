@@ -1,0 +1,256 @@
+/*
+ * share: two guests (or a guest and a VMM component) talk through a shared region and a
+ * doorbell. What to do comes from the kernel command line (/chosen/bootargs), so the one
+ * binary plays every part:
+ *
+ *   role=first  shm=ADDR size=N bell=ADDR ring=ID irq=INTID   (Microkit doorbell layout)
+ *       writes a pattern over the region, rings channel ID, waits for the peer's
+ *       interrupt, then checks the peer's answer (every word inverted) and powers off.
+ *   role=second shm=ADDR size=N bell=ADDR ring=ID irq=INTID
+ *       waits for the interrupt, checks the pattern, writes the answer, rings back.
+ *   role=camkes shm=ADDR bell=ADDR irq=INTID                  (camkes-vm event page)
+ *       vm_cross_connector's cross_vm_test: reads the string CrossvmInit wrote into the
+ *       dataport, writes its own, emits (event page offset 0), waits for the consumed
+ *       event (offset 4 counts it; writing 0 clears it) and powers off.
+ *
+ * Every check prints "share: ... ok" or "share: FAIL ..." so the host test reads the result
+ * off the console.
+ */
+#include "runtime.h"
+#include "gic.h"
+
+/* sel4vmm's Microkit doorbell (src/sel4vmm/devices/doorbell.py). */
+#define BELL_RING 0x00
+#define BELL_PENDING 0x08
+#define BELL_ACK 0x10
+/* cross_vm_connection.c's event page. */
+#define EVENT_EMIT 0x0
+#define EVENT_CONSUME 0x4
+#define EVENT_NAME 0x8
+
+static u64 shm, size, bell, ring, irq;
+static char role[16];
+static volatile u32 interrupts;
+static volatile u32 pending_seen;
+
+static int starts_with(const char *s, const char *prefix)
+{
+    while (*prefix)
+        if (*s++ != *prefix++)
+            return 0;
+    return 1;
+}
+
+static u64 parse_number(const char *s)
+{
+    u64 v = 0;
+    int base = 10;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+    }
+    for (;; s++) {
+        u64 digit;
+        if (*s >= '0' && *s <= '9')
+            digit = (u64)(*s - '0');
+        else if (base == 16 && *s >= 'a' && *s <= 'f')
+            digit = (u64)(*s - 'a' + 10);
+        else if (base == 16 && *s >= 'A' && *s <= 'F')
+            digit = (u64)(*s - 'A' + 10);
+        else
+            return v;
+        v = v * (u64)base + digit;
+    }
+}
+
+static void parse_bootargs(const char *args, u32 len)
+{
+    const char *end = args + len;
+    const char *p = args;
+    while (p < end && *p) {
+        if (starts_with(p, "role=")) {
+            u32 i = 0;
+            p += 5;
+            while (p < end && *p && *p != ' ' && i + 1 < sizeof(role))
+                role[i++] = *p++;
+            role[i] = 0;
+        } else if (starts_with(p, "shm=")) {
+            shm = parse_number(p + 4);
+        } else if (starts_with(p, "size=")) {
+            size = parse_number(p + 5);
+        } else if (starts_with(p, "bell=")) {
+            bell = parse_number(p + 5);
+        } else if (starts_with(p, "ring=")) {
+            ring = parse_number(p + 5);
+        } else if (starts_with(p, "irq=")) {
+            irq = parse_number(p + 4);
+        }
+        while (p < end && *p && *p != ' ')
+            p++;
+        while (p < end && *p == ' ')
+            p++;
+    }
+}
+
+static int same(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
+static u32 pattern(u64 i) { return (u32)(0x5eed0000u ^ (i * 0x9e3779b1u)); }
+
+void irq_handler(void)
+{
+    u32 iar = mmio_read32(GICC_BASE + GICC_IAR);
+    u32 id = iar & 0x3ff;
+    if (id == 1023)
+        return;
+    if (id == irq) {
+        if (same(role, "camkes")) {
+            pending_seen = mmio_read32(bell + EVENT_CONSUME);
+            mmio_write32(bell + EVENT_CONSUME, 0); /* consumed: the line drops */
+        } else {
+            pending_seen = mmio_read32(bell + BELL_PENDING);
+            mmio_write32(bell + BELL_ACK, pending_seen);
+        }
+        interrupts++;
+    } else {
+        puts("share: FAIL unexpected interrupt ");
+        put_dec(id);
+        puts("\n");
+    }
+    mmio_write32(GICC_BASE + GICC_EOIR, iar);
+}
+
+static void gic_enable(void)
+{
+    mmio_write32(GICD_BASE + GICD_ISENABLER + 4 * (irq / 32), 1u << (irq % 32));
+    *(volatile u8 *)(GICD_BASE + GICD_IPRIORITYR + irq) = 0xa0;
+    *(volatile u8 *)(GICD_BASE + GICD_ITARGETSR + irq) = 0x01;
+    mmio_write32(GICD_BASE + GICD_CTLR, 1);
+    mmio_write32(GICC_BASE + GICC_PMR, 0xff);
+    mmio_write32(GICC_BASE + GICC_CTLR, 1);
+    __asm__ volatile("msr daifclr, #2");
+}
+
+static void wait_for_interrupt(void)
+{
+    while (!interrupts)
+        __asm__ volatile("wfi");
+}
+
+static u64 check(u32 invert)
+{
+    volatile u32 *words = (volatile u32 *)shm;
+    u64 bad = 0;
+    for (u64 i = 0; i < size / 4; i++)
+        if (words[i] != (invert ? ~pattern(i) : pattern(i)))
+            bad++;
+    return bad;
+}
+
+static int first(void)
+{
+    volatile u32 *words = (volatile u32 *)shm;
+    for (u64 i = 0; i < size / 4; i++)
+        words[i] = pattern(i);
+    puts("share: pattern written, ringing channel ");
+    put_dec(ring);
+    puts("\n");
+    mmio_write32(bell + BELL_RING, (u32)ring);
+    wait_for_interrupt();
+    puts("share: interrupt, pending ");
+    put_hex(pending_seen);
+    puts("\n");
+    u64 bad = check(1);
+    if (bad) {
+        puts("share: FAIL answer: ");
+        put_dec(bad);
+        puts(" words wrong\n");
+        return 1;
+    }
+    puts("share: answer ok\n");
+    return 0;
+}
+
+static int second(void)
+{
+    volatile u32 *words = (volatile u32 *)shm;
+    wait_for_interrupt();
+    puts("share: interrupt, pending ");
+    put_hex(pending_seen);
+    puts("\n");
+    u64 bad = check(0);
+    if (bad) {
+        puts("share: FAIL pattern: ");
+        put_dec(bad);
+        puts(" words wrong\n");
+        return 1;
+    }
+    puts("share: pattern ok\n");
+    for (u64 i = 0; i < size / 4; i++)
+        words[i] = ~words[i];
+    puts("share: answer written, ringing channel ");
+    put_dec(ring);
+    puts("\n");
+    mmio_write32(bell + BELL_RING, (u32)ring);
+    return 0;
+}
+
+static int camkes(void)
+{
+    static const char expected[] = "This is a crossvm dataport test string\n";
+    static const char mine[] = "This is a test user string\n";
+    volatile char *data = (volatile char *)shm;
+    char name[16];
+    u32 i;
+    for (i = 0; i + 1 < sizeof(name); i++)
+        name[i] = *(volatile char *)(bell + EVENT_NAME + i);
+    name[i] = 0;
+    puts("share: connection ");
+    puts(name);
+    puts("\n");
+    for (i = 0; i < sizeof(expected); i++) {
+        if (data[i] != expected[i]) {
+            puts("share: FAIL dataport does not hold CrossvmInit's string\n");
+            return 1;
+        }
+    }
+    puts("share: dataport string ok\n");
+    for (i = 0; i < sizeof(mine); i++)
+        data[i] = mine[i];
+    mmio_write32(bell + EVENT_EMIT, 1);
+    wait_for_interrupt();
+    puts("share: event consumed, count ");
+    put_dec(pending_seen);
+    puts("\n");
+    return pending_seen == 1 ? 0 : 1;
+}
+
+int guest_main(const void *dtb)
+{
+    u32 len = 0;
+    const char *args = fdt_getprop(dtb, "/chosen", "bootargs", &len);
+    if (!args) {
+        puts("share: FAIL no /chosen/bootargs\n");
+        return 1;
+    }
+    parse_bootargs(args, len);
+    if (!shm || !bell || !irq) {
+        puts("share: FAIL bootargs need shm=, bell= and irq=\n");
+        return 1;
+    }
+    gic_enable();
+    if (same(role, "first"))
+        return first();
+    if (same(role, "second"))
+        return second();
+    if (same(role, "camkes"))
+        return camkes();
+    puts("share: FAIL unknown role\n");
+    return 1;
+}

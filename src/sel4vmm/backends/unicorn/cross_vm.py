@@ -1,0 +1,190 @@
+"""Shared regions and notifications between VMs that run together on one board.
+
+What a multi-VM run adds to each VM after its RAM and devices are mapped, from the
+:class:`~sel4vmm.config.spec.SystemSpec` (see :mod:`sel4vmm.config.microkit.sharing` and
+:mod:`sel4vmm.config.camkes.cross_vm` for how the readers find them):
+
+* every shared window of every running VM is placed through one
+  :class:`~sel4vmm.plan.shared_frames.SharedFrames`: the first VM's allocator makes the
+  frames, the others map cap copies of them at their own guest addresses -- the same board
+  physical memory, so a store by one guest is in the other's next load, with no copy;
+* the VMM keeps a :class:`~sel4vmm.plan.shared_frames.SharedRegionMemory` of each region,
+  its own view of the bytes (a Microkit region the VMM PD maps too, a CAmkES component's
+  dataport);
+* a Microkit VM that has channels to another VM gets a
+  :class:`~sel4vmm.devices.doorbell.MicrokitDoorbell` at its spec's doorbell address; a
+  ring of channel *n* delivers to the peer's doorbell under the peer's id of that channel,
+  which raises the peer's SPI through its vGIC.  A channel whose peer VM is not running
+  (``--vm`` left it out) is not given, so ringing it stops the VM with that reason;
+* a CAmkES VM gets one :class:`~sel4vmm.devices.doorbell.CrossVmEventBar` per cross-VM
+  connection, sharing one interrupt; the component at the other end is modelled when sel4vmm
+  knows it (camkes-vm-examples' ``CrossvmInit``, :mod:`sel4vmm.devices.crossvm_init`), and
+  refused with a clear error otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Protocol
+
+from sel4vmm.backends.unicorn.event_loop import LevelSource
+from sel4vmm.config.spec import DoorbellSpec, RegionKind, SystemSpec, VmSpec
+from sel4vmm.devices.crossvm_init import CrossvmInit
+from sel4vmm.devices.doorbell import (
+    DOORBELL_PAGE_SIZE,
+    CrossVmEventBar,
+    CrossVmEvents,
+    MicrokitDoorbell,
+)
+from sel4vmm.devices.irq import IrqLine
+from sel4vmm.errors import Sel4VmmError
+from sel4vmm.plan.shared_frames import SharedFrames, SharedRegionMemory
+from sel4vmm.vm import VirtualMachine
+
+#: Component types whose behaviour sel4vmm models on the VMM side.
+MODELLED_COMPONENTS = ("CrossvmInit",)
+
+
+class InterruptLines(Protocol):
+    """What the wiring needs of a VM's interrupt controller (``VgicLines``)."""
+
+    @property
+    def sources(self) -> list[LevelSource]: ...
+
+    def line(self, intid: int) -> IrqLine: ...
+
+
+@dataclass
+class RunningGuest:
+    """One VM of the run, as the wiring needs it."""
+
+    spec: VmSpec
+    vm: VirtualMachine
+    lines: InterruptLines
+
+
+@dataclass
+class CrossVmWiring:
+    """Everything :func:`wire_cross_vm` made, for the run's report and for tests."""
+
+    frames: SharedFrames = field(default_factory=SharedFrames)
+    #: The VMM's view of each shared region, by region name.
+    regions: dict[str, SharedRegionMemory] = field(default_factory=dict)
+    doorbells: dict[str, MicrokitDoorbell] = field(default_factory=dict)
+    event_bars: dict[str, list[CrossVmEventBar]] = field(default_factory=dict)
+    components: dict[str, CrossvmInit] = field(default_factory=dict)
+
+    def start(self) -> None:
+        """Start the modelled components (before the guests run, as CAmkES does)."""
+        for component in self.components.values():
+            component.start()
+
+
+def _place_shared_regions(guests: Mapping[str, RunningGuest], wiring: CrossVmWiring) -> None:
+    for guest in guests.values():
+        for region in sorted(guest.spec.regions, key=lambda r: r.guest_addr):
+            if region.kind is not RegionKind.SHARED:
+                continue
+            wiring.frames.place(guest.vm, region)
+            if region.shared is not None and region.shared not in wiring.regions:
+                wiring.regions[region.shared] = SharedRegionMemory(
+                    region.shared, guest.vm.physmem, wiring.frames.frames(region)
+                )
+
+
+def _irq_line(guest: RunningGuest, doorbell: DoorbellSpec) -> IrqLine:
+    if doorbell.irq is None:
+        raise Sel4VmmError(
+            f"{guest.spec.name}: its doorbell at {doorbell.base:#x} has no interrupt on this "
+            "platform",
+            location=doorbell.location,
+            fix="run the system for a platform with a free cross-VM interrupt (qemu-arm-virt)",
+        )
+    try:
+        return guest.lines.line(doorbell.irq)
+    except ValueError as error:
+        raise Sel4VmmError(
+            f"{guest.spec.name}: the doorbell's interrupt {doorbell.irq}: {error}",
+            location=doorbell.location,
+            fix="give the doorbell an interrupt no other device of the VM uses",
+        ) from None
+
+
+def _microkit_doorbells(
+    system: SystemSpec, guests: Mapping[str, RunningGuest], wiring: CrossVmWiring
+) -> None:
+    for spec in system.doorbells:
+        guest = guests.get(spec.vm)
+        if spec.layout != "microkit" or guest is None:
+            continue
+        bell = MicrokitDoorbell(spec.vm, spec.base, _irq_line(guest, spec), {})
+        guest.vm.memory.reserve_at(spec.base, DOORBELL_PAGE_SIZE, bell.fault, label="doorbell")
+        wiring.doorbells[spec.vm] = bell
+    for note in system.notifications:
+        sender, receiver = wiring.doorbells.get(note.sender), wiring.doorbells.get(note.receiver)
+        if sender is not None and receiver is not None:
+            sender.channels[note.sender_id] = partial(receiver.deliver, note.receiver_id)
+
+
+def _camkes_event_bars(
+    system: SystemSpec, guests: Mapping[str, RunningGuest], wiring: CrossVmWiring
+) -> None:
+    shared: dict[str, CrossVmEvents] = {}
+    for spec in system.doorbells:
+        guest = guests.get(spec.vm)
+        if spec.layout != "camkes-crossvm" or guest is None:
+            continue
+        if spec.vm not in shared:
+            shared[spec.vm] = CrossVmEvents(_irq_line(guest, spec))
+        bar = CrossVmEventBar(shared[spec.vm], spec.connection, spec.base, None)
+        label = f"{spec.connection} events"
+        guest.vm.memory.reserve_at(spec.base, DOORBELL_PAGE_SIZE, bar.fault, label=label)
+        wiring.event_bars.setdefault(spec.vm, []).append(bar)
+    for vm_name, bars in wiring.event_bars.items():
+        _connect_components(system, vm_name, bars, wiring)
+
+
+def _connect_components(
+    system: SystemSpec, vm_name: str, bars: list[CrossVmEventBar], wiring: CrossVmWiring
+) -> None:
+    """The VM's events through connection 0 (the example's table) to the component."""
+    first = bars[0]
+    peers = [n for n in system.notifications if vm_name in (n.sender, n.receiver)]
+    for note in peers:
+        other = note.receiver if note.sender == vm_name else note.sender
+        kind = system.components.get(other, "")
+        if kind not in MODELLED_COMPONENTS:
+            raise Sel4VmmError(
+                f"{vm_name} signals component '{other}' ({kind or 'unknown type'}), whose "
+                f"program sel4vmm does not model (it models {', '.join(MODELLED_COMPONENTS)})",
+                location=note.location,
+                fix=f"run the VM without that connection, or use a {MODELLED_COMPONENTS[0]}",
+            )
+        component = wiring.components.get(other)
+        if component is None:
+            region = wiring.regions.get(first.connection)
+            if region is None:
+                raise Sel4VmmError(
+                    f"component '{other}' has no dataport shared with {vm_name}",
+                    location=note.location,
+                    fix="connect its dest dataport to the VM with seL4SharedDataWithCaps",
+                )
+            component = CrossvmInit(other, region, first.consume)
+            wiring.components[other] = component
+        if note.sender == vm_name:
+            first.emit = component.ready
+
+
+def wire_cross_vm(system: SystemSpec, guests: Mapping[str, RunningGuest]) -> CrossVmWiring:
+    """Map shared regions and attach doorbells to every running VM (see module doc).
+
+    Returns what was made; the caller adds each guest's new interrupt sources to its event
+    loop (``lines.sources``) and calls :meth:`CrossVmWiring.start` before the guests run.
+    """
+    wiring = CrossVmWiring()
+    _place_shared_regions(guests, wiring)
+    _microkit_doorbells(system, guests, wiring)
+    _camkes_event_bars(system, guests, wiring)
+    return wiring
