@@ -47,7 +47,7 @@ def test_a_region_shared_with_the_vmm_says_so() -> None:
     document = plan_json(plan_system(load_system(TWO_VMS)))
     assert _entry(document, "alpha", "mailbox")["shared_with"] == ["VMM_ALPHA"]
     doorbell = _entry(document, "alpha", "doorbell")
-    assert (doorbell["start"], doorbell["kind"]) == (0x0B00_0000, "emulated")
+    assert (doorbell["start"], doorbell["kind"]) == (0x0B10_0000, "emulated")
 
 
 def test_camkes_cross_vm_dataports_in_the_plan() -> None:

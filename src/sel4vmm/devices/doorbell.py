@@ -7,7 +7,7 @@ pending.  Two register layouts are modelled, one per configuration language:
 
 **Microkit** (:class:`MicrokitDoorbell`; sel4vmm's convention, libvmm has no such device:
 its VMMs call ``microkit_notify`` from their own fault handlers and ``virq_inject`` in
-``notified``).  One 4 KiB page per VM, at guest-physical ``0x0b000000``, and one SPI,
+``notified``).  One 4 KiB page per VM, at guest-physical ``0x0b100000``, and one SPI,
 INTID 82 (the placement is :mod:`sel4vmm.config.microkit.sharing`'s, stated in README).
 Channel ids are the ids of the *VM's VMM* end of each ``<channel>`` (0 to 62):
 

@@ -8,20 +8,127 @@ VMM's own view of the shared frames.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.cpu import StopReason
-from sel4vmm.backends.unicorn.cross_vm import RunningGuest, wire_cross_vm
+from sel4vmm.backends.unicorn.cross_vm import (
+    CrossVmWiring,
+    RunningGuest,
+    wire_boards,
+    wire_cross_vm,
+)
 from sel4vmm.backends.unicorn.session import bundled_guest
+from sel4vmm.backends.unicorn.system import EmulatedSystem
+from sel4vmm.backends.unicorn.system_loop import SystemLoop, VmOutcome
 from sel4vmm.config.load import load_system
 from sel4vmm.devices.crossvm_init import TEST_STRING
+from sel4vmm.errors import Sel4VmmError
 from tests.helpers import REALWORLD
 
 #: Every test here runs on both emulated-MMIO paths (conftest.py).
 pytestmark = pytest.mark.usefixtures("mmio_path")
 
 CROSS = REALWORLD / "camkes-vm-examples/vm_cross_connector/vm_cross_connector.camkes"
+TWO_VMS = Path(__file__).parents[2] / "config/microkit/data/shared_two_vms.system"
+#: What each VM of shared_two_vms.system is told: its window of shared_buf, the doorbell
+#: (sel4vmm's Microkit convention: 0x0b100000, INTID 82) and its VMM's id of the channel.
+BOOTARGS = {
+    "alpha": "role=first shm=0x20000000 size=0x2000 bell=0xb100000 ring=1 irq=82",
+    "beta": "role=second shm=0x28000000 size=0x2000 bell=0xb100000 ring=2 irq=82",
+}
+
+
+def _run_two(
+    bootargs: dict[str, str], *, one_to_one: dict[str, bool] | None = None
+) -> tuple[dict[str, str], list[VmOutcome], CrossVmWiring, EmulatedSystem]:
+    """Both VMs of shared_two_vms.system on one board, in one system loop."""
+    spec = load_system(TWO_VMS)
+    layouts = [
+        GuestLayout(
+            name=name,
+            ram_size=16 << 20,
+            one_to_one=(one_to_one or {}).get(name, False),
+            bootargs=args,
+        )
+        for name, args in bootargs.items()
+    ]
+    system = EmulatedSystem(layouts, fix_language="microkit")
+    consoles = {layout.name: Console() for layout in layouts}
+    for layout in layouts:
+        system.add_board(layout, consoles[layout.name])
+    try:
+        wiring = wire_boards(spec, system.boards)
+        entries = [board.load_file(bundled_guest("share")) for board in system.boards]
+        outcomes = SystemLoop.of_boards(system.boards).run(entries, time_limit=60)
+    finally:
+        system.close()
+    text = {
+        name: console.output.decode().replace("\r\n", "\n") for name, console in consoles.items()
+    }
+    return text, outcomes, wiring, system
+
+
+@pytest.mark.parametrize("alpha_one_to_one", [False, True], ids=["pools", "alpha-1:1"])
+def test_two_vms_share_a_region_and_ring_each_other(alpha_one_to_one: bool) -> None:
+    """alpha writes a pattern over shared_buf and rings channel 1; beta takes INTID 82,
+    finds the pattern at its own guest address, inverts it and rings back on its channel
+    2; alpha takes the interrupt and finds the answer.  Both power off."""
+    text, outcomes, wiring, system = _run_two(BOOTARGS, one_to_one={"alpha": alpha_one_to_one})
+    assert [(o.name, o.stop_reason) for o in outcomes] == [
+        ("alpha", StopReason.SYSTEM_OFF),
+        ("beta", StopReason.SYSTEM_OFF),
+    ], text
+    assert text["alpha"] == (
+        "share: pattern written, ringing channel 1\n"
+        "share: interrupt, pending 0x2\n"
+        "share: answer ok\n"
+    )
+    assert text["beta"] == (
+        "share: interrupt, pending 0x4\n"
+        "share: pattern ok\n"
+        "share: answer written, ringing channel 2\n"
+    )
+    assert (wiring.doorbells["alpha"].rung, wiring.doorbells["beta"].received) == (1, 1)
+    assert (wiring.doorbells["beta"].rung, wiring.doorbells["alpha"].received) == (1, 1)
+    # One set of frames: the VMM's view holds beta's answer, word 0 = ~pattern(0).
+    first_word = int.from_bytes(wiring.regions["shared_buf"].read(0, 4), "little")
+    assert first_word == ~0x5EED_0000 & 0xFFFF_FFFF
+    alpha, beta = system.boards
+    assert alpha.vm.memory.translate(0x2000_0000, 0x2000) == beta.vm.memory.translate(
+        0x2800_0000, 0x2000
+    )
+
+
+def test_a_guest_that_rings_a_channel_it_was_not_given_is_stopped() -> None:
+    bootargs = dict(BOOTARGS, alpha=BOOTARGS["alpha"].replace("ring=1", "ring=5"))
+    text, outcomes, wiring, system = _run_two(bootargs)
+    by_name = {o.name: o for o in outcomes}
+    assert by_name["alpha"].stop_reason is StopReason.GUEST_FAULT
+    diagnostic = system.boards[0].vcpu.diagnostic
+    assert diagnostic is not None
+    assert diagnostic.message == (
+        "alpha: guest 4-byte write of 0x5 at 0xb100000 stopped the VM: alpha rang channel 5 "
+        "through its doorbell at 0xb100000, but its system gives it no channel 5 to another "
+        "VM (its channels: [1])"
+    )
+    # beta never hears anything: it waits until nothing can wake it.
+    assert wiring.doorbells["beta"].received == 0
+    assert by_name["beta"].stop_reason is not StopReason.SYSTEM_OFF
+    assert "share: pattern ok" not in text["beta"]
+
+
+def test_a_board_whose_vm_the_system_does_not_describe_is_refused() -> None:
+    spec = load_system(TWO_VMS)
+    system = EmulatedSystem([GuestLayout(name="gamma", ram_size=16 << 20, one_to_one=False)])
+    system.add_board(system.layouts[0], Console())
+    try:
+        with pytest.raises(Sel4VmmError, match=r"VM 'gamma' is not in .*shared_two_vms\.system"):
+            wire_boards(spec, system.boards)
+    finally:
+        system.close()
 
 
 def test_vm_cross_connector_guest_and_crossvm_init_talk() -> None:

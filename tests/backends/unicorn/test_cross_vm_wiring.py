@@ -66,7 +66,7 @@ def test_a_ring_in_one_vm_raises_the_peers_doorbell_interrupt() -> None:
     system = load_system(TWO_VMS)
     guests = _guests(system)
     wire_cross_vm(system, guests)
-    fault = MemoryFault(0x0B00_0000, 4, True, 1)
+    fault = MemoryFault(0x0B10_0000, 4, True, 1)
     assert guests["alpha"].vm.memory.handle_fault(fault) is FaultResult.HANDLED
     lines = guests["beta"].lines
     assert isinstance(lines, Lines)
@@ -79,7 +79,7 @@ def test_a_channel_to_a_vm_that_is_not_running_is_not_given() -> None:
     del guests["beta"]
     wire_cross_vm(system, guests)
     alpha = guests["alpha"].vm
-    assert alpha.memory.handle_fault(MemoryFault(0x0B00_0000, 4, True, 1)) is FaultResult.ERROR
+    assert alpha.memory.handle_fault(MemoryFault(0x0B10_0000, 4, True, 1)) is FaultResult.ERROR
     assert "gives it no channel 1 to another VM" in alpha.memory.last_error
 
 

@@ -56,7 +56,7 @@ def test_a_channel_between_two_vmms_is_a_notification_each_way() -> None:
     ]
     for vm in spec.vms:
         doorbell = next(r for r in vm.regions if r.name == "doorbell")
-        assert (doorbell.kind, doorbell.guest_addr) == (RegionKind.EMULATED, 0x0B00_0000)
+        assert (doorbell.kind, doorbell.guest_addr) == (RegionKind.EMULATED, 0x0B10_0000)
 
 
 def test_an_end_that_may_not_notify_gives_one_direction_only(tmp_path: Path) -> None:

@@ -24,11 +24,12 @@ What a multi-VM run adds to each VM after its RAM and devices are mapped, from t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
+from sel4vmm.backends.unicorn.board import EmulatedBoard
 from sel4vmm.backends.unicorn.event_loop import LevelSource
 from sel4vmm.config.spec import DoorbellSpec, RegionKind, SystemSpec, VmSpec
 from sel4vmm.devices.crossvm_init import CrossvmInit
@@ -187,4 +188,27 @@ def wire_cross_vm(system: SystemSpec, guests: Mapping[str, RunningGuest]) -> Cro
     _place_shared_regions(guests, wiring)
     _microkit_doorbells(system, guests, wiring)
     _camkes_event_bars(system, guests, wiring)
+    return wiring
+
+
+def wire_boards(system: SystemSpec, boards: Sequence[EmulatedBoard]) -> CrossVmWiring:
+    """:func:`wire_cross_vm` for the boards of one ``EmulatedSystem`` (each board's layout
+    named as its VM in ``system``): maps, doorbells, their interrupt sources in each VM's
+    loop, and the modelled components started -- call it after every board is added and
+    before the guests are loaded."""
+    specs = {vm.name: vm for vm in system.vms}
+    guests: dict[str, RunningGuest] = {}
+    for board in boards:
+        spec = specs.get(board.layout.name)
+        if spec is None:
+            raise Sel4VmmError(
+                f"VM '{board.layout.name}' is not in {system.path}",
+                fix=f"run one of its VMs: {', '.join(specs) or 'none'}",
+            )
+        guests[spec.name] = RunningGuest(spec, board.vm, board.lines)
+    before = {board.layout.name: len(board.lines.sources) for board in boards}
+    wiring = wire_cross_vm(system, guests)
+    for board in boards:
+        board.loop.sources.extend(board.lines.sources[before[board.layout.name] :])
+    wiring.start()
     return wiring

@@ -16,7 +16,8 @@ capability copy per mapping).  This module reads those facts off a checked syste
 A guest rings and hears those channels through a doorbell page the VMM emulates
 (:mod:`sel4vmm.devices.doorbell`, layout ``"microkit"``).  Microkit has no place to say
 where it goes, so sel4vmm's convention is fixed and documented (README, "Shared regions and
-notifications"): one 4 KiB page at guest-physical :data:`MICROKIT_DOORBELL_BASE`, and the
+notifications"): one 4 KiB page at guest-physical :data:`MICROKIT_DOORBELL_BASE`
+(0x0b100000), and the
 VMM injects :data:`MICROKIT_DOORBELL_INTID` -- the interrupt camkes-vm gives cross-VM events
 on qemu-arm-virt (``free_plat_interrupts[0]`` = 50 + 32), so one guest driver serves both.
 The page is a window of the VM's spec like any other, so the planner reports a clash with a
@@ -39,9 +40,10 @@ from sel4vmm.config.spec import (
     SystemSpec,
 )
 
-#: Guest-physical address of a Microkit VM's doorbell page (between qemu virt's virtio-mmio
-#: transports at 0x0a000000 and its platform bus at 0x0c000000).
-MICROKIT_DOORBELL_BASE = 0x0B00_0000
+#: Guest-physical address of a Microkit VM's doorbell page: 1 MiB above the emulated DMA engine
+#: (0x0b000000), below qemu virt's platform bus (0x0c000000), clear of its virtio-mmio
+#: transports (0x0a000000).
+MICROKIT_DOORBELL_BASE = 0x0B10_0000
 MICROKIT_DOORBELL_SIZE = 0x1000
 #: The interrupt (INTID, SPI 50) the VMM raises in a guest when a peer rings it.
 MICROKIT_DOORBELL_INTID = 82
