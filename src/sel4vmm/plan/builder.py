@@ -214,7 +214,15 @@ def _plan_on(spec: SystemSpec, board: Board) -> SystemPlan:
         fix_language="microkit" if spec.format == "microkit" else "camkes",
     )
     _hold_fixed_ram(spec, platform)
-    plan = SystemPlan(spec.path, spec.format, board, findings=list(spec.findings))
+    plan = SystemPlan(
+        spec.path,
+        spec.format,
+        board,
+        findings=list(spec.findings),
+        shared_regions=spec.shared_regions,
+        notifications=spec.notifications,
+        doorbells=spec.doorbells,
+    )
     builders: list[tuple[VmPlan, VmSpec]] = []
     for vm_spec in spec.vms:
         vm_plan = VmPlan(vm_spec.name, vm_spec.arch, vm_spec.ram_base, vm_spec.ram_size)

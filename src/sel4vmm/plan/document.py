@@ -8,6 +8,12 @@ Schema, version 1 (documented in README.md; fields are only ever added):
 "end", "size", "kind", "name", "backing", "page_bits", "physical": [{"paddr", "size"}],
 "location", "shared_with": [NAME]}], "resources": RESOURCES | null, "findings": [FINDING]}]}``
 
+Added since: ``"shared_regions": [{"name", "size", "page_bits", "mappings": [{"owner",
+"owner_kind": "vm"|"component", "addr" | null, "perms"}]}]``, ``"notifications": [{"name",
+"sender", "sender_kind", "sender_id", "receiver", "receiver_kind", "receiver_id"}]`` and
+``"doorbells": [{"vm", "layout": "microkit"|"camkes-crossvm", "base", "irq", "index",
+"connection"}]`` at the top level.
+
 FINDING is ``{"severity", "message", "location": {"path", "line", "column"} | null, "fix"}``;
 RESOURCES is :meth:`sel4vmm.vm.ResourceReport.to_json`.  Addresses and sizes are integers.
 """
@@ -56,6 +62,41 @@ def plan_json(plan: SystemPlan, vm_name: str | None = None) -> dict[str, Any]:
             ],
         },
         "findings": [finding_json(f) for f in plan.findings],
+        "shared_regions": [
+            {
+                "name": r.name,
+                "size": r.size,
+                "page_bits": r.page_bits,
+                "mappings": [
+                    {"owner": m.owner, "owner_kind": m.owner_kind, "addr": m.addr, "perms": m.perms}
+                    for m in r.mappings
+                ],
+            }
+            for r in plan.shared_regions
+        ],
+        "notifications": [
+            {
+                "name": n.name,
+                "sender": n.sender,
+                "sender_kind": n.sender_kind,
+                "sender_id": n.sender_id,
+                "receiver": n.receiver,
+                "receiver_kind": n.receiver_kind,
+                "receiver_id": n.receiver_id,
+            }
+            for n in plan.notifications
+        ],
+        "doorbells": [
+            {
+                "vm": d.vm,
+                "layout": d.layout,
+                "base": d.base,
+                "irq": d.irq,
+                "index": d.index,
+                "connection": d.connection,
+            }
+            for d in plan.doorbells
+        ],
         "vms": [
             {
                 "name": vm.name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sel4vmm.boards import Board
-from sel4vmm.config.spec import Finding
+from sel4vmm.config.spec import DoorbellSpec, Finding, NotificationSpec, SharedRegionSpec
 from sel4vmm.errors import Location
 from sel4vmm.vm import ResourceReport, VirtualMachine
 
@@ -58,6 +58,10 @@ class SystemPlan:
     board: Board
     vms: list[VmPlan] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    #: What the VMs share, as the configuration says it (the map entries show the frames).
+    shared_regions: list[SharedRegionSpec] = field(default_factory=list)
+    notifications: list[NotificationSpec] = field(default_factory=list)
+    doorbells: list[DoorbellSpec] = field(default_factory=list)
 
     def all_findings(self) -> list[Finding]:
         return [*self.findings, *(f for vm in self.vms for f in vm.findings)]
