@@ -59,3 +59,17 @@ def test_camkes_cross_vm_dataports_in_the_plan() -> None:
     assert len(dataport["physical"]) == 1
     events = _entry(document, "vm0", "cross_vm_conn_0 events")
     assert (events["start"], events["backing"]) == (0xDF00_0000, "VMM emulation (faults)")
+
+
+def test_guest_ram_two_vms_map_is_allocated_once(tmp_path: Path) -> None:
+    text = TWO_VMS.read_text().replace(
+        '<map mr="ram_beta" vaddr="0x40000000" perms="rwx" />',
+        '<map mr="ram_alpha" vaddr="0x40000000" perms="rwx" />',
+    )
+    path = tmp_path / "shared_ram.system"
+    path.write_text(text)
+    document = plan_json(plan_system(load_system(path)))
+    alpha, beta = _entry(document, "alpha", "ram_alpha"), _entry(document, "beta", "ram_alpha")
+    assert alpha["kind"] == beta["kind"] == "ram"
+    assert alpha["physical"] == beta["physical"]
+    assert beta["shared_with"] == ["VMM_ALPHA", "alpha"]

@@ -315,7 +315,12 @@ def _attempt(
 def _place(vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion, shared: SharedFrames) -> None:
     # Frames already made for a device window or memory region: a second VM that maps the
     # same one gets copies of the caps rather than a second, impossible, set of frames.
-    if region.kind in (RegionKind.PASSTHROUGH, RegionKind.SHARED) and region in shared:
+    # Guest RAM another VM maps too (a Microkit region two VMs execute from) is that VM's
+    # frames as well: this VM maps them, it does not get RAM of its own.
+    is_shared_ram = region.kind is RegionKind.RAM and region.shared is not None
+    if (region.kind in (RegionKind.PASSTHROUGH, RegionKind.SHARED) or is_shared_ram) and (
+        region in shared
+    ):
         shared.map_copies(vm, region)
         return
     if region.kind is RegionKind.RAM:
@@ -330,7 +335,11 @@ def _place(vm: VirtualMachine, vm_spec: VmSpec, region: GuestRegion, shared: Sha
                 page_bits=region.page_bits,
                 paddr=region.phys_addr,
             )
-        vm.memory.find(region.guest_addr).label = region.name  # type: ignore[union-attr]
+        reservation = vm.memory.find(region.guest_addr)
+        assert reservation is not None
+        reservation.label = region.name
+        if is_shared_ram:
+            shared.remember(region, vm.frames_of(reservation))
     elif region.kind is RegionKind.PASSTHROUGH:
         assert region.phys_addr is not None
         reservation = vm.map_device(
