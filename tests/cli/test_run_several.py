@@ -90,3 +90,15 @@ def test_a_second_vm_is_an_error_for_commands_of_one_vm() -> None:
     result = CliRunner().invoke(app, ["plan", TWO, "--vm", "vm_a", "--vm", "vm_b"])
     assert result.exit_code == 1
     assert "plan works on one VM, and --vm was given 2 times (vm_a, vm_b)" in str(result.exception)
+
+
+def test_json_alone_keeps_stdout_for_the_document() -> None:
+    result = CliRunner().invoke(
+        make_app(), ["run", TWO, "--kernel", "memtest", "--pools", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    whole = Path(document["console_log"]).read_text()
+    assert "[vm_a] memtest: OK" in whole and "[vm_b] memtest: OK" in whole
+    for vm in document["vms"]:
+        assert Path(vm["console_log"]).name == f"{vm['name']}.log"
