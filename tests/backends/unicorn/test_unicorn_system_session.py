@@ -164,3 +164,22 @@ def test_the_camkes_vm_multi_example_lays_out_three_vms(realworld: Path) -> None
     for other in (vm1, vm2):
         assert other.stop_reason is StopReason.GUEST_FAULT
         assert other.diagnostic is not None and other.diagnostic.address == 0x4008_5A50
+
+
+def test_when_both_vms_idle_the_shared_clock_skips_to_the_next_timer() -> None:
+    """gictimer waits in WFI for five 10 ms ticks: the board's time is skipped, once both
+    VMs idle, and both see their ticks and the typed key."""
+    result = run_system(
+        DATA / "two_vms.system", bundled_guest("gictimer"), one_to_one=False, console_input=b"q"
+    )
+    assert result.ok, [vm.stop_reason for vm in result.vms]
+    assert result.statistics.idle_skips > 0 and result.skipped_seconds > 0
+    for vm in result.vms:
+        assert "gictimer: 5 timer ticks, 1 uart interrupts" in vm.console_text
+        assert vm.guest_seconds >= 0.05  # five ticks of 10 ms of guest time
+
+
+def test_the_time_limit_stops_every_vm() -> None:
+    result = run_system(DATA / "two_vms.system", MEMTEST, one_to_one=False, time_limit=0)
+    assert [vm.stop_reason for vm in result.vms] == [StopReason.TIME_LIMIT] * 2
+    assert all(vm.diagnostic is not None for vm in result.vms)

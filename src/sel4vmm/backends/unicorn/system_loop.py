@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from sel4vmm.backends.unicorn.board import EmulatedBoard
@@ -301,18 +301,3 @@ class SystemLoop:
     def _wake(self, indices: list[int]) -> None:
         for index in indices:
             self._vms[index].loop.wake_all()
-
-
-@dataclass
-class SystemRunTotals:
-    """What a system run adds up to (for reports)."""
-
-    outcomes: list[VmOutcome] = field(default_factory=list)
-
-    @property
-    def instructions(self) -> int:
-        return sum(o.statistics.instructions_counted for o in self.outcomes)
-
-    @property
-    def slices(self) -> int:
-        return sum(o.statistics.slices for o in self.outcomes)

@@ -59,7 +59,15 @@ def read_system(
         spec = read_microkit(path, MicrokitTarget(arch="aarch64", num_cores=MAX_CPUS))
         spec.board = board_from_path(path) or "qemu_virt_aarch64"
     else:
-        spec = load_system(path, arch="aarch64", defines=defines, include_dirs=include_dirs)
+        # As run_guest reads it (config.load.load_vm): for the emulated board, whose
+        # CAmkES platform (PLAT) is the default unless -D gives one.
+        spec = load_system(
+            path,
+            arch="aarch64",
+            board="qemu_virt_aarch64",
+            defines=defines,
+            include_dirs=include_dirs,
+        )
     errors = [f for f in spec.findings if f.severity == "error"]
     if errors:
         raise Sel4VmmError(
