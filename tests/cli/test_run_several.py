@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.cli.test_run import make_app
+from tests.cli.test_run import _env, _sel4vmm, make_app
 
 DATA = Path(__file__).resolve().parents[1] / "backends" / "unicorn" / "data"
 TWO = str(DATA / "two_vms.system")
@@ -102,3 +104,26 @@ def test_json_alone_keeps_stdout_for_the_document() -> None:
     assert "[vm_a] memtest: OK" in whole and "[vm_b] memtest: OK" in whole
     for vm in document["vms"]:
         assert Path(vm["console_log"]).name == f"{vm['name']}.log"
+
+
+def test_sigterm_stops_every_vm_with_status_143() -> None:
+    command = [*_sel4vmm("run", TWO, "--kernel", "memtest", "--pools", "--ram-size", "256M")]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        env=_env(),
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        try:
+            seen = set()
+            for line in process.stdout:
+                if b"memtest: testing" in line:
+                    seen.add(line.split(b"]")[0])
+                if len(seen) == 2:
+                    break
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
+    assert process.returncode == 143, err
+    assert b"memtest: OK" not in out
+    assert err.count(b"stopped: the run was interrupted") == 2
