@@ -11,7 +11,18 @@ from unicorn.arm64_const import UC_ARM64_REG_PC, UC_ARM64_REG_PSTATE, UC_ARM64_R
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.cpu import StopReason
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
-from sel4vmm.backends.unicorn.gic import (
+from sel4vmm.backends.unicorn.psci import (
+    PSCI_AFFINITY_INFO,
+    PSCI_ALREADY_ON,
+    PSCI_CPU_ON,
+    PSCI_INVALID_PARAMETERS,
+    PSCI_SUCCESS,
+    AffinityState,
+    handle_psci,
+)
+from sel4vmm.backends.unicorn.session import bundled_guest, bundled_system, run_guest
+from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENABLE
+from sel4vmm.devices.gicv2 import (
     GICC_CTLR,
     GICC_EOIR,
     GICC_IAR,
@@ -30,17 +41,6 @@ from sel4vmm.backends.unicorn.gic import (
     ListRegisterState,
     Vgic,
 )
-from sel4vmm.backends.unicorn.psci import (
-    PSCI_AFFINITY_INFO,
-    PSCI_ALREADY_ON,
-    PSCI_CPU_ON,
-    PSCI_INVALID_PARAMETERS,
-    PSCI_SUCCESS,
-    AffinityState,
-    handle_psci,
-)
-from sel4vmm.backends.unicorn.session import bundled_guest, bundled_system, run_guest
-from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENABLE
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.memory import MemoryFault
 from tests.a64 import mov64, pack, psci
