@@ -26,7 +26,6 @@ from pathlib import Path
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.console_watch import ConsoleEvent, ConsoleWatch
 from sel4vmm.backends.unicorn.diagnostics import StopReason
-from sel4vmm.backends.unicorn.gic import MAX_CPUS
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.backends.unicorn.scheduling import Schedule
 from sel4vmm.backends.unicorn.session import RunResult, bundled_guest, layout_of_vm
@@ -36,6 +35,7 @@ from sel4vmm.backends.unicorn.typed_input import TypedInput
 from sel4vmm.config.load import board_from_path, config_kind, load_system, pick_vm
 from sel4vmm.config.microkit import MicrokitTarget, read_microkit
 from sel4vmm.config.spec import SystemSpec, VmSpec
+from sel4vmm.devices.gicv2 import MAX_CPUS
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.detect import KernelImage
 
