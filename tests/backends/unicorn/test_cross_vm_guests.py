@@ -8,10 +8,12 @@ VMM's own view of the shared frames.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from sel4vmm.backends.unicorn import system_session
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.cpu import StopReason
 from sel4vmm.backends.unicorn.cross_vm import (
@@ -24,6 +26,7 @@ from sel4vmm.backends.unicorn.session import bundled_guest
 from sel4vmm.backends.unicorn.system import EmulatedSystem
 from sel4vmm.backends.unicorn.system_loop import SystemLoop, VmOutcome
 from sel4vmm.config.load import load_system
+from sel4vmm.config.spec import SystemSpec
 from sel4vmm.devices.crossvm_init import TEST_STRING
 from sel4vmm.errors import Sel4VmmError
 from tests.helpers import REALWORLD
@@ -187,3 +190,23 @@ def test_an_emit_on_a_connection_without_emit_function_stops_the_guest() -> None
         "cross_vm_conn_1 (event page at 0xdf002000): Connection is not configured with an "
         "emit function"
     ), diagnostic.message
+
+
+def test_run_system_wires_the_shared_region_and_doorbells(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sel4vmm run SYSTEM``'s path (run_system) wires every VM it runs."""
+    made: list[CrossVmWiring] = []
+
+    def recording(spec: SystemSpec, boards: Sequence[EmulatedBoard]) -> CrossVmWiring:
+        wiring = wire_boards(spec, boards)
+        made.append(wiring)
+        return wiring
+
+    monkeypatch.setattr(system_session, "wire_boards", recording)
+    result = system_session.run_system(
+        TWO_VMS, bundled_guest("hello"), one_to_one=False, time_limit=60
+    )
+    assert [vm.stop_reason for vm in result.vms] == [StopReason.SYSTEM_OFF] * 2
+    (wiring,) = made
+    assert sorted(wiring.doorbells) == ["alpha", "beta"]
+    # The passthrough windows (serial, gic_vcpu) are the board's; the wiring adds the rest.
+    assert sorted(wiring.regions) == ["mailbox", "shared_buf"]

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 from sel4vmm.backends.unicorn.cross_vm import RunningGuest, wire_cross_vm
-from sel4vmm.backends.unicorn.event_loop import LevelSource
 from sel4vmm.config.load import load_system
 from sel4vmm.config.spec import SystemSpec
 from sel4vmm.devices.crossvm_init import TEST_STRING
-from sel4vmm.devices.irq import IrqLine, LineLevels
+from sel4vmm.devices.irq import IrqLine, LevelSource, LineLevels
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.memory import FaultResult, MemoryFault
 from sel4vmm.vm import PoolRequest, VirtualMachine

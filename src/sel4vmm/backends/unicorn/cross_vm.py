@@ -30,7 +30,6 @@ from functools import partial
 from typing import Protocol
 
 from sel4vmm.backends.unicorn.board import EmulatedBoard
-from sel4vmm.backends.unicorn.event_loop import LevelSource
 from sel4vmm.config.spec import DoorbellSpec, RegionKind, SystemSpec, VmSpec
 from sel4vmm.devices.crossvm_init import CrossvmInit
 from sel4vmm.devices.doorbell import (
@@ -39,7 +38,7 @@ from sel4vmm.devices.doorbell import (
     CrossVmEvents,
     MicrokitDoorbell,
 )
-from sel4vmm.devices.irq import IrqLine
+from sel4vmm.devices.irq import IrqLine, LevelSource
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.plan.shared_frames import SharedFrames, SharedRegionMemory
 from sel4vmm.vm import VirtualMachine

@@ -17,13 +17,13 @@ from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout, 
 from sel4vmm.backends.unicorn.console_watch import ConsoleEvent, ConsoleWatch
 from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.event_loop import LoopStatistics
-from sel4vmm.backends.unicorn.gic import MAX_CPUS
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.backends.unicorn.typed_input import TypedInput
 from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
 from sel4vmm.config.load import board_from_path, load_vm, pick_vm
 from sel4vmm.config.microkit import MicrokitTarget, read_microkit
 from sel4vmm.config.spec import RegionKind, VmSpec
+from sel4vmm.devices.gicv2 import MAX_CPUS
 from sel4vmm.errors import Location, Sel4VmmError
 
 #: The backends ``run_guest`` knows; QEMU and KVM runs live in their own modules.
@@ -107,7 +107,11 @@ def layout_from_system(path: Path, vm_name: str | None = None) -> GuestLayout:
     one at the UART's physical address is the console and the one at the GIC's virtual
     CPU interface is the guest's GICC.  The VM's vCPU count is the configuration's.
     """
-    vm = _load_vm(path, vm_name)
+    return layout_of_vm(_load_vm(path, vm_name), path)
+
+
+def layout_of_vm(vm: VmSpec, path: Path) -> GuestLayout:
+    """The emulated board's layout of one VM of the configuration at ``path``."""
     layout = GuestLayout(name=vm.name, source=str(path), num_vcpus=vm.num_vcpus)
     ram = [r for r in vm.regions if r.kind is RegionKind.RAM]
     if not ram:
