@@ -7,7 +7,8 @@ only executes.  The session wires the two together and owns every KVM resource:
 * :class:`~.memslots.MemorySlots` registered as a listener of ``vm.memory``, so RAM, 1:1
   RAM, passthrough frames and deferred maps appear as KVM slots as soon as libsel4vm maps
   them, and disappear when they are freed;
-* the port bus with COM1 (an 8250 on IRQ 4) and the exit port;
+* KVM's irqchip as the devices' interrupt controller (:class:`~.irqchip.KvmIrqchip`);
+* the port bus with COM1 (an 8250 on GSI 4) and the exit port;
 * the exit loop that turns KVM exits into ``vm.memory.handle_fault`` calls.
 
 Closing the session removes the listener and releases the KVM file descriptors; the
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 from sel4vmm.backends.kvm import x86_boot
 from sel4vmm.backends.kvm.dirty import DirtyPageLog
+from sel4vmm.backends.kvm.irqchip import KvmIrqchip
 from sel4vmm.backends.kvm.memslots import MemorySlots
 from sel4vmm.backends.kvm.portio import ExitPort, PortIoBus
 from sel4vmm.backends.kvm.run import ExitLoop, RunOutcome
@@ -62,10 +64,10 @@ class KvmSession(Closing):
         except BaseException:
             self.close()
             raise
-        kvm_vm = self.kvm_vm
+        self.irqchip = KvmIrqchip(self.kvm_vm)
         self.ports = PortIoBus()
         self.uart = Uart8250(
-            output=uart_output, irq=lambda level: kvm_vm.set_irq_line(COM1_IRQ, level)
+            output=uart_output, irq=self.irqchip.line(COM1_IRQ, "COM1 (8250 UART)")
         )
         self.ports.claim(COM1_PORT, 8, self.uart, "COM1 (8250 UART)")
         self.loop = ExitLoop(self.vcpu, vm.memory, vm.physmem, self.ports)
