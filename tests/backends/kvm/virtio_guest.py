@@ -8,6 +8,7 @@ the inputs into guest RAM, runs the guest and decodes the outputs.
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,8 @@ class VirtioGuestRun:
     slots: list[VirtioSlot]
     errors: list[str]
     console_output: bytes
+    #: Seconds the vCPU ran (``session.run``), for bench/bench_kvm.py.
+    elapsed: float
     #: How often each GSI went high, and whether it is still high, when the run ended.
     raised: dict[int, int] = field(default_factory=dict)
     still_raised: dict[int, bool] = field(default_factory=dict)
@@ -119,7 +122,9 @@ def run_virtio_guest(
                 gsis[kinds[slot.kind]] = slot.gsi
             vm.ram.write(ARGS_ADDR, encode(inputs, (bases[0], bases[1]), (gsis[0], gsis[1])))
             session.enter(LAYOUT, x86_boot.EntryState(rip=entry, rsp=STACK_TOP, rdi=ARGS_ADDR))
+            start = time.perf_counter()
             outcome = session.run(timeout=timeout)
+            elapsed = time.perf_counter() - start
             outputs = decode(vm.ram.read(ARGS_ADDR, _ARGS.size))
             gsi_list = [slot.gsi for slot in virtio.slots]
             run = VirtioGuestRun(
@@ -128,6 +133,7 @@ def run_virtio_guest(
                 list(virtio.slots),
                 virtio.errors,
                 b"".join(console),
+                elapsed,
                 raised={gsi: session.irqchip.raised[gsi] for gsi in gsi_list},
                 still_raised={gsi: session.irqchip.is_raised(gsi) for gsi in gsi_list},
             )
