@@ -17,8 +17,9 @@ transport's device error (DEVICE_NEEDS_RESET and a diagnostic in :attr:`KvmVirti
 never an access outside the guest.
 
 Linux finds such devices from its command line; :meth:`KvmVirtio.kernel_parameters` gives
-the ``virtio_mmio.device=`` words for them.  ``Documentation/admin-guide/kernel-parameters.txt``
-(Linux v6.x) describes the parameter as::
+the ``virtio_mmio.device=`` words for them (the size is written in hex, which the kernel's
+``memparse`` reads).  ``Documentation/admin-guide/kernel-parameters.txt`` (torvalds/linux at
+commit 000d388ed3bb) describes the parameter as::
 
     virtio_mmio.device=
             [VMMIO] Memory mapped virtio (platform) device.
