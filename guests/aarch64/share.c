@@ -8,6 +8,8 @@
  *       interrupt, then checks the peer's answer (every word inverted) and powers off.
  *   role=second shm=ADDR size=N bell=ADDR ring=ID irq=INTID
  *       waits for the interrupt, checks the pattern, writes the answer, rings back.
+ *   rounds=R (both roles, default 1) adds R-1 ping-pongs of a counter in word 0 after the
+ *       first exchange (first writes k, second answers ~k), for the round-trip benchmark.
  *   role=camkes shm=ADDR bell=ADDR irq=INTID                  (camkes-vm event page)
  *       vm_cross_connector's cross_vm_test: reads the string CrossvmInit wrote into the
  *       dataport, writes its own, emits (event page offset 0), waits for the consumed
@@ -28,7 +30,7 @@
 #define EVENT_CONSUME 0x4
 #define EVENT_NAME 0x8
 
-static u64 shm, size, bell, ring, irq;
+static u64 shm, size, bell, ring, irq, rounds = 1;
 static char role[16];
 static volatile u32 interrupts;
 static volatile u32 pending_seen;
@@ -84,6 +86,8 @@ static void parse_bootargs(const char *args, u32 len)
             ring = parse_number(p + 5);
         } else if (starts_with(p, "irq=")) {
             irq = parse_number(p + 4);
+        } else if (starts_with(p, "rounds=")) {
+            rounds = parse_number(p + 7);
         }
         while (p < end && *p && *p != ' ')
             p++;
@@ -137,11 +141,13 @@ static void gic_enable(void)
     __asm__ volatile("msr daifclr, #2");
 }
 
-static void wait_for_interrupt(void)
+static void wait_for_interrupts(u32 count)
 {
-    while (!interrupts)
+    while (interrupts < count)
         __asm__ volatile("wfi");
 }
+
+static void wait_for_interrupt(void) { wait_for_interrupts(1); }
 
 static u64 check(u32 invert)
 {
@@ -174,6 +180,22 @@ static int first(void)
         return 1;
     }
     puts("share: answer ok\n");
+    for (u64 k = 2; k <= rounds; k++) {
+        words[0] = (u32)k;
+        mmio_write32(bell + BELL_RING, (u32)ring);
+        wait_for_interrupts((u32)k);
+        if (words[0] != (u32)~k) {
+            puts("share: FAIL round ");
+            put_dec(k);
+            puts("\n");
+            return 1;
+        }
+    }
+    if (rounds > 1) {
+        puts("share: ");
+        put_dec(rounds);
+        puts(" rounds ok\n");
+    }
     return 0;
 }
 
@@ -198,6 +220,17 @@ static int second(void)
     put_dec(ring);
     puts("\n");
     mmio_write32(bell + BELL_RING, (u32)ring);
+    for (u64 k = 2; k <= rounds; k++) {
+        wait_for_interrupts((u32)k);
+        if (words[0] != (u32)k) {
+            puts("share: FAIL round ");
+            put_dec(k);
+            puts("\n");
+            return 1;
+        }
+        words[0] = (u32)~k;
+        mmio_write32(bell + BELL_RING, (u32)ring);
+    }
     return 0;
 }
 

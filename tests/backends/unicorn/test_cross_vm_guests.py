@@ -210,3 +210,15 @@ def test_run_system_wires_the_shared_region_and_doorbells(monkeypatch: pytest.Mo
     assert sorted(wiring.doorbells) == ["alpha", "beta"]
     # The passthrough windows (serial, gic_vcpu) are the board's; the wiring adds the rest.
     assert sorted(wiring.regions) == ["mailbox", "shared_buf"]
+
+
+def test_many_round_trips_keep_to_strict_ping_pong() -> None:
+    """rounds=50: after the first exchange, 49 more counter ping-pongs through word 0,
+    each a ring, an interrupt in the peer, an answer and a ring back."""
+    bootargs = {name: f"{args} rounds=50" for name, args in BOOTARGS.items()}
+    text, outcomes, wiring, _ = _run_two(bootargs)
+    assert [o.stop_reason for o in outcomes] == [StopReason.SYSTEM_OFF] * 2, text
+    assert text["alpha"].endswith("share: answer ok\nshare: 50 rounds ok\n")
+    assert "FAIL" not in text["beta"]
+    assert (wiring.doorbells["alpha"].rung, wiring.doorbells["alpha"].received) == (50, 50)
+    assert (wiring.doorbells["beta"].rung, wiring.doorbells["beta"].received) == (50, 50)
