@@ -58,8 +58,35 @@ def test_libvmms_gicv2_overlay_sits_where_the_board_emulates_its_gicv2() -> None
     check_gicv2_placement(gic, layout.gicd_base, layout.gic_vcpu.guest_addr, "board", "x")
 
 
-def test_a_tree_without_a_gic_leaves_the_board_as_it_is() -> None:
-    assert guest_gic(tree(), "linux.dts") is None
+def test_libvmms_tree_without_its_gic_overlay_is_refused() -> None:
+    with pytest.raises(Sel4VmmError) as raised:
+        guest_gic(tree(), "linux.dts")
+    assert "interrupt-parent is phandle 0x8001, which no node has" in raised.value.message
+    assert raised.value.fix is not None and "gic_v3_overlay.dts" in raised.value.fix
+
+
+def test_an_interrupt_controller_that_is_not_a_gic_is_refused(tmp_path: Path) -> None:
+    other = """/ {
+	interrupt-controller@c000000 {
+		compatible = "riscv,plic0";
+		reg = <0x00 0xc000000 0x00 0x4000000>;
+		interrupt-controller;
+		#interrupt-cells = <0x01>;
+		phandle = <0x8001>;
+	};
+};
+"""
+    with pytest.raises(Sel4VmmError) as raised:
+        guest_gic(tree(extra=other, tmp_path=tmp_path), "plic.dts")
+    message = raised.value.message
+    assert "interrupt-controller@c000000 (riscv,plic0) is not a GIC" in message
+
+
+def test_a_tree_with_no_interrupt_parent_and_no_gic_leaves_the_board_as_it_is(
+    tmp_path: Path,
+) -> None:
+    dtb = tree(extra="/ {\n\t/delete-property/ interrupt-parent;\n};\n", tmp_path=tmp_path)
+    assert guest_gic(dtb, "linux.dts") is None
 
 
 def test_two_gics_are_one_error(tmp_path: Path) -> None:

@@ -69,11 +69,49 @@ def _gic_nodes(fdt: Fdt) -> list[tuple[FdtNode, FdtNode, int]]:
     return found
 
 
+def _check_interrupt_parent(fdt: Fdt, source: str) -> None:
+    """Without a GIC node, the root's ``interrupt-parent`` must not name another controller
+    (the guest would have none the VMM emulates) nor dangle (libvmm's ``linux.dts`` alone
+    points at phandle 0x8001, which its GIC overlay provides)."""
+    raw = fdt.root.properties.get("interrupt-parent")
+    if raw is None or len(raw) != 4:
+        return
+    phandle = int.from_bytes(raw, "big")
+    target = next(
+        (
+            node
+            for node in fdt.root.walk()
+            if node.properties.get("phandle") == raw or node.properties.get("linux,phandle") == raw
+        ),
+        None,
+    )
+    fix = (
+        "add a GIC node for it: libvmm's gic_v2_overlay.dts (the board's GICv2) or "
+        "gic_v3_overlay.dts (an emulated GICv3), with --overlay"
+    )
+    if target is None:
+        raise Sel4VmmError(
+            f"the root's interrupt-parent is phandle {phandle:#x}, which no node has: the "
+            "guest would have no interrupt controller",
+            location=Location(source),
+            fix=fix,
+        )
+    strings = target.properties.get("compatible", b"").decode("latin-1").split("\0")
+    compatible = ", ".join(string for string in strings if string)
+    raise Sel4VmmError(
+        f"the guest's interrupt controller {target.name} ({compatible or 'no compatible'}) is "
+        f"not a GIC the emulator provides ({', '.join((*GICV2_COMPATIBLE, GICV3_COMPATIBLE))})",
+        location=Location(source),
+        fix=fix,
+    )
+
+
 def guest_gic(dtb: bytes, source: str) -> GuestGic | None:
     """The one GIC node of ``dtb`` (None: the tree has none the board knows)."""
     fdt = read_fdt(dtb, source)
     nodes = _gic_nodes(fdt)
     if not nodes:
+        _check_interrupt_parent(fdt, source)
         return None
     if len(nodes) > 1:
         names = ", ".join(node.name for _, node, _ in nodes)
