@@ -1,9 +1,8 @@
 """The GICv3 on a real unicorn vCPU: ICC_* from the undefined-instruction path, ID registers
 through HCR_EL2.TID3, and the loop's interface over the model (no Linux needed).
 
-The program is assembled here with the A64 encodings (Arm ARM C6: MOVZ/MOVK, STR
-(immediate, unsigned offset), MRS/MSR, HVC) and checked the way the GICv3 model's own test
-checks its encoder against GNU as (``tests/devices/gicv3/test_gicv3_unicorn.py``).
+The program is assembled with ``tests/a64.py``; its MRS/MSR words are the ones the GICv3
+model's own test checks against GNU as (``tests/devices/gicv3/test_gicv3_unicorn.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from sel4vmm.devices.gicv2 import (
 )
 from sel4vmm.devices.gicv3 import ICC_ENCODINGS, Gicv3Layout
 from sel4vmm.memory import FaultResult, MemoryFault
+from tests.a64 import mov64, mrs, msr, pack, psci, str_w
 
 GICD = 0x3880_0000
 RD_BASE = 0x3888_0000
@@ -40,57 +40,37 @@ PSCI_SYSTEM_OFF = 0x8400_0008
 XZR = 31
 
 
-def movz(rd: int, imm16: int, shift: int = 0) -> int:
-    return 0xD280_0000 | (shift // 16) << 21 | imm16 << 5 | rd
+def icc(name: str) -> tuple[int, int, int, int, int]:
+    return ICC_ENCODINGS[name]
 
 
-def movk(rd: int, imm16: int, shift: int = 0) -> int:
-    return 0xF280_0000 | (shift // 16) << 21 | imm16 << 5 | rd
-
-
-def str_w(rt: int, rn: int, offset: int) -> int:
-    return 0xB900_0000 | (offset // 4) << 10 | rn << 5 | rt
-
-
-def mrs(name: str, rt: int) -> int:
-    op0, op1, crn, crm, op2 = ICC_ENCODINGS[name]
-    return 0xD530_0000 | (op0 & 1) << 19 | op1 << 16 | crn << 12 | crm << 8 | op2 << 5 | rt
-
-
-def msr(name: str, rt: int) -> int:
-    return mrs(name, rt) & ~(1 << 21)
-
-
-MRS_ID_AA64PFR0_EL1_X8 = 0xD538_0408  # GNU as 2.40: "mrs x8, id_aa64pfr0_el1"
-HVC_0 = 0xD400_0002
+ID_AA64PFR0_EL1 = (3, 0, 0, 4, 0)
 
 PROGRAM = [
-    MRS_ID_AA64PFR0_EL1_X8,
-    mrs("ICC_SRE_EL1", 30),  # X30: unicorn's id is not X0 + 30
-    movz(1, GICD >> 16, 16),
-    movz(2, 0x13),  # GICD_CTLR: ARE_NS | EnableGrp1A | EnableGrp1
-    str_w(2, 1, 0x000),
-    movz(3, RD_BASE >> 16, 16),
-    str_w(XZR, 3, 0x014),  # GICR_WAKER = 0: the PE is awake
-    movz(4, SGI_BASE >> 16, 16),
-    movz(2, 0b10),  # SGI 1
-    str_w(2, 4, 0x080),  # GICR_IGROUPR0: Group 1
-    str_w(2, 4, 0x100),  # GICR_ISENABLER0
-    movz(2, 0xFF),
-    msr("ICC_PMR_EL1", 2),
-    movz(2, 1),
-    msr("ICC_IGRPEN1_EL1", 2),
-    movz(2, 0x0001),
-    movk(2, 0x0100, 16),  # INTID 1, target list {Aff0 = 0}: this vCPU
-    msr("ICC_SGI1R_EL1", 2),
-    mrs("ICC_IAR1_EL1", 5),
-    msr("ICC_EOIR1_EL1", 5),
-    mrs("ICC_IAR1_EL1", 6),
-    msr("ICC_PMR_EL1", XZR),
-    mrs("ICC_PMR_EL1", 7),
-    movz(0, PSCI_SYSTEM_OFF & 0xFFFF),
-    movk(0, PSCI_SYSTEM_OFF >> 16, 16),
-    HVC_0,
+    mrs(ID_AA64PFR0_EL1, 8),
+    mrs(icc("ICC_SRE_EL1"), 30),  # X30: unicorn's id is not X0 + 30
+    *mov64(1, GICD),
+    *mov64(2, 0x13),  # GICD_CTLR: ARE_NS | EnableGrp1A | EnableGrp1
+    str_w(2, 1),
+    *mov64(3, RD_BASE + 0x014),
+    str_w(XZR, 3),  # GICR_WAKER = 0: the PE is awake
+    *mov64(2, 0b10),  # SGI 1
+    *mov64(4, SGI_BASE + 0x080),
+    str_w(2, 4),  # GICR_IGROUPR0: Group 1
+    *mov64(4, SGI_BASE + 0x100),
+    str_w(2, 4),  # GICR_ISENABLER0
+    *mov64(2, 0xFF),
+    msr(icc("ICC_PMR_EL1"), 2),
+    *mov64(2, 1),
+    msr(icc("ICC_IGRPEN1_EL1"), 2),
+    *mov64(2, 0x0100_0001),  # INTID 1, target list {Aff0 = 0}: this vCPU
+    msr(icc("ICC_SGI1R_EL1"), 2),
+    mrs(icc("ICC_IAR1_EL1"), 5),
+    msr(icc("ICC_EOIR1_EL1"), 5),
+    mrs(icc("ICC_IAR1_EL1"), 6),
+    msr(icc("ICC_PMR_EL1"), XZR),
+    mrs(icc("ICC_PMR_EL1"), 7),
+    *psci(PSCI_SYSTEM_OFF),
 ]
 
 
@@ -99,14 +79,14 @@ def test_the_trapped_id_register_syndrome_decodes_to_its_mrs() -> None:
     # with EXCP_UDEF and this ESR (EC 0x18, IL, Op0 3, CRm 4, direction read).
     move = sysreg_move_from_syndrome(0x6230_0009)
     assert move.is_read and move.encoding == (3, 0, 0, 4, 0) and move.rt == 0
+    assert mrs(ID_AA64PFR0_EL1, 8) == 0xD538_0408  # GNU as 2.40: "mrs x8, id_aa64pfr0_el1"
 
 
 def test_a_bare_metal_guest_drives_the_gicv3_through_icc_registers() -> None:
     board = EmulatedBoard(GuestLayout(), Console())
     try:
         board.use_gicv3(LAYOUT, "test")
-        code = b"".join(word.to_bytes(4, "little") for word in PROGRAM)
-        entry = board.load(code, "gicv3 program")
+        entry = board.load(pack(PROGRAM), "gicv3 program")
         reason = board.loop.run(entry, time_limit=30)
         uc = board.vcpu.uc
         assert reason is StopReason.SYSTEM_OFF, board.vcpu.diagnostic
