@@ -156,3 +156,19 @@ def test_the_gicv2_adapter_injects_an_asserted_source_once() -> None:
     assert controller.acknowledged() == 1
     controller.drive(27, 0, False)
     assert vgic.cpu.read(GICC_IAR, 4) == 1023
+
+
+def test_an_undefined_instruction_that_is_no_icc_access_stays_the_guests() -> None:
+    board = EmulatedBoard(GuestLayout(), Console())
+    try:
+        board.use_gicv3(LAYOUT, "test")
+        udf = 0x0000_0000  # UDF #0: permanently undefined (Arm ARM C6.2)
+        entry = board.load(pack([udf, *psci(PSCI_SYSTEM_OFF)]), "udf program")
+        board.loop.run(entry, time_limit=30)
+        # Vectored into the guest's EL1 (VBAR_EL1 = 0: nothing there, so the run stops on
+        # the fetch), not served and not skipped by the VMM.
+        assert board.vcpu.exceptions_vectored == 1
+        assert board.vcpu.system_register_accesses == 0
+        assert board.vcpu.stop_reason is not StopReason.SYSTEM_OFF
+    finally:
+        board.close()
