@@ -7,6 +7,7 @@ model's own test checks against GNU as (``tests/devices/gicv3/test_gicv3_unicorn
 
 from __future__ import annotations
 
+import pytest
 from unicorn.arm64_const import (
     UC_ARM64_REG_X0,
     UC_ARM64_REG_X5,
@@ -158,12 +159,16 @@ def test_the_gicv2_adapter_injects_an_asserted_source_once() -> None:
     assert vgic.cpu.read(GICC_IAR, 4) == 1023
 
 
-def test_an_undefined_instruction_that_is_no_icc_access_stays_the_guests() -> None:
+@pytest.mark.parametrize(
+    "word",
+    [0x0000_0000, msr(ID_AA64PFR0_EL1, 0)],
+    ids=["udf #0", "msr id_aa64pfr0_el1, x0"],  # UDF: permanently undefined (Arm ARM C6.2)
+)
+def test_an_undefined_instruction_that_is_no_icc_access_stays_the_guests(word: int) -> None:
     board = EmulatedBoard(GuestLayout(), Console())
     try:
         board.use_gicv3(LAYOUT, "test")
-        udf = 0x0000_0000  # UDF #0: permanently undefined (Arm ARM C6.2)
-        entry = board.load(pack([udf, *psci(PSCI_SYSTEM_OFF)]), "udf program")
+        entry = board.load(pack([word, *psci(PSCI_SYSTEM_OFF)]), "undefined program")
         board.loop.run(entry, time_limit=30)
         # Vectored into the guest's EL1 (VBAR_EL1 = 0: nothing there, so the run stops on
         # the fetch), not served and not skipped by the VMM.

@@ -514,6 +514,8 @@ class Vcpu:
         if move is None or registers is None:
             return False
         if is_id_register(move.encoding):
+            if not move.is_read:
+                return False  # ID registers are read-only: a write stays undefined
             value = self.id_registers.get(move.encoding)
             if value is None:
                 try:
