@@ -35,6 +35,17 @@ def str_w(rt: int, rn: int) -> int:
     return 0xB9000000 | (rn << 5) | rt
 
 
+def mrs(encoding: tuple[int, int, int, int, int], rt: int) -> int:
+    """``mrs x<rt>, <sysreg>`` for ``encoding`` = (op0, op1, CRn, CRm, op2)."""
+    op0, op1, crn, crm, op2 = encoding
+    return 0xD5300000 | (op0 & 1) << 19 | op1 << 16 | crn << 12 | crm << 8 | op2 << 5 | rt
+
+
+def msr(encoding: tuple[int, int, int, int, int], rt: int) -> int:
+    """``msr <sysreg>, x<rt>`` (rt = 31: ``xzr``)."""
+    return mrs(encoding, rt) & ~(1 << 21)
+
+
 def psci(function_id: int, *args: int) -> list[int]:
     """A PSCI call over ``hvc``: the function ID in x0, arguments from x1."""
     words = mov64(0, function_id)

@@ -2,8 +2,9 @@
 
 The guest boots with libvmm's virtio_mmio client device tree
 (``../shared/realworld/libvmm/virtio_mmio/client_vm/linux.dts`` plus its
-``gic_v2_overlay.dts``), an initramfs from ``sel4vmm initramfs --modules`` and a ``/init``
-that reads sector 0 of ``/dev/vda``, prints its md5sum, writes sector 1 and powers off.
+``gic_v2_overlay.dts``, or its ``gic_v3_overlay.dts`` for the GICv3), an initramfs from
+``sel4vmm initramfs --modules`` and a ``/init`` that reads sector 0 of ``/dev/vda``, prints
+its md5sum, writes sector 1 and powers off.
 The test checks the checksum against the host's own (``hashlib``) and that the host file
 holds what the guest wrote.  ``Linux version 6.1`` is the first line of Linux 6.1's
 ``init/version.c`` banner (``linux_banner``).
@@ -95,6 +96,7 @@ def _boot(
     backends: VirtioBackends,
     console: str,
     modules: tuple[str, ...],
+    gic_overlay: str = "gic_v2_overlay.dts",
 ) -> RunResult:
     return run_guest(
         None,
@@ -102,7 +104,7 @@ def _boot(
         linux=LinuxBootFiles(
             initrd=_initramfs(tmp_path, console, modules),
             dts=CLIENT_VM / "linux.dts",
-            overlays=[CLIENT_VM / "gic_v2_overlay.dts", *overlays],
+            overlays=[CLIENT_VM / gic_overlay, *overlays],
             bootargs=bootargs,
         ),
         virtio=backends,
@@ -142,7 +144,10 @@ def test_linux_reads_and_writes_a_virtio_blk_disk(tmp_path: Path) -> None:
 @pytest.mark.slow
 @needs_debian
 @needs_libvmm
-def test_linux_console_on_hvc0_is_virtio_console(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "gic_overlay", ["gic_v2_overlay.dts", "gic_v3_overlay.dts"], ids=["gicv2", "gicv3"]
+)
+def test_linux_console_on_hvc0_is_virtio_console(tmp_path: Path, gic_overlay: str) -> None:
     disk = _disk(tmp_path)
     result = _boot(
         tmp_path,
@@ -151,6 +156,7 @@ def test_linux_console_on_hvc0_is_virtio_console(tmp_path: Path) -> None:
         backends=VirtioBackends(disk=disk, console=True),
         console=HVC0_REDIRECT,
         modules=("virtio_mmio", "virtio_blk", "virtio_console"),
+        gic_overlay=gic_overlay,
     )
     # The DTB has no PL011: everything the test sees came through virtio-console.
     assert "init on hvc0" in result.console_text, result.console_text[-3000:]

@@ -12,7 +12,8 @@ with the core's seL4 model underneath:
   frames, the GIC distributor and the DMA engine as fault-callback reservations;
 * one unicorn engine, address-map listener and virtual timer per vCPU (all engines map
   the same host memory, so the vCPUs share guest RAM without copies), the vGIC with one
-  virtual CPU interface per vCPU, the UART and DMA models, the DTB and the kernel image,
+  virtual CPU interface per vCPU (or a GICv3 where the guest's DTB puts one:
+  :meth:`EmulatedBoard.use_gicv3`), the UART and DMA models, the DTB and the kernel image,
   and the event loop that runs it all.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from unicorn.arm64_const import UC_ARM64_REG_PC, UC_ARM64_REG_PSTATE, UC_ARM64_REG_X0
@@ -29,6 +31,14 @@ from sel4vmm.backends.unicorn.cpu import Vcpu
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
 from sel4vmm.backends.unicorn.event_loop import EventLoop
 from sel4vmm.backends.unicorn.fault_pages import mmio_path_description
+from sel4vmm.backends.unicorn.gic_controller import (
+    Gicv2Controller,
+    Gicv3Controller,
+    InterruptControllerPort,
+    SpiLines,
+)
+from sel4vmm.backends.unicorn.gic_devicetree import check_gicv3_frames, gicv3_windows
+from sel4vmm.backends.unicorn.sysregs import ID_AA64PFR0_EL1, PFR0_GIC_SYSREGS
 from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
 from sel4vmm.backends.unicorn.virtio_devices import (
     ClaimedWindow,
@@ -40,9 +50,11 @@ from sel4vmm.boards import load_board
 from sel4vmm.devices.dma_engine import DMA_FRAME_SIZE, DmaEngine
 from sel4vmm.devices.gicv2 import DISTRIBUTOR_FRAME_SIZE, MAX_CPUS, Vgic
 from sel4vmm.devices.gicv2.lines import VgicLines
+from sel4vmm.devices.gicv3 import Gicv3Layout
 from sel4vmm.devices.irq import LevelSource
 from sel4vmm.devices.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.errors import Location, Sel4VmmError, read_user_file
+from sel4vmm.memory import Reservation
 from sel4vmm.sel4.arch import AARCH64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform
@@ -246,7 +258,13 @@ class EmulatedBoard:
         self.vgic = Vgic(on_eoi=self._on_eoi, on_signal=self._on_signal, num_cpus=layout.num_vcpus)
         self.uart = Pl011(console.write, irq_line=self._on_uart_line)
         #: The vGIC's SPIs as raise/lower lines, for the device models.
-        self.lines = VgicLines(self.vgic)
+        self.lines: SpiLines = VgicLines(self.vgic)
+        #: The interrupt controller the loop drives: the GICv2 until the guest's DTB asks
+        #: for a GICv3 (:meth:`use_gicv3`).
+        self.interrupts: InterruptControllerPort = Gicv2Controller(self.vgic)
+        self.gicv3: Gicv3Controller | None = None
+        self.gicv3_layout: Gicv3Layout | None = None
+        self._gicv2_reservations: list[Reservation] = []
         #: The virtio-mmio devices, once :meth:`attach_virtio` has read the guest's DTB.
         self.virtio = VirtioDevices()
         #: Reports the run makes without stopping (DMA reaching foreign memory).
@@ -274,7 +292,7 @@ class EmulatedBoard:
         self._map_guest()
         self.loop = EventLoop(
             self.vcpus,
-            self.vgic,
+            self.interrupts,
             self.address_maps,
             [LevelSource(layout.uart_intid, lambda: self.uart.irq_asserted)],
             wait_for_input=wait_for_input,
@@ -313,16 +331,19 @@ class EmulatedBoard:
             page_bits=layout.ram_page_bits,
         )
         for passthrough in (layout.uart, layout.gic_vcpu):
-            self.vm.map_device(
+            reservation = self.vm.map_device(
                 passthrough.guest_addr, passthrough.paddr, passthrough.size, label=passthrough.name
             )
-        memory.reserve_at(
+            if passthrough is layout.gic_vcpu:
+                self._gicv2_reservations.append(reservation)
+        distributor = memory.reserve_at(
             layout.gicd_base,
             DISTRIBUTOR_FRAME_SIZE,
             self.vgic.distributor_fault,
             layout.gicd_base,
             label="vgic distributor",
         )
+        self._gicv2_reservations.append(distributor)
         if layout.dma_base is not None:
             memory.reserve_at(
                 layout.dma_base,
@@ -336,15 +357,48 @@ class EmulatedBoard:
         """Guest-physical space the plan gives to RAM and to the devices already there."""
         layout = self.layout
         windows = [ClaimedWindow("guest RAM", layout.ram_base, layout.ram_size)]
-        windows += [
-            ClaimedWindow(m.name, m.guest_addr, m.size) for m in (layout.uart, layout.gic_vcpu)
-        ]
-        windows.append(
-            ClaimedWindow("the vGIC distributor", layout.gicd_base, DISTRIBUTOR_FRAME_SIZE)
-        )
+        windows.append(ClaimedWindow(layout.uart.name, layout.uart.guest_addr, layout.uart.size))
+        windows += self._gic_windows()
         if layout.dma_base is not None:
             windows.append(ClaimedWindow("the DMA engine", layout.dma_base, DMA_FRAME_SIZE))
         return windows
+
+    def _gic_windows(self) -> list[ClaimedWindow]:
+        layout = self.layout
+        if self.gicv3_layout is not None:
+            return gicv3_windows(self.gicv3_layout)
+        return [
+            ClaimedWindow(layout.gic_vcpu.name, layout.gic_vcpu.guest_addr, layout.gic_vcpu.size),
+            ClaimedWindow("the vGIC distributor", layout.gicd_base, DISTRIBUTOR_FRAME_SIZE),
+        ]
+
+    def use_gicv3(self, gic_layout: Gicv3Layout, source: str) -> None:
+        """Emulate a GICv3 where the guest's DTB puts it, instead of the board's GICv2.
+
+        Called once the final DTB is known and before its devices are attached: the GICv3's
+        frames are checked against what the plan already gives out (RAM, the UART, the DMA
+        engine), the GICv2's distributor and GICV passthrough are given back, the GICv3 is
+        reserved, and every vCPU serves its ICC_* registers, traps its ID registers to
+        report ``ID_AA64PFR0_EL1.GIC`` = 1, and takes its IRQ input from the GICv3.
+        """
+        if self.gicv3 is not None or self.virtio.transports:
+            raise ValueError("use_gicv3 comes once, before the DTB's devices are attached")
+        others = [w for w in self.claimed_windows() if w not in self._gic_windows()]
+        check_gicv3_frames(gic_layout, self.layout.num_vcpus, others, source)
+        for reservation in self._gicv2_reservations:
+            self.vm.memory.free(reservation)
+        self._gicv2_reservations = []
+        controller = Gicv3Controller(self.layout.num_vcpus, self.loop.signal)
+        controller.gic.attach(self.vm, gic_layout)
+        self.gicv3, self.gicv3_layout = controller, gic_layout
+        self.interrupts = self.loop.vgic = controller
+        self.lines = controller.spi_lines
+        native = int(self.vcpu.uc.cpr_read(*ID_AA64PFR0_EL1))
+        pfr0 = native & ~(0xF * PFR0_GIC_SYSREGS) | PFR0_GIC_SYSREGS
+        for vcpu in self.vcpus:
+            vcpu.irq_line = partial(controller.irq_pending, vcpu.index)
+            vcpu.irq_interface = None
+            vcpu.serve_system_registers(controller, {ID_AA64PFR0_EL1: pfr0})
 
     def attach_virtio(self, dtb: bytes, source: str, backends: VirtioBackends) -> None:
         """Serve the DTB's ``virtio,mmio`` nodes (:mod:`.virtio_devices`) on this VM."""

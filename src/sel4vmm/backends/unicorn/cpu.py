@@ -15,7 +15,10 @@ through its hooks, and this class routes them the way libvmm/libsel4vm do:
 * ``MSR`` of the virtual-timer registers is kept by :mod:`timer`; ``MRS`` runs natively
   (MPIDR from ``VMPIDR_EL2``, see :mod:`sysregs`); interrupts reach the guest through
   the virtual IRQ line (:meth:`Vcpu.update_virtual_irq`), which unicorn takes itself;
-* with several vCPUs, ``IC`` invalidations make the other engines retranslate.
+* with several vCPUs, ``IC`` invalidations make the other engines retranslate;
+* with a GICv3, the ICC_* system registers unicorn's CPU lacks (their undefined
+  instructions, from EL1) and the ID registers ``HCR_EL2.TID3`` traps are served by the
+  VMM (:meth:`Vcpu.serve_system_registers`) and the guest steps past them.
 
 A VM has one :class:`Vcpu` per vCPU, each its own unicorn instance over the same guest
 memory; the secondaries start powered off until the guest's PSCI ``CPU_ON`` (see
@@ -82,20 +85,31 @@ from sel4vmm.backends.unicorn.exceptions import (
 from sel4vmm.backends.unicorn.fault_pages import fault_pages_for
 from sel4vmm.backends.unicorn.fault_path import StageTwoFaults
 from sel4vmm.backends.unicorn.psci import CpuPower, PsciAction, handle_psci
+from sel4vmm.backends.unicorn.stage1 import translate
 from sel4vmm.backends.unicorn.syndrome import SyndromeReader
 from sel4vmm.backends.unicorn.sysregs import (
+    GUEST_HCR_EL2,
+    HCR_EL2,
+    HCR_TID3,
     SCTLR_EL1,
     SPSR_EL1,
     configure_guest_el1,
+    is_id_register,
     set_virtual_irq,
 )
 from sel4vmm.backends.unicorn.timer import SysReg, VirtualTimer
 from sel4vmm.backends.unicorn.traps import (
+    EC_SYSREG,
+    EXCP_UDEF,
     TrapAction,
+    TrappedSystemRegisters,
     carries_fault_address,
     classify,
     exception_name,
+    sysreg_move_from_syndrome,
 )
+from sel4vmm.devices.gicv3 import SysregMove, decode_sysreg_move
+from sel4vmm.errors import Sel4VmmError
 
 #: MPIDR_EL1's RES1 bit 31 (bit 30, U, clear: the vCPU is part of a multiprocessor system).
 MPIDR_RES1 = 1 << 31
@@ -155,6 +169,13 @@ class Vcpu:
         self.irq_interface: object | None = None
         self._virq = False
         self.virq_raised = 0
+        #: HCR_EL2 without VI (TID3 is added when the VMM serves ID registers).
+        self.hcr = GUEST_HCR_EL2
+        #: The system registers the VMM provides for this vCPU (a GICv3's ICC_*), and the
+        #: ID register values it reports instead of the CPU model's (with TID3 trapping).
+        self.system_registers: TrappedSystemRegisters | None = None
+        self.id_registers: dict[SysReg, int] = {}
+        self.system_register_accesses = 0
         self._read_pc = register_reader(self.uc, UC_ARM64_REG_PC)
         #: Fast readers of the register file diagnostics show.
         self._register_readers = [
@@ -283,7 +304,7 @@ class Vcpu:
         line = self.irq_line
         level = line() if line is not None else False
         if level != self._virq:
-            set_virtual_irq(self.uc, level)
+            set_virtual_irq(self.uc, level, self.hcr)
             self._virq = level
             self.virq_raised += level
 
@@ -351,7 +372,7 @@ class Vcpu:
             return
         if self._virq:
             # A pending virtual IRQ would be taken before the instruction runs again.
-            set_virtual_irq(self.uc, False)
+            set_virtual_irq(self.uc, False, self.hcr)
             self._virq = False
         self.running = True
         try:
@@ -393,6 +414,8 @@ class Vcpu:
         """An exception unicorn stopped at (see :mod:`traps`): PSCI, WFI, or the guest's."""
         pc = self.pc
         esr, far = self._syndrome.read()
+        if intno == EXCP_UDEF and self.system_registers is not None and self._serve(uc, pc, esr):
+            return
         action = classify(intno, esr)
         if action is TrapAction.PSCI:
             self._psci(uc, pc)  # unicorn reports HVC/SMC with the PC past the call
@@ -446,6 +469,76 @@ class Vcpu:
             # This vCPU stops; the event loop ends the run when no vCPU is left on.
             self.powered = False
             self.request_exit()
+
+    # -- system registers the CPU model lacks ---------------------------------------------
+    def serve_system_registers(
+        self, registers: TrappedSystemRegisters, id_registers: dict[SysReg, int]
+    ) -> None:
+        """Serve ``registers`` (a GICv3's ICC_*) from this vCPU's undefined instructions,
+        and trap EL1's ID register reads (``HCR_EL2.TID3``) to report ``id_registers``."""
+        self.system_registers = registers
+        self.id_registers = dict(id_registers)
+        self.hcr = GUEST_HCR_EL2 | HCR_TID3
+        self.uc.cpr_write(*HCR_EL2, self.hcr)
+        self._virq = False
+
+    def _read_u64(self, address: int) -> int | None:
+        try:
+            return int.from_bytes(self.vm.ram.read(address, 8), "little")
+        except Sel4VmmError:  # outside guest RAM: no descriptor there
+            return None
+
+    def _trapped_move(self, uc: AArch64Engine, pc: int, esr: int) -> SysregMove | None:
+        """The MRS/MSR this undefined instruction is, if the VMM may serve it."""
+        if (int(uc.reg_read(UC_ARM64_REG_PSTATE)) >> 2) & 3 != 1:
+            return None  # EL0's undefined instructions are the guest kernel's to handle
+        ec = esr >> 26
+        if ec == EC_SYSREG:
+            move = sysreg_move_from_syndrome(esr)
+            return move if move.is_read and is_id_register(move.encoding) else None
+        if ec != 0:
+            return None
+        physical = translate(uc, self._read_u64, pc)
+        if physical is None:
+            return None
+        try:
+            word = int.from_bytes(self.vm.ram.read(physical, 4), "little")
+        except Sel4VmmError:  # code outside guest RAM
+            return None
+        return decode_sysreg_move(word)
+
+    def _serve(self, uc: AArch64Engine, pc: int, esr: int) -> bool:
+        """Emulate a trapped or undefined MRS/MSR the VMM provides; False: not ours."""
+        move = self._trapped_move(uc, pc, esr)
+        registers = self.system_registers
+        if move is None or registers is None:
+            return False
+        if is_id_register(move.encoding):
+            if not move.is_read:
+                return False  # ID registers are read-only: a write stays undefined
+            value = self.id_registers.get(move.encoding)
+            if value is None:
+                try:
+                    value = int(uc.cpr_read(*move.encoding))
+                except UcError:
+                    value = 0  # a reserved ID encoding reads as zero
+            if move.rt != 31:
+                uc.reg_write(_GPR_IDS[move.rt], value)
+        elif move.is_read:
+            answer = registers.read_sysreg(self.index, move.encoding)
+            if answer is None:
+                return False
+            if move.rt != 31:
+                uc.reg_write(_GPR_IDS[move.rt], answer)
+        else:
+            value = 0 if move.rt == 31 else int(uc.reg_read(_GPR_IDS[move.rt]))
+            if not registers.write_sysreg(self.index, move.encoding, value):
+                return False
+        self.system_register_accesses += 1
+        uc.reg_write(UC_ARM64_REG_PC, pc + 4)
+        # An acknowledge drops the IRQ input at once, or the guest would take it again.
+        self.update_virtual_irq()
+        return True
 
     # -- code written by another vCPU ------------------------------------------------------
     def watch_instruction_cache(self) -> None:

@@ -44,10 +44,10 @@ from sel4vmm.backends.unicorn.address_map import UnicornAddressMap
 from sel4vmm.backends.unicorn.cpu import Vcpu
 from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.engine import UcError
+from sel4vmm.backends.unicorn.gic_controller import InterruptControllerPort
 from sel4vmm.backends.unicorn.psci import MPIDR_AFFINITY_MASK, AffinityState
 from sel4vmm.backends.unicorn.timer import VIRTUAL_TIMER_PPI
 from sel4vmm.backends.unicorn.watchdog import Watchdog
-from sel4vmm.devices.gicv2 import Vgic
 from sel4vmm.devices.irq import LevelSource
 
 #: emu_start's "until" address: one no A64 instruction can be fetched from (unaligned).
@@ -80,7 +80,7 @@ class EventLoop:
     def __init__(
         self,
         vcpus: list[Vcpu],
-        vgic: Vgic,
+        vgic: InterruptControllerPort,
         address_maps: list[UnicornAddressMap],
         sources: list[LevelSource],
         *,
@@ -145,11 +145,11 @@ class EventLoop:
 
     # -- interrupts -------------------------------------------------------------------------
     def sample_interrupts(self) -> None:
-        """Forward every asserted level source that is not already pending or active."""
+        """Drive every level source into the interrupt controller (GICv2: an asserted source
+        not already pending or active is injected; GICv3: the level is the input's)."""
         vgic = self.vgic
         for source in self.sources:
-            if source.asserted() and not vgic.is_in_flight(source.intid, source.cpu):
-                vgic.inject(source.intid, source.cpu)
+            vgic.drive(source.intid, source.cpu, source.asserted())
 
     def signal(self, cpu: int) -> None:
         """The vGIC loaded an interrupt for vCPU ``cpu``: make sure it gets to run soon.
@@ -164,8 +164,8 @@ class EventLoop:
             current.request_exit()
 
     def _count_deliveries(self) -> None:
-        """IRQs delivered: those the guest took and acknowledged (GICC_IAR)."""
-        self.stats.irqs_delivered = sum(cpu.acknowledged for cpu in self.vgic.cpus)
+        """IRQs delivered: those the guest took and acknowledged (GICC_IAR, ICC_IAR1_EL1)."""
+        self.stats.irqs_delivered = self.vgic.acknowledged()
 
     # -- slices -----------------------------------------------------------------------------
     def _preemptible(self) -> bool:
@@ -205,7 +205,7 @@ class EventLoop:
     def wake_pending(self) -> bool:
         """Whether an interrupt already waits for a powered-on vCPU (its WFI completes)."""
         self.sample_interrupts()
-        return any(self.vgic.cpus[v.index].irq_line() for v in self.vcpus if v.powered)
+        return any(self.vgic.irq_pending(v.index) for v in self.vcpus if v.powered)
 
     def next_deadline(self) -> int | None:
         """The earliest counter value at which a powered-on vCPU's timer fires, if any."""
@@ -321,7 +321,7 @@ class EventLoop:
                 continue
             if vcpu.waiting:
                 self.sample_interrupts()
-                if not self.vgic.cpus[vcpu.index].irq_line():
+                if not self.vgic.irq_pending(vcpu.index):
                     continue
                 vcpu.waiting = False
             ran = True

@@ -7,7 +7,9 @@ recognised (a gzip'd ``vmlinuz`` is inflated), placed by its header (``text_offs
 written through the VM's guest RAM.  The device tree is the user's (``--dtb``, or
 ``--dts`` with ``--overlay``s) or, without one, the board's own
 (:func:`~.devicetree.build_device_tree`), which describes exactly the devices this VMM
-emulates.
+emulates.  The final DTB's GIC node chooses the interrupt controller
+(:mod:`.gic_devicetree`): a GICv2 where the board has it, or a GICv3 wherever the tree puts
+it.
 
 A kernel is classified before anything runs (:func:`classify_kernel`): an arm64 Image
 boots by the Linux boot protocol, a file of no known format is a bare-metal binary
@@ -31,6 +33,7 @@ from unicorn.arm64_const import (
 )
 
 from sel4vmm.backends.unicorn.board import EmulatedBoard
+from sel4vmm.backends.unicorn.gic_devicetree import check_gicv2_placement, guest_gic
 from sel4vmm.backends.unicorn.sysregs import SPSR_EL1
 from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
 from sel4vmm.errors import Location, Sel4VmmError
@@ -116,6 +119,21 @@ def prepare_linux(board: EmulatedBoard, kernel: KernelImage, files: LinuxBootFil
     )
 
 
+def use_guest_gic(board: EmulatedBoard, dtb: bytes, source: str) -> None:
+    """Give the board the GIC the guest's final DTB describes (see :mod:`.gic_devicetree`)."""
+    gic = guest_gic(dtb, source)
+    if gic is None:
+        return
+    if gic.version == 3:
+        assert gic.gicv3 is not None
+        board.use_gicv3(gic.gicv3, source)
+        return
+    layout = board.layout
+    check_gicv2_placement(
+        gic, layout.gicd_base, layout.gic_vcpu.guest_addr, "the emulated qemu-virt board", source
+    )
+
+
 def load_linux(
     board: EmulatedBoard,
     kernel: KernelImage,
@@ -129,6 +147,7 @@ def load_linux(
     boot = prepare_linux(board, kernel, files)
     assert boot.boot_data is not None
     source = str(files.dts or files.dtb or "the emulated board's device tree")
+    use_guest_gic(board, boot.boot_data, source)
     board.attach_virtio(boot.boot_data, source, virtio or VirtioBackends())
     load_boot(board.vm.ram, boot)
     state = boot.boot_state

@@ -13,6 +13,12 @@ the numbers the VMM sees are:
   faulting instruction) and 7 ``EXCP_BKPT`` (``BRK``, Linux's ``BUG()``): vectored into
   the guest's EL1 with the syndrome and fault address QEMU computed (:mod:`syndrome`).
 
+With a GICv3 (which unicorn's CPU models lack) two more undefined instructions are the
+VMM's, not the guest's, when they come from EL1: syndrome EC 0x00 at an ``MRS``/``MSR`` of an
+ICC_* register (the CPU has no such register), and EC 0x18 at an ``MRS`` of an ID register
+that ``HCR_EL2.TID3`` traps to the hypervisor (the syndrome names the register and Rt).  The
+vCPU serves those through :class:`TrappedSystemRegisters` and steps past them.
+
 QEMU numbers them without a 10 (``EXCP_KERNEL_TRAP`` is 9, ``EXCP_HVC`` 11): the names
 below follow ``target/arm/cpu.h`` of unicorn 2.1.4.
 """
@@ -20,8 +26,10 @@ below follow ``target/arm/cpu.h`` of unicorn 2.1.4.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Protocol
 
 from sel4vmm.backends.unicorn.exceptions import EC_WFX
+from sel4vmm.devices.gicv3 import SysregMove
 
 EXCP_UDEF = 1
 EXCP_SWI = 2
@@ -30,6 +38,9 @@ EXCP_DATA_ABORT = 4
 EXCP_BKPT = 7
 EXCP_HVC = 11
 EXCP_SMC = 13
+
+#: Syndrome EC of a trapped MSR, MRS or system instruction (Arm ARM, ESR_ELx).
+EC_SYSREG = 0x18
 
 #: ``#define EXCP_...`` of unicorn 2.1.4's ``qemu/target/arm/cpu.h``, by number.
 EXCEPTION_NAMES = {
@@ -84,3 +95,25 @@ def carries_fault_address(intno: int) -> bool:
 
 def exception_name(intno: int) -> str:
     return EXCEPTION_NAMES.get(intno, f"exception {intno}")
+
+
+def sysreg_move_from_syndrome(esr: int) -> SysregMove:
+    """The MRS/MSR an EC 0x18 syndrome describes (ISS: Op0 [21:20], Op2 [19:17], Op1
+    [16:14], CRn [13:10], Rt [9:5], CRm [4:1], Direction [0], 1 = read)."""
+    op0, op2, op1 = esr >> 20 & 3, esr >> 17 & 7, esr >> 14 & 7
+    crn, rt, crm = esr >> 10 & 0xF, esr >> 5 & 0x1F, esr >> 1 & 0xF
+    return SysregMove(bool(esr & 1), (op0, op1, crn, crm, op2), rt)
+
+
+class TrappedSystemRegisters(Protocol):
+    """System registers the VMM provides because the CPU model has none (a GICv3's ICC_*).
+
+    ``read_sysreg`` answers None and ``write_sysreg`` False for a register that is not
+    theirs: the access then stays the guest's undefined instruction.
+    """
+
+    def read_sysreg(self, cpu: int, encoding: tuple[int, int, int, int, int]) -> int | None: ...
+
+    def write_sysreg(
+        self, cpu: int, encoding: tuple[int, int, int, int, int], value: int
+    ) -> bool: ...

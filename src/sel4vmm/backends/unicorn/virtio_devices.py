@@ -7,7 +7,7 @@ guest boots with, checks each against the VM's plan (a window over guest RAM, ov
 passthrough or emulated device, or over another virtio node is refused, naming the node),
 and attaches a :class:`~sel4vmm.devices.virtio.mmio.VirtioMmioTransport` per node as a
 fault-callback reservation, its interrupt an SPI of the vGIC through
-:class:`~sel4vmm.devices.gicv2.lines.VgicLines`.
+:class:`~.gic_controller.SpiLines` (the GICv2's ``VgicLines`` or the GICv3's).
 
 Which device serves which node: a node whose name says ``console``, ``blk``/``block`` or
 ``net`` serves that device; the other backends take the remaining nodes in address order.
@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sel4vmm.backends.unicorn.gic_controller import SpiLines
 from sel4vmm.devices.gicv2 import NUM_PRIVATE
-from sel4vmm.devices.gicv2.lines import VgicLines
 from sel4vmm.devices.virtio.block import VirtioBlock
 from sel4vmm.devices.virtio.console import VirtioConsole
 from sel4vmm.devices.virtio.device import DeviceContext, VirtioDevice
@@ -234,7 +234,7 @@ class VirtioDevices:
 
 def attach_virtio(
     vm: VirtualMachine,
-    lines: VgicLines,
+    lines: SpiLines,
     dtb: bytes,
     source: str,
     backends: VirtioBackends,
