@@ -70,6 +70,8 @@ class RunResult:
     #: many fault-path accesses the C trampoline finished without the Python callbacks.
     mmio_path: str = ""
     trampoline_accesses: int = 0
+    #: The virtio-net card (``--net``): MAC, peer, frame counters; None without one.
+    network: dict[str, object] | None = None
 
     @property
     def console_text(self) -> str:
@@ -274,4 +276,5 @@ def run_guest(
         trampoline_accesses=sum(
             vcpu.trampolines.fast_accesses for vcpu in board.vcpus if vcpu.trampolines
         ),
+        network=board.virtio.net.report() if board.virtio.net is not None else None,
     )
