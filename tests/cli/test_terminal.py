@@ -27,3 +27,22 @@ def test_sigterm_and_sigint_set_the_flag_and_the_handlers_come_back() -> None:
     assert flag.received == signal.SIGINT
     flag.restore()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_ctrl_a_n_moves_the_focus_and_keys_stay_with_the_vm_they_were_typed_to() -> None:
+    told: list[str] = []
+    terminal = TerminalSession(["vm_a", "vm_b", "vm_c"], told.append)
+    terminal.feed(b"ab\x01nc")
+    terminal.feed(b"\x01")
+    terminal.feed(b"Nd\x01nx")
+    assert told == ["vm_b", "vm_c", "vm_a"]
+    assert terminal.take_routed() == [(0, b"ab"), (1, b"c"), (2, b"d"), (0, b"x")]
+    assert terminal.wait(0) is False  # everything was taken
+    assert not terminal.escaped
+
+
+def test_with_one_console_ctrl_a_n_types_n_as_before() -> None:
+    terminal = TerminalSession()
+    terminal.feed(b"a\x01nb")
+    assert terminal.take() == b"anb"  # the prefix is dropped, the N reaches the guest
+    assert terminal.wait(0) is False

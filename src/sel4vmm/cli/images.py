@@ -35,6 +35,7 @@ from sel4vmm.cli.options import (
     OutOption,
     OverlayOption,
     VmOption,
+    single_vm,
 )
 from sel4vmm.errors import Sel4VmmError, read_user_file
 
@@ -367,7 +368,7 @@ def register(app: typer.Typer) -> None:
         )
         ok = run_images(
             spec,
-            vm_name=vm,
+            vm_name=single_vm(vm, "images"),
             kernel=kernel,
             initrd=initrd,
             dtb=dtb,

@@ -36,6 +36,7 @@ from sel4vmm.cli.options import (
     TimeoutOption,
     UntilOption,
     VmOption,
+    single_vm,
 )
 from sel4vmm.errors import Location, Sel4VmmError
 
@@ -109,10 +110,11 @@ def kvm_boot(
             "no kernel given",
             fix="pass --kernel FILE: a bzImage (/boot/vmlinuz-*) or an ELF vmlinux",
         )
+    vm_name = single_vm(vm, "kvm-boot")
     err_console = Console(stderr=True, highlight=False)
     limit = DEFAULT_TIMEOUT if timeout is None else timeout
     if system is None:
-        options = (("--vm", vm), ("--board", board), ("-D", define), ("-I", include))
+        options = (("--vm", vm_name), ("--board", board), ("-D", define), ("-I", include))
         given = [name for name, value in options if value]
         if given:
             raise Sel4VmmError(
@@ -122,7 +124,7 @@ def kvm_boot(
         outcome = _boot_invented(kernel, initrd, bootargs, ram_size, limit, until, err_console)
     else:
         outcome = _boot_configured(
-            _ConfiguredRequest(system, vm, board, define or [], include or [], ram_size),
+            _ConfiguredRequest(system, vm_name, board, define or [], include or [], ram_size),
             kernel,
             initrd,
             bootargs,

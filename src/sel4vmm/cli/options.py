@@ -114,9 +114,30 @@ MicrokitOption = Annotated[
     ),
 ]
 VmOption = Annotated[
-    str | None,
-    typer.Option("--vm", metavar="NAME", help="The virtual machine to use when there are several."),
+    list[str] | None,
+    typer.Option(
+        "--vm",
+        metavar="NAME",
+        help="The virtual machine to use when there are several (run: repeatable, the VMs "
+        "that run together; the other commands take one).",
+    ),
 ]
+
+
+def single_vm(names: list[str] | None, command: str) -> str | None:
+    """The one ``--vm`` of a command that works on one VM; a second is an error, never
+    silently dropped (``run`` is the command that takes several)."""
+    if not names:
+        return None
+    if len(names) > 1:
+        raise Sel4VmmError(
+            f"{command} works on one VM, and --vm was given {len(names)} times "
+            f"({', '.join(names)})",
+            fix=f"pass one --vm NAME to {command} (sel4vmm run takes several)",
+        )
+    return names[0]
+
+
 RamSizeOption = Annotated[
     int | None,
     _size_option(

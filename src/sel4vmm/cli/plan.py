@@ -20,6 +20,7 @@ from sel4vmm.cli.options import (
     JsonOption,
     RamSizeOption,
     VmOption,
+    single_vm,
 )
 from sel4vmm.errors import Location, Sel4VmmError
 
@@ -111,18 +112,19 @@ def plan(
     from sel4vmm.plan import plan_system
     from sel4vmm.plan.document import plan_json
 
+    vm_name = single_vm(vm, "plan")
     spec = read_configuration(
         file, arch=arch, board=board, defines=define or (), includes=include or ()
     )
-    if vm is not None and vm not in [v.name for v in spec.vms]:
+    if vm_name is not None and vm_name not in [v.name for v in spec.vms]:
         names = ", ".join(v.name for v in spec.vms) or "none"
-        raise Sel4VmmError(f"{file}: no VM named '{vm}'", fix=f"the VMs are: {names}")
+        raise Sel4VmmError(f"{file}: no VM named '{vm_name}'", fix=f"the VMs are: {names}")
     root_task = _root_task_image(loader_image) if loader_image is not None else None
     result = plan_system(spec, board=board, ram_size=ram_size, root_task=root_task)
     if html is not None or svg is not None:
         from sel4vmm.cli.picture import memory_map_page, memory_map_svg
 
-        document = plan_json(result, vm)
+        document = plan_json(result, vm_name)
         windows = [
             {"name": r.name, "base": r.base, "size": r.size}
             for r in result.board.memory_ranges()
@@ -133,11 +135,11 @@ def plan(
         if svg is not None:
             _write(svg, memory_map_svg(document, windows), "SVG image")
     if as_json:
-        typer.echo(json.dumps(plan_json(result, vm), indent=2))
+        typer.echo(json.dumps(plan_json(result, vm_name), indent=2))
     else:
         from sel4vmm.cli.render import make_console
 
-        print_plan(make_console(), result, vm)
+        print_plan(make_console(), result, vm_name)
     if result.has_errors:
         raise typer.Exit(1)
 

@@ -47,9 +47,11 @@ from sel4vmm.cli.options import (
     BootargsOption,
     ConsoleKind,
     ConsoleOption,
+    DefineOption,
     DiskOption,
     DtbOption,
     DtsOption,
+    IncludeOption,
     InitrdOption,
     InputOption,
     JsonOption,
@@ -57,6 +59,7 @@ from sel4vmm.cli.options import (
     LogOption,
     NetKind,
     NetOption,
+    OutOption,
     OverlayOption,
     PoolsOption,
     RamSizeOption,
@@ -66,6 +69,7 @@ from sel4vmm.cli.options import (
     UntilOption,
     VcpusOption,
     VmOption,
+    single_vm,
 )
 from sel4vmm.cli.terminal import SignalFlag, TerminalSession
 from sel4vmm.errors import Sel4VmmError
@@ -116,6 +120,8 @@ def run(
     overlay: OverlayOption = None,
     bootargs: BootargsOption = None,
     vm: VmOption = None,
+    define: DefineOption = None,
+    include: IncludeOption = None,
     until: UntilOption = None,
     qemu: Annotated[
         str | None,
@@ -130,6 +136,7 @@ def run(
     ram_size: RamSizeOption = None,
     send: InputOption = None,
     log: LogOption = None,
+    out: OutOption = None,
     timeout: TimeoutOption = None,
     vcpus: VcpusOption = None,
     as_json: JsonOption = False,
@@ -145,6 +152,13 @@ def run(
     names the peer of the virtio-net card on its net node (default: the VMM's switch).
     The emulator's default kernel is Debian's arm64 kernel from ./install.sh with a
     busybox initramfs; its default --timeout is 300 s without a terminal.
+
+    A system of several VMs runs them all together on one emulated board (or those
+    named by --vm, repeatable; -D/-I for CAmkES files), each with the same --kernel and
+    Linux options, in the system's schedule (Microkit priority, budget, period).  Each
+    console line is labelled [vm]; --log FILE takes the whole labelled console, --out
+    DIR also writes each VM's console to DIR/<vm>.log (with --json and no --out, to a
+    temporary directory).  Typed keys go to the focused VM; Ctrl-A N moves the focus.
     """
     if backend == "qemu":
         emulator_only = {
@@ -158,6 +172,9 @@ def run(
             "--read-only": read_only,
             "--console": console != "pl011",
             "--net": net is not None,
+            "--out": out is not None,
+            "-D/--define": bool(define),
+            "-I/--include": bool(include),
         }
         given = [name for name, used in emulator_only.items() if used]
         if given:
@@ -180,7 +197,7 @@ def run(
                 dts,
                 overlay or [],
                 bootargs,
-                vm,
+                single_vm(vm, "run --backend qemu"),
                 until,
                 qemu,
                 log,
@@ -200,7 +217,11 @@ def run(
         vcpus=vcpus,
         until=until,
         as_json=as_json,
-        vm=vm,
+        vm=vm[0] if vm and len(vm) == 1 else None,
+        vms=list(vm or []),
+        defines=list(define or []),
+        includes=list(include or []),
+        out=out,
         smmu=smmu,
         virtio=_virtio_backends(disk, read_only, console, net),
     )
@@ -242,6 +263,11 @@ class EmulatorRequest:
     vm: str | None = None
     smmu: bool = False
     virtio: VirtioBackends = field(default_factory=VirtioBackends)
+    #: Several VMs (``--vm`` repeated), CAmkES ``-D``/``-I``, per-VM logs (``--out``).
+    vms: list[str] = field(default_factory=list)
+    defines: list[str] = field(default_factory=list)
+    includes: list[Path] = field(default_factory=list)
+    out: Path | None = None
 
 
 def run_on_emulator(request: EmulatorRequest) -> int:
@@ -256,6 +282,16 @@ def run_on_emulator(request: EmulatorRequest) -> int:
             if linux.initrd is None:
                 initrd = build_marker_initramfs(debian.busybox, Path(scratch))
                 linux = replace(linux, initrd=initrd)
+        from sel4vmm.cli.run_several import run_several, runs_several
+
+        if runs_several(request):
+            return run_several(request, kernel, linux)
+        if request.out is not None:
+            raise Sel4VmmError(
+                "--out is where a run of several VMs writes each VM's console, and this "
+                "run has one VM",
+                fix="use --log FILE for one VM's console",
+            )
         log_path = request.log
         if request.as_json and log_path is None:
             log_path = Path(tempfile.mkstemp(prefix="sel4vmm-console-", suffix=".log")[1])

@@ -14,7 +14,14 @@ from typing import Annotated
 
 import typer
 
-from sel4vmm.cli.options import BoardOption, JsonOption, RamSizeOption, VmOption, parse_size
+from sel4vmm.cli.options import (
+    BoardOption,
+    JsonOption,
+    RamSizeOption,
+    VmOption,
+    parse_size,
+    single_vm,
+)
 from sel4vmm.errors import Sel4VmmError, read_user_file
 from sel4vmm.plan.untyped_mmios import (
     MAX_LOG_BYTES,
@@ -86,7 +93,7 @@ def untyped_mmios(
 
     Without a log the board model's boot untyped are used (``--board``); ``--vm`` names
     the VM instance the lines are for (default ``vm0``)."""
-    vm = vm or "vm0"
+    vm_name = single_vm(vm, "untyped-mmios") or "vm0"
     if not ram:
         raise Sel4VmmError("--ram BASE:SIZE is required", fix="e.g. --ram 0x40000000:512M")
     base, size = parse_ram(ram)
@@ -116,7 +123,7 @@ def untyped_mmios(
         typer.echo(json.dumps(document, indent=2))
         return
     typer.echo(f"// guest RAM {base:#x}-{base + size:#x} from the untyped of {source}")
-    for line in result.camkes_lines(vm):
+    for line in result.camkes_lines(vm_name):
         typer.echo(line)
     typer.echo(
         f"// pool size left: {result.pool_count} untyped of 2^{result.pool_bits} in kernel RAM "

@@ -205,22 +205,29 @@ class EmulatedBoard:
         *,
         wait_for_input: Callable[[float], bool] | None = None,
         interactive: bool | None = None,
+        platform: Sel4Platform | None = None,
+        clock: GuestClock | None = None,
     ) -> None:
+        """One VM alone on its board, or — given the ``platform`` (with its physical
+        memory) and the ``clock`` of a board that several VMs share
+        (:class:`~.system.EmulatedSystem`) — one VM of several."""
         check_vcpus(layout)
         self.layout = layout
         self.console = console
-        self.physmem = board_physical_memory()
-        # 1:1 guest RAM is reserved from the kernel (it becomes device untyped); otherwise
-        # the first 16 MiB of board RAM hold seL4 and the VMM, so pool frames never sit at
-        # the guest's own addresses.
-        guest_ram = MemoryRange(layout.ram_base, layout.ram_size, name="vm-memory")
-        self.platform = Sel4Platform(
-            self.physmem,
-            AARCH64,
-            reserved=[] if layout.one_to_one else [MemoryRange(QEMU_VIRT_RAM, 16 << 20)],
-            device_reserved=[guest_ram] if layout.one_to_one else [],
-            board_name="qemu-virt",
-        )
+        if platform is None:
+            # 1:1 guest RAM is reserved from the kernel (it becomes device untyped);
+            # otherwise the first 16 MiB of board RAM hold seL4 and the VMM, so pool
+            # frames never sit at the guest's own addresses.
+            guest_ram = MemoryRange(layout.ram_base, layout.ram_size, name="vm-memory")
+            platform = Sel4Platform(
+                board_physical_memory(),
+                AARCH64,
+                reserved=[] if layout.one_to_one else [MemoryRange(QEMU_VIRT_RAM, 16 << 20)],
+                device_reserved=[guest_ram] if layout.one_to_one else [],
+                board_name="qemu-virt",
+            )
+        self.platform = platform
+        self.physmem = platform.physmem
         frames = [DeviceFramesRequest(m.paddr, m.size, 12) for m in (layout.uart, layout.gic_vcpu)]
         self.vm = VirtualMachine.create(
             layout.name,
@@ -230,7 +237,7 @@ class EmulatedBoard:
             device_frames=frames,
             num_vcpus=layout.num_vcpus,
         )
-        self.clock = GuestClock()
+        self.clock = GuestClock() if clock is None else clock
         self.timers = [VirtualTimer(self.clock) for _ in range(layout.num_vcpus)]
         #: Which path emulated MMIO takes on this board (C trampoline or pure Python).
         self.mmio_path = mmio_path_description()

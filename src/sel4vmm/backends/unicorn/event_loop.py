@@ -36,6 +36,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from unicorn.arm64_const import UC_ARM64_REG_PC
 
@@ -60,6 +61,14 @@ class LevelSource:
     intid: int
     asserted: Callable[[], bool]
     cpu: int = 0
+
+
+class Round(Enum):
+    """What one :meth:`EventLoop.step` did."""
+
+    RAN = "ran"
+    IDLE = "idle"
+    STOPPED = "stopped"
 
 
 @dataclass
@@ -114,6 +123,13 @@ class EventLoop:
         self.current: Vcpu | None = None
         #: The vCPU whose stop ended the run.
         self.stopped_by: Vcpu | None = None
+        #: Other VMs share the host CPU (:mod:`.system_loop`): every slice is counted, so
+        #: the VM gives up the CPU after its slice even when nothing else in it would
+        #: preempt it.
+        self.shares_cpu = False
+        self._started = time.monotonic()
+        self._time_limit: float | None = None
+        self._watchdog: Watchdog | None = None
 
     # -- PSCI power control (CpuPower) -------------------------------------------------------
     def _by_mpidr(self, mpidr: int) -> Vcpu | None:
@@ -164,6 +180,8 @@ class EventLoop:
     def _preemptible(self) -> bool:
         """Whether something may need the running vCPU to stop: another vCPU wanting its
         turn, a timer, or a terminal."""
+        if self.shares_cpu:
+            return True
         runnable = 0
         for vcpu in self.vcpus:
             if vcpu.powered:
@@ -187,44 +205,73 @@ class EventLoop:
             self.stats.mode_switches += 1
         return self.slice_instructions if counting else 0
 
-    def _stop_slice(self) -> None:
+    def stop_slice(self) -> None:
+        """Stop the slice running now, if any (the watchdog, from its own thread)."""
         current = self.current
         if current is not None and current.running:
             current.uc.emu_stop()
 
+    def wake_pending(self) -> bool:
+        """Whether an interrupt already waits for a powered-on vCPU (its WFI completes)."""
+        self.sample_interrupts()
+        return any(self.vgic.cpus[v.index].irq_line() for v in self.vcpus if v.powered)
+
+    def next_deadline(self) -> int | None:
+        """The earliest counter value at which a powered-on vCPU's timer fires, if any."""
+        deadlines = [
+            d for v in self.vcpus if v.powered and (d := v.timer.next_deadline()) is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    def wake_all(self) -> None:
+        """End every vCPU's WFI wait: WFI may complete without a reason (Arm ARM)."""
+        for vcpu in self.vcpus:
+            vcpu.waiting = False
+
+    def stop(self, reason: StopReason, message: str | None = None) -> None:
+        """Stop the VM from outside its slices (the run's time limit, a signal, a system
+        loop ending every VM), with a diagnostic saying ``message`` if one is given; a VM
+        that has stopped keeps its first reason."""
+        if self.stopped_by is not None:
+            return
+        vcpu = next((v for v in self.vcpus if v.powered), self.vcpus[0])
+        if vcpu.stop_reason is None:
+            diagnostic = None
+            if message is not None:
+                diagnostic = GuestDiagnostic(message, pc=vcpu.pc, registers=vcpu.registers())
+            vcpu.stop(reason, diagnostic)
+        self.stopped_by = vcpu
+
+    def idle_forever(self) -> None:
+        """Nothing can ever wake the VM: stop it as :attr:`StopReason.IDLE_FOREVER`."""
+        vcpu = next((v for v in self.vcpus if v.powered), self.vcpus[0])
+        self.stop(
+            StopReason.IDLE_FOREVER,
+            f"{vcpu.vm.name}: the guest executed WFI with no timer armed, no interrupt "
+            "pending and no input to come",
+        )
+
     def _idle(self) -> None:
         """Every powered-on vCPU executed WFI: wake them by the next event, or stop the VM
         if none can come."""
-        self.sample_interrupts()
-        powered = [v for v in self.vcpus if v.powered]
-        if any(self.vgic.cpus[v.index].irq_line() for v in powered):
+        if self.wake_pending():
             return  # an interrupt is already waiting: WFI completes at once
-        deadlines = [d for v in powered if (d := v.timer.next_deadline()) is not None]
-        if deadlines:
+        deadline = self.next_deadline()
+        if deadline is not None:
             clock = self.vcpu.timer.clock
             if self.interactive and self._wait_for_input is not None:
                 # Someone types at a terminal: idle at wall-clock pace (up to the deadline)
                 # so keys arrive when they are typed and the host does not spin.
-                ahead = clock.ticks_to_seconds(min(deadlines) - clock.now())
+                ahead = clock.ticks_to_seconds(deadline - clock.now())
                 if self._wait_for_input(min(max(ahead, 0.0), self.input_poll_seconds)):
                     return
-            clock.advance_to(min(deadlines))
+            clock.advance_to(deadline)
             self.stats.idle_skips += 1
             return
         if self._wait_for_input is not None and self._wait_for_input(self.input_poll_seconds):
             return
         if not self.interactive:
-            vcpu = powered[0]
-            vcpu.stop(
-                StopReason.IDLE_FOREVER,
-                GuestDiagnostic(
-                    f"{vcpu.vm.name}: the guest executed WFI with no timer armed, no "
-                    "interrupt pending and no input to come",
-                    pc=vcpu.pc,
-                    registers=vcpu.registers(),
-                ),
-            )
-            self.stopped_by = vcpu
+            self.idle_forever()
 
     def _check_stop(self, vcpu: Vcpu) -> None:
         for check in self.stop_checks:
@@ -236,54 +283,85 @@ class EventLoop:
     def run(self, entry: int, *, time_limit: float | None = None) -> StopReason:
         """Run from ``entry`` on vCPU 0 until the guest stops (or ``time_limit`` host
         seconds pass)."""
-        watchdog = Watchdog(self._stop_slice)
+        watchdog = Watchdog(self.stop_slice)
         try:
-            return self._run(entry, time_limit, watchdog)
+            self.begin(entry, time_limit=time_limit, watchdog=watchdog)
+            while (outcome := self.step()) is not Round.STOPPED:
+                if outcome is Round.IDLE:
+                    self._idle()
+                    self.wake_all()
+            return self.finish()
         finally:
             watchdog.close()
 
-    def _run(self, entry: int, time_limit: float | None, watchdog: Watchdog) -> StopReason:
+    # -- stepping (one VM of several: :mod:`.system_loop`) -------------------------------------
+    def begin(
+        self,
+        entry: int,
+        *,
+        time_limit: float | None = None,
+        watchdog: Watchdog | None = None,
+        started: float | None = None,
+    ) -> None:
+        """Prepare to :meth:`step` from ``entry`` on vCPU 0.
+
+        ``time_limit`` host seconds from ``started`` (default: now) end the run;
+        ``watchdog`` stops a free-running slice at that limit (several VMs share one:
+        its stop function calls :meth:`stop_slice` of each).
+        """
         self.vcpu.uc.reg_write(UC_ARM64_REG_PC, entry)
-        started = time.monotonic()
-        while self.stopped_by is None:
-            ran = False
-            for vcpu in self.vcpus:
-                if not vcpu.powered:
+        self._started = time.monotonic() if started is None else started
+        self._time_limit = time_limit
+        self._watchdog = watchdog
+
+    def step(self) -> Round:
+        """One round: a slice of every powered-on vCPU that is not idle in WFI.
+
+        :attr:`Round.RAN` when a vCPU ran, :attr:`Round.IDLE` when every powered-on
+        vCPU waits in WFI with nothing pending (the caller decides how time passes:
+        :meth:`run` skips to the next timer deadline), :attr:`Round.STOPPED` once the VM
+        has stopped (then :meth:`finish`).
+        """
+        if self.stopped_by is not None:
+            return Round.STOPPED
+        ran = False
+        for vcpu in self.vcpus:
+            if not vcpu.powered:
+                continue
+            if vcpu.waiting:
+                self.sample_interrupts()
+                if not self.vgic.cpus[vcpu.index].irq_line():
                     continue
-                if vcpu.waiting:
-                    self.sample_interrupts()
-                    if not self.vgic.cpus[vcpu.index].irq_line():
-                        continue
-                    vcpu.waiting = False
-                ran = True
-                self._slice(vcpu, started, time_limit, watchdog)
-                self._check_stop(vcpu)
-                if vcpu.stop_reason is not None:
-                    vcpu.settle_diagnostic()
-                    self.stopped_by = vcpu
-                    break
-            if self.stopped_by is not None:
-                break
-            if not any(v.powered for v in self.vcpus):
-                last = self.vcpus[0]
-                last.stop(StopReason.CPU_OFF)
-                self.stopped_by = last
-                break
-            if not ran:
-                self._check_stop(self.vcpus[0])
-                if self.vcpus[0].stop_reason is not None:
-                    self.stopped_by = self.vcpus[0]
-                    break
-                self._idle()
-                for vcpu in self.vcpus:
-                    vcpu.waiting = False  # WFI may complete without a reason (Arm ARM)
+                vcpu.waiting = False
+            ran = True
+            self._slice(vcpu, self._started, self._time_limit, self._watchdog)
+            self._check_stop(vcpu)
+            if vcpu.stop_reason is not None:
+                vcpu.settle_diagnostic()
+                self.stopped_by = vcpu
+                return Round.STOPPED
+        if not any(v.powered for v in self.vcpus):
+            last = self.vcpus[0]
+            last.stop(StopReason.CPU_OFF)
+            self.stopped_by = last
+            return Round.STOPPED
+        if not ran:
+            self._check_stop(self.vcpus[0])
+            if self.vcpus[0].stop_reason is not None:
+                self.stopped_by = self.vcpus[0]
+                return Round.STOPPED
+            return Round.IDLE
+        return Round.RAN
+
+    def finish(self) -> StopReason:
+        """Settle the address maps of a stopped VM and say why it stopped."""
         for address_map in self.address_maps:
             address_map.apply_queued()
         assert self.stopped_by is not None and self.stopped_by.stop_reason is not None
         return self.stopped_by.stop_reason
 
     def _slice(
-        self, vcpu: Vcpu, started: float, time_limit: float | None, watchdog: Watchdog
+        self, vcpu: Vcpu, started: float, time_limit: float | None, watchdog: Watchdog | None
     ) -> None:
         """One slice of ``vcpu``: deliver its IRQ, run it, and settle how it stopped."""
         uc = vcpu.uc
@@ -304,9 +382,9 @@ class EventLoop:
         self.current = vcpu
         # A counted slice ends by itself and the time limit is checked after it; only a
         # free-running one needs the watchdog (arming it costs a lock hand-off per slice).
-        guarded = time_limit is not None and not count
+        guarded = time_limit is not None and not count and watchdog is not None
         if guarded:
-            assert time_limit is not None
+            assert time_limit is not None and watchdog is not None
             watchdog.arm(max(time_limit - (time.monotonic() - started), 0.0))
         try:
             vcpu.until = _NEVER
@@ -329,6 +407,7 @@ class EventLoop:
             address_map.running = False
             self.current = None
             if guarded:
+                assert watchdog is not None
                 watchdog.disarm()
         self.stats.slices += 1
         if count and vcpu.stop_reason is None and not vcpu.exit_requested:

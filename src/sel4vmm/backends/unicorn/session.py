@@ -109,7 +109,11 @@ def layout_from_system(path: Path, vm_name: str | None = None) -> GuestLayout:
     one at the UART's physical address is the console and the one at the GIC's virtual
     CPU interface is the guest's GICC.  The VM's vCPU count is the configuration's.
     """
-    vm = _load_vm(path, vm_name)
+    return layout_of_vm(_load_vm(path, vm_name), path)
+
+
+def layout_of_vm(vm: VmSpec, path: Path) -> GuestLayout:
+    """The emulated board's layout of one VM of the configuration at ``path``."""
     layout = GuestLayout(name=vm.name, source=str(path), num_vcpus=vm.num_vcpus)
     ram = [r for r in vm.regions if r.kind is RegionKind.RAM]
     if not ram:

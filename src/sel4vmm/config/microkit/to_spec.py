@@ -71,6 +71,10 @@ def _vm_spec(
     ram_name = _ram_region_name(vmm, regions)
     spec = VmSpec(name=vm.name, arch=arch, num_vcpus=len(vm.vcpus), location=vm.location)
     spec.extra["vmm"] = vmm.name
+    # The VMM protection domain's schedule: its VM runs as its VMM does (run's scheduler).
+    spec.extra["priority"] = vmm.priority
+    spec.extra["budget"] = vmm.budget
+    spec.extra["period"] = vmm.period
     for mapping in vm.maps:
         region = regions[mapping.mr]
         guest = _guest_region(mapping, region, region.name == ram_name)

@@ -1,0 +1,92 @@
+"""``sel4vmm run SYSTEM`` with several VMs: labelled consoles, per-VM logs, ``--json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tests.cli.test_run import make_app
+
+DATA = Path(__file__).resolve().parents[1] / "backends" / "unicorn" / "data"
+TWO = str(DATA / "two_vms.system")
+
+
+def test_every_vm_runs_with_labelled_lines_and_its_own_log(tmp_path: Path) -> None:
+    out = tmp_path / "consoles"
+    result = CliRunner().invoke(
+        make_app(), ["run", TWO, "--kernel", "memtest", "--pools", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "[vm_a] memtest: OK 16228352 bytes" in result.output
+    assert "[vm_b] memtest: OK 16228352 bytes" in result.output
+    for name in ("vm_a", "vm_b"):
+        log = (out / f"{name}.log").read_text()
+        assert log.startswith("memtest: seed ") and "memtest: OK" in log
+        assert "[vm_" not in log  # a VM's own log is its console, unlabelled
+
+
+def test_json_reports_each_vm_and_the_totals(tmp_path: Path) -> None:
+    whole = tmp_path / "all.log"
+    result = CliRunner().invoke(
+        make_app(),
+        ["run", TWO, "--kernel", "memtest", "--pools", "--json", "--log", str(whole)],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["schema"] == "sel4vmm-run-system"
+    assert [vm["name"] for vm in document["vms"]] == ["vm_a", "vm_b"]
+    for vm in document["vms"]:
+        assert vm["exit_reason"] == "system_off"
+        assert vm["instructions_counted"] > 0 and vm["slices"] > 0
+        assert vm["guest_seconds"] > 0
+        assert vm["schedule"] == {
+            "priority": 100,
+            "budget_us": 1000,
+            "period_us": 1000,
+            "budget_exhausted": 0,
+        }
+        assert "memtest: OK" in Path(vm["console_log"]).read_text()
+    totals = document["totals"]
+    assert totals["vms"] == 2
+    assert totals["slices"] == sum(vm["slices"] for vm in document["vms"])
+    assert totals["switches"] > 10
+    text = whole.read_text()
+    assert "[vm_a] memtest: OK" in text and "[vm_b] memtest: OK" in text
+
+
+def test_one_vm_chosen_runs_as_before_unlabelled() -> None:
+    result = CliRunner().invoke(make_app(), ["run", TWO, "--kernel", "hello", "--vm", "vm_b"])
+    assert result.exit_code == 0, result.output
+    assert "hello from the sel4vmm aarch64 guest" in result.output
+    assert "[vm_b]" not in result.output
+
+
+def test_two_vms_over_the_same_ram_without_pools_is_one_located_error() -> None:
+    result = CliRunner().invoke(make_app(), ["run", TWO, "--kernel", "memtest"])
+    assert result.exit_code == 1
+    assert "physical address 0x40000000 is already in use" in str(result.exception)
+    assert "two_vms.system:21:9" in str(result.exception)
+
+
+def test_options_for_one_vms_devices_are_refused_for_several() -> None:
+    result = CliRunner().invoke(make_app(), ["run", TWO, "--kernel", "memtest", "--smmu"])
+    assert result.exit_code == 1
+    assert "--smmu: for a run of one VM, and this run has several" in str(result.exception)
+
+
+def test_out_is_for_several_vms(tmp_path: Path) -> None:
+    result = CliRunner().invoke(make_app(), ["run", "--kernel", "hello", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "this run has one VM" in str(result.exception)
+
+
+def test_a_second_vm_is_an_error_for_commands_of_one_vm() -> None:
+    from sel4vmm.cli import plan as plan_command
+
+    app = make_app()
+    plan_command.register(app)
+    result = CliRunner().invoke(app, ["plan", TWO, "--vm", "vm_a", "--vm", "vm_b"])
+    assert result.exit_code == 1
+    assert "plan works on one VM, and --vm was given 2 times (vm_a, vm_b)" in str(result.exception)
