@@ -248,6 +248,13 @@ def run_guest(
                 location=Location(str(kernel)),
                 fix="pass an arm64 Linux Image with --kernel and --dts, or drop --disk/--console",
             )
+        if image is None and virtio is not None and virtio.net_required:
+            raise Sel4VmmError(
+                f"{kernel} is a raw binary: --net {virtio.net} is for a Linux Image booted "
+                "with a device tree that declares a virtio-net node",
+                location=Location(str(kernel)),
+                fix="pass an arm64 Linux Image with --kernel and --dts, or drop --net",
+            )
         entry = (
             board.load_file(kernel) if image is None else load_linux(board, image, linux, virtio)
         )
