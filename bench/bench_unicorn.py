@@ -31,9 +31,9 @@ from unicorn.arm64_const import UC_ARM64_REG_X0, UC_ARM64_REG_X20
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
 from sel4vmm.backends.unicorn.engine import AArch64Engine, new_aarch64_engine
-from sel4vmm.backends.unicorn.gic import GICC_CTLR, GICC_PMR, GICD_CTLR, GICD_ISENABLER
 from sel4vmm.backends.unicorn.session import bundled_guest
 from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENABLE
+from sel4vmm.devices.gicv2 import GICC_CTLR, GICC_PMR, GICD_CTLR, GICD_ISENABLER
 from sel4vmm.memory import FaultResult, MemoryFault
 from sel4vmm.native import PURE_PYTHON_VARIABLE, import_error
 from timing import timed

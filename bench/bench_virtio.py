@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sel4vmm.backends.unicorn.pl011 import UARTDR, Pl011
 from sel4vmm.devices.irq import IrqLine, LineLevels
+from sel4vmm.devices.pl011 import UARTDR, Pl011
 from sel4vmm.devices.virtio import mmio
 from sel4vmm.devices.virtio.block import VirtioBlock
 from sel4vmm.devices.virtio.console import TRANSMITQ, VirtioConsole

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.cli.test_run import make_app
+from tests.cli.test_run import _env, _sel4vmm, make_app
 
 DATA = Path(__file__).resolve().parents[1] / "backends" / "unicorn" / "data"
 TWO = str(DATA / "two_vms.system")
@@ -90,3 +92,38 @@ def test_a_second_vm_is_an_error_for_commands_of_one_vm() -> None:
     result = CliRunner().invoke(app, ["plan", TWO, "--vm", "vm_a", "--vm", "vm_b"])
     assert result.exit_code == 1
     assert "plan works on one VM, and --vm was given 2 times (vm_a, vm_b)" in str(result.exception)
+
+
+def test_json_alone_keeps_stdout_for_the_document() -> None:
+    result = CliRunner().invoke(
+        make_app(), ["run", TWO, "--kernel", "memtest", "--pools", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    whole = Path(document["console_log"]).read_text()
+    assert "[vm_a] memtest: OK" in whole and "[vm_b] memtest: OK" in whole
+    for vm in document["vms"]:
+        assert Path(vm["console_log"]).name == f"{vm['name']}.log"
+
+
+def test_sigterm_stops_every_vm_with_status_143() -> None:
+    command = [*_sel4vmm("run", TWO, "--kernel", "memtest", "--pools", "--ram-size", "256M")]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        env=_env(),
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        try:
+            seen = set()
+            for line in process.stdout:
+                if b"memtest: testing" in line:
+                    seen.add(line.split(b"]")[0])
+                if len(seen) == 2:
+                    break
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=120)
+        finally:
+            process.kill()
+    assert process.returncode == 143, err
+    assert b"memtest: OK" not in out
+    assert err.count(b"stopped: the run was interrupted") == 2

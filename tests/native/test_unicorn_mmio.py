@@ -23,6 +23,7 @@ from sel4vmm.sel4.arch import AARCH64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform
 from sel4vmm.vm import PoolRequest, VirtualMachine
+from tests.a64 import mov64
 
 RAM = 0x4000_0000
 CODE = RAM + 0x1000
@@ -31,14 +32,6 @@ DEVICE = 0x0A00_0000
 #: A64 encodings (Arm ARM, LDR/STR (immediate, unsigned offset) with offset 0).
 LOAD = {1: 0x39400022, 2: 0x79400022, 4: 0xB9400022, 8: 0xF9400022}  # ldr{b,h} w2/x2, [x1]
 STORE = {1: 0x39000023, 2: 0x79000023, 4: 0xB9000023, 8: 0xF9000023}  # str{b,h} w3/x3, [x1]
-
-
-def mov64(rd: int, value: int) -> list[int]:
-    """movz + 3 movk: any 64-bit immediate into x<rd>."""
-    words = [0xD2800000 | ((value & 0xFFFF) << 5) | rd]
-    for hw in (1, 2, 3):
-        words.append(0xF2800000 | (hw << 21) | (((value >> (16 * hw)) & 0xFFFF) << 5) | rd)
-    return words
 
 
 @pytest.fixture(autouse=True)

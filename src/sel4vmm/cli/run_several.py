@@ -115,8 +115,11 @@ def run_several(request: EmulatorRequest, kernel: Path, linux: LinuxBootFiles) -
         timeout = DEFAULT_TIMEOUT
     signals = SignalFlag()
     logs: dict[str, Path] = {}
+    log = request.log
+    if request.as_json and log is None:
+        # stdout is the document's: the labelled console goes to a file, as for one VM.
+        log = Path(tempfile.mkstemp(prefix="sel4vmm-console-", suffix=".log")[1])
     with ExitStack() as files:
-        log = request.log
         whole = files.enter_context(_open(log, "console log")) if log is not None else None
         stream = whole if whole is not None else sys.stdout.buffer
 

@@ -10,6 +10,7 @@ the guest sees it.  Edge-triggered sources are a raise followed by a lower.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -87,3 +88,18 @@ class LevelFunction:
 
     def set_level(self, line: int, level: bool) -> None:
         self.function(line, level)
+
+
+@dataclass(frozen=True)
+class LevelSource:
+    """An interrupt line a backend samples between guest slices: ``asserted()`` drives
+    interrupt ``intid`` (in CPU ``cpu``'s bank if it is private).
+
+    Level-triggered lines stay pending for as long as their source is high, so a controller
+    that only knows "make pending once" needs its sources re-sampled (each slice, after
+    every EOI); this is the shape a controller's line adapter hands the backend.
+    """
+
+    intid: int
+    asserted: Callable[[], bool]
+    cpu: int = 0

@@ -224,6 +224,47 @@ def prepare_boot(inputs: BootInputs) -> PreparedBoot:
     return PreparedBoot(plan, inputs.kernel, inputs.initrd, boot_data, state, tree)
 
 
+# -- an arm64 Linux boot from files on the command line -------------------------------------
+
+
+def prepare_arm64_linux(
+    ram: RamWindow,
+    kernel: KernelImage,
+    tree: DeviceTree,
+    tree_source: str,
+    *,
+    initrd_path: str | os.PathLike[str] | None = None,
+    bootargs: str | None = None,
+    kernel_addr: int | None = None,
+) -> PreparedBoot:
+    """Place an arm64 Image, its initrd and device tree in one RAM window, errors raised.
+
+    The one preparation both VMM backends use for ``--kernel/--initrd/--dtb`` boots (the
+    emulator and QEMU differ only in ``kernel_addr``: QEMU writes its own DTB at the start
+    of RAM at every reset, so its kernel goes above that), so a user gets the same
+    placement and the same located errors on either.
+    """
+    initrd = read_initrd(initrd_path) if initrd_path is not None else None
+    locations = {"kernel": Location(kernel.path), "dtb": Location(tree_source)}
+    if initrd_path is not None:
+        locations["initrd"] = Location(os.fspath(initrd_path))
+    boot = prepare_boot(
+        BootInputs(
+            arch="aarch64",
+            ram=[ram],
+            kernel=kernel,
+            initrd=initrd,
+            device_tree=tree,
+            bootargs=bootargs,
+            kernel_addr=kernel_addr,
+            locations=locations,
+            dtb_source=tree_source,
+        )
+    )
+    boot.plan.raise_if_errors()
+    return boot
+
+
 # -- from a configuration ------------------------------------------------------------------
 
 

@@ -42,15 +42,22 @@ class FakeClock:
 class FakeVm:
     """A VM whose rounds follow a script (see the module docstring)."""
 
-    def __init__(self, clock: FakeClock, script: list[Step], cost: int = 100) -> None:
+    def __init__(
+        self, clock: FakeClock, script: list[Step], cost: int = 100, *, counted: bool = False
+    ) -> None:
+        """``counted``: a round counts its slice's instructions and takes ``cost`` ticks per
+        200,000 of them (else ``cost`` whatever the slice, and counts none)."""
+        self.counted = counted
         self.clock = clock
         self.script = list(script)
         self.cost = cost
         self.stats = LoopStatistics()
         self.shares_cpu = False
+        self.slice_instructions = 200_000
         self.reason: StopReason | None = None
         self.message: str | None = None
         self.ran_at: list[int] = []
+        self.slices_run: list[int] = []
         self.woken = 0
         self.pending = False
 
@@ -88,7 +95,12 @@ class FakeVm:
             return Round.STOPPED
         self.script.pop(0)
         self.ran_at.append(self.clock.now())
-        self.clock.ticks += self.cost
+        self.slices_run.append(self.slice_instructions)
+        if self.counted:
+            self.clock.ticks += self.cost * self.slice_instructions // 200_000
+            self.stats.instructions_counted += self.slice_instructions
+        else:
+            self.clock.ticks += self.cost
         self.stats.slices += 1
         if not self.script:
             self.reason = StopReason.SYSTEM_OFF

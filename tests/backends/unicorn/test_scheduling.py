@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from sel4vmm.backends.unicorn.diagnostics import StopReason
-from sel4vmm.backends.unicorn.scheduling import Schedule, Scheduler
+from sel4vmm.backends.unicorn.scheduling import MIN_SLICE, Schedule, Scheduler, fitted_slice
 from sel4vmm.backends.unicorn.system_loop import SystemLoop
 from sel4vmm.config.microkit.protection_domains import BUDGET_DEFAULT
 from tests.backends.unicorn.fake_vms import FREQUENCY_HZ, FakeClock, FakeVm, Step
@@ -135,3 +135,48 @@ def test_a_stop_check_stops_every_vm() -> None:
 def test_each_vm_is_charged_its_own_rounds() -> None:
     loop, _, _ = run([["run"] * 3, ["run"] * 5], [Schedule()] * 2)
     assert [loop.scheduler.charged_ticks(i) for i in (0, 1)] == [300, 500]
+
+
+def test_what_is_left_of_a_budget() -> None:
+    scheduler = Scheduler([Schedule(budget_us=300, period_us=1_000), Schedule()], FREQUENCY_HZ)
+    assert scheduler.remaining(1) is None  # budget = period: it cannot run out
+    assert scheduler.remaining(0) == 300
+    scheduler.charge(0, 0, 120)
+    assert scheduler.remaining(0) == 180
+    scheduler.charge(0, 120, 250)
+    assert scheduler.remaining(0) == 0
+
+
+def test_a_budget_shortens_the_slices_to_what_is_left() -> None:
+    # 1000 ticks for 200,000 instructions in one-slice rounds: 5 ticks per 1000.
+    assert fitted_slice(500, 1_000, 200_000, 1, 1, 200_000) == 100_000
+    assert fitted_slice(5_000, 1_000, 200_000, 1, 1, 200_000) == 200_000  # never longer
+    assert fitted_slice(1, 1_000, 200_000, 1, 1, 200_000) == MIN_SLICE  # never shorter
+    assert fitted_slice(500, 1_000, 200_000, 4, 2, 200_000) == 50_000  # two vCPUs a round
+    assert fitted_slice(500, 0, 0, 0, 0, 200_000) == 200_000  # nothing measured yet
+
+
+def test_slices_end_at_the_budget_and_at_a_higher_vms_refill() -> None:
+    # 250 us of every 1000 for the high VM; a full slice (200,000 instructions) takes
+    # 100 us.  After two full rounds 50 us are left: the third round gets a
+    # 100,000-instruction slice and the budget ends with it.  The low VM's rounds are cut
+    # to end at the high VM's refill (1000, 2000), so the high VM starts on time.
+    clock = FakeClock()
+    high = FakeVm(clock, ["run"] * 9, counted=True)
+    low = FakeVm(clock, ["run"] * 40, counted=True)
+    schedules = [Schedule(priority=200, budget_us=250, period_us=1_000), Schedule(priority=100)]
+    SystemLoop(["high", "low"], [high, low], clock, schedules).run([0, 0])
+    assert high.ran_at == [0, 100, 200, 1_000, 1_100, 1_200, 2_000, 2_100, 2_200]
+    assert high.slices_run[:3] == [200_000, 200_000, 100_000]
+    # 250..1000: seven full rounds would end at 950, then one of 50 us to the refill.
+    assert low.ran_at[:8] == [250, 350, 450, 550, 650, 750, 850, 950]
+    assert low.slices_run[:8] == [200_000] * 7 + [100_000]
+
+
+def test_a_lower_vm_without_measurements_keeps_its_slice() -> None:
+    loop, vms, _ = run(
+        [["run"] * 6, ["run"] * 20],
+        [Schedule(priority=200, budget_us=300, period_us=1_000), Schedule(priority=100)],
+    )
+    assert set(vms[0].slices_run) == {200_000} and set(vms[1].slices_run) == {200_000}
+    assert loop.scheduler.throttles(0) == 2

@@ -1,30 +1,10 @@
-"""Timer, PL011, PSCI, DMA engine and device tree models, without a CPU."""
+"""Timer, PSCI and device tree models of the unicorn backend, without a CPU."""
 
 from __future__ import annotations
 
 import pytest
 
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
-from sel4vmm.backends.unicorn.dma import (
-    DMA_CTRL,
-    DMA_DST_LO,
-    DMA_LEN,
-    DMA_SRC_LO,
-    DMA_STATUS,
-    STATUS_DONE,
-    STATUS_ERROR,
-    DmaEngine,
-)
-from sel4vmm.backends.unicorn.pl011 import (
-    FR_RXFE,
-    INT_RX,
-    UARTDR,
-    UARTFR,
-    UARTICR,
-    UARTIMSC,
-    UARTMIS,
-    Pl011,
-)
 from sel4vmm.backends.unicorn.psci import (
     PSCI_ALREADY_ON,
     PSCI_CPU_ON,
@@ -49,8 +29,6 @@ from sel4vmm.backends.unicorn.timer import (
     VirtualTimer,
 )
 from sel4vmm.images.fdt_tree import read_fdt
-from sel4vmm.memory import FaultResult, MemoryFault
-from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 
 #: Every test here runs on both emulated-MMIO paths (conftest.py).
 pytestmark = pytest.mark.usefixtures("mmio_path")
@@ -115,27 +93,6 @@ def test_registers_the_vmm_does_not_own_are_left_to_the_cpu() -> None:
     assert not timer.write(sctlr, 0)
 
 
-# -- PL011 ---------------------------------------------------------------------------------
-def test_uart_output_and_receive_interrupt_line() -> None:
-    out = bytearray()
-    levels: list[bool] = []
-    uart = Pl011(out.extend, levels.append)
-    uart.write(UARTDR, 4, ord("A"))
-    assert out == b"A"
-    assert uart.read(UARTFR, 4) & FR_RXFE
-    uart.feed_input(b"hi")
-    assert not uart.irq_asserted  # receive interrupt still masked
-    uart.write(UARTIMSC, 4, INT_RX)
-    assert uart.irq_asserted and levels == [True]
-    assert uart.read(UARTMIS, 4) & INT_RX
-    uart.write(UARTICR, 4, INT_RX)
-    assert uart.irq_asserted  # level: input is still queued
-    assert uart.read(UARTDR, 4) == ord("h")
-    assert uart.read(UARTDR, 4) == ord("i")
-    assert not uart.irq_asserted and levels == [True, False]
-    assert uart.read(0xFE0, 4) == 0x11  # UARTPeriphID0 of a PL011
-
-
 # -- PSCI ----------------------------------------------------------------------------------
 def test_psci_answers() -> None:
     assert handle_psci(PSCI_VERSION, (0, 0, 0)).result == 0x10000
@@ -147,44 +104,6 @@ def test_psci_answers() -> None:
     unknown = handle_psci(0x8400_00FF, (0, 0, 0))
     assert unknown.result == PSCI_NOT_SUPPORTED
     assert unknown.x0 == (1 << 64) - 1
-
-
-# -- DMA -----------------------------------------------------------------------------------
-@pytest.fixture
-def physmem() -> PhysicalMemory:
-    return PhysicalMemory([MemoryRange(0x4000_0000, 0x10_0000, name="ram")])
-
-
-def program(engine: DmaEngine, src: int, dst: int, length: int) -> None:
-    base = 0x0B00_0000
-    for offset, value in ((DMA_SRC_LO, src), (DMA_DST_LO, dst), (DMA_LEN, length)):
-        fault = MemoryFault(base + offset, 4, True, value)
-        assert engine.register_fault(None, fault, base) is FaultResult.HANDLED
-        fault = MemoryFault(base + offset + 4, 4, True, value >> 32)
-        if offset != DMA_LEN:
-            engine.register_fault(None, fault, base)
-    engine.register_fault(None, MemoryFault(base + DMA_CTRL, 4, True, 1), base)
-
-
-def test_dma_copies_physical_memory_without_translation(physmem: PhysicalMemory) -> None:
-    physmem.view(0x4000_1000, 16)[:] = bytes(range(16))
-    engine = DmaEngine(physmem)
-    program(engine, 0x4000_1000, 0x4000_2000, 16)
-    assert engine.read(DMA_STATUS) == STATUS_DONE
-    assert bytes(physmem.view(0x4000_2000, 16)) == bytes(range(16))
-
-
-def test_dma_outside_the_board_reports_an_error(physmem: PhysicalMemory) -> None:
-    engine = DmaEngine(physmem)
-    program(engine, 0x1000, 0x4000_2000, 16)
-    assert engine.read(DMA_STATUS) == STATUS_DONE | STATUS_ERROR
-    assert engine.transfers == 0
-
-
-def test_dma_registers_are_32_bit_only(physmem: PhysicalMemory) -> None:
-    engine = DmaEngine(physmem)
-    fault = MemoryFault(0x0B00_0000, 1, False)
-    assert engine.register_fault(None, fault, 0x0B00_0000) is FaultResult.UNHANDLED
 
 
 # -- device tree ---------------------------------------------------------------------------

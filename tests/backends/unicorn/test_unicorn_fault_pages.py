@@ -20,6 +20,7 @@ from sel4vmm.backends.unicorn.fault_pages import TrampolinePages
 from sel4vmm.memory import FaultResult, MemoryFault
 from sel4vmm.memory.address_space import frame_iterator
 from sel4vmm.sel4.objects import ObjectKind
+from tests.a64 import ldr_w, mov64, str_w
 
 RAM = 0x4000_0000
 CODE = RAM + 0x8_0000
@@ -28,21 +29,6 @@ HVC0 = 0xD4000002
 SUBS_X3_1 = 0xF1000463  # subs x3, x3, #1
 ADD_X4_X4_X2 = 0x8B020084  # add x4, x4, x2
 B_NE_BACK_12 = 0x54FFFFA1  # b.ne .-12
-
-
-def mov64(rd: int, value: int) -> list[int]:
-    words = [0xD2800000 | ((value & 0xFFFF) << 5) | rd]
-    for hw in (1, 2, 3):
-        words.append(0xF2800000 | (hw << 21) | (((value >> (16 * hw)) & 0xFFFF) << 5) | rd)
-    return words
-
-
-def ldr_w(rt: int, rn: int) -> int:
-    return 0xB9400000 | (rn << 5) | rt
-
-
-def str_w(rt: int, rn: int) -> int:
-    return 0xB9000000 | (rn << 5) | rt
 
 
 SYSTEM_OFF = [*mov64(0, 0x8400_0008), HVC0]

@@ -18,6 +18,7 @@ from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENAB
 from sel4vmm.memory import FaultResult, MemoryFault
 from sel4vmm.memory.address_space import frame_iterator
 from sel4vmm.sel4.objects import ObjectKind
+from tests.a64 import ldr_w, ldrsb_x, mov64, str_w
 
 #: Every test here runs on both emulated-MMIO paths (conftest.py).
 pytestmark = pytest.mark.usefixtures("mmio_path")
@@ -29,24 +30,6 @@ X = list(range(31))
 
 
 # -- a tiny A64 encoder ------------------------------------------------------------------
-def mov64(rd: int, value: int) -> list[int]:
-    """MOVZ + 3 MOVK: any 64-bit constant."""
-    words = [0xD2800000 | ((value & 0xFFFF) << 5) | rd]
-    for hw in (1, 2, 3):
-        words.append(0xF2800000 | (hw << 21) | (((value >> (16 * hw)) & 0xFFFF) << 5) | rd)
-    return words
-
-
-def ldr_w(rt: int, rn: int) -> int:
-    return 0xB9400000 | (rn << 5) | rt
-
-
-def ldrsb_x(rt: int, rn: int) -> int:
-    return 0x39800000 | (rn << 5) | rt
-
-
-def str_w(rt: int, rn: int) -> int:
-    return 0xB9000000 | (rn << 5) | rt
 
 
 def svc(imm: int) -> int:

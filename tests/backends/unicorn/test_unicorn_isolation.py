@@ -23,7 +23,8 @@ import pytest
 
 from sel4vmm.backends.unicorn.board import DMA_GUEST_ADDRESS, Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.cpu import StopReason
-from sel4vmm.backends.unicorn.dma import (
+from sel4vmm.backends.unicorn.session import bundled_guest, run_guest
+from sel4vmm.devices.dma_engine import (
     DMA_CTRL,
     DMA_DST_HI,
     DMA_DST_LO,
@@ -31,7 +32,6 @@ from sel4vmm.backends.unicorn.dma import (
     DMA_SRC_HI,
     DMA_SRC_LO,
 )
-from sel4vmm.backends.unicorn.session import bundled_guest, run_guest
 from sel4vmm.vm import PoolRequest, VirtualMachine
 from tests.backends.unicorn.test_unicorn_faults import ldr_w, mov64, str_w, system_off
 

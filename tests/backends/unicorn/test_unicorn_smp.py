@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import struct
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,18 @@ from unicorn.arm64_const import UC_ARM64_REG_PC, UC_ARM64_REG_PSTATE, UC_ARM64_R
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.cpu import StopReason
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
-from sel4vmm.backends.unicorn.gic import (
+from sel4vmm.backends.unicorn.psci import (
+    PSCI_AFFINITY_INFO,
+    PSCI_ALREADY_ON,
+    PSCI_CPU_ON,
+    PSCI_INVALID_PARAMETERS,
+    PSCI_SUCCESS,
+    AffinityState,
+    handle_psci,
+)
+from sel4vmm.backends.unicorn.session import bundled_guest, bundled_system, run_guest
+from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENABLE
+from sel4vmm.devices.gicv2 import (
     GICC_CTLR,
     GICC_EOIR,
     GICC_IAR,
@@ -31,19 +41,9 @@ from sel4vmm.backends.unicorn.gic import (
     ListRegisterState,
     Vgic,
 )
-from sel4vmm.backends.unicorn.psci import (
-    PSCI_AFFINITY_INFO,
-    PSCI_ALREADY_ON,
-    PSCI_CPU_ON,
-    PSCI_INVALID_PARAMETERS,
-    PSCI_SUCCESS,
-    AffinityState,
-    handle_psci,
-)
-from sel4vmm.backends.unicorn.session import bundled_guest, bundled_system, run_guest
-from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENABLE
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.memory import MemoryFault
+from tests.a64 import mov64, pack, psci
 
 #: Every test here runs on both emulated-MMIO paths (conftest.py).
 pytestmark = pytest.mark.usefixtures("mmio_path")
@@ -55,24 +55,6 @@ HVC0 = 0xD4000002
 MRS_X1_MPIDR = 0xD53800A1
 PSCI_CPU_OFF = 0x8400_0002
 PSCI_SYSTEM_OFF = 0x8400_0008
-
-
-def mov64(rd: int, value: int) -> list[int]:
-    words = [0xD2800000 | ((value & 0xFFFF) << 5) | rd]
-    for hw in (1, 2, 3):
-        words.append(0xF2800000 | (hw << 21) | (((value >> (16 * hw)) & 0xFFFF) << 5) | rd)
-    return words
-
-
-def psci(function_id: int, *args: int) -> list[int]:
-    words = mov64(0, function_id)
-    for register, value in enumerate(args, start=1):
-        words += mov64(register, value)
-    return [*words, HVC0]
-
-
-def pack(words: list[int]) -> bytes:
-    return struct.pack(f"<{len(words)}I", *words)
 
 
 def smp_board(num_vcpus: int) -> EmulatedBoard:

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from sel4vmm.backends.unicorn.default_linux import find_debian_arm64
 from sel4vmm.backends.unicorn.diagnostics import StopReason
+from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles
 from sel4vmm.backends.unicorn.scheduling import Schedule
 from sel4vmm.backends.unicorn.session import bundled_guest
 from sel4vmm.backends.unicorn.system_session import run_system, system_vms
 from sel4vmm.errors import Sel4VmmError
+from tests.backends.unicorn.test_unicorn_linux import _initramfs, needs_debian
 from tests.backends.unicorn.test_unicorn_system import fnv1a
 
 DATA = Path(__file__).parent / "data"
@@ -164,3 +167,48 @@ def test_the_camkes_vm_multi_example_lays_out_three_vms(realworld: Path) -> None
     for other in (vm1, vm2):
         assert other.stop_reason is StopReason.GUEST_FAULT
         assert other.diagnostic is not None and other.diagnostic.address == 0x4008_5A50
+
+
+def test_when_both_vms_idle_the_shared_clock_skips_to_the_next_timer() -> None:
+    """gictimer waits in WFI for five 10 ms ticks: the board's time is skipped, once both
+    VMs idle, and both see their ticks and the typed key."""
+    result = run_system(
+        DATA / "two_vms.system", bundled_guest("gictimer"), one_to_one=False, console_input=b"q"
+    )
+    assert result.ok, [vm.stop_reason for vm in result.vms]
+    assert result.statistics.idle_skips > 0 and result.skipped_seconds > 0
+    for vm in result.vms:
+        assert "gictimer: 5 timer ticks, 1 uart interrupts" in vm.console_text
+        assert vm.guest_seconds >= 0.05  # five ticks of 10 ms of guest time
+
+
+def test_the_time_limit_stops_every_vm() -> None:
+    result = run_system(DATA / "two_vms.system", MEMTEST, one_to_one=False, time_limit=0)
+    assert [vm.stop_reason for vm in result.vms] == [StopReason.TIME_LIMIT] * 2
+    assert all(vm.diagnostic is not None for vm in result.vms)
+
+
+CMDLINE_INIT = """#!/bin/sh
+/bin/busybox mount -t proc proc /proc
+echo "cmdline: $(/bin/busybox cat /proc/cmdline)"
+/bin/busybox poweroff -f
+"""
+
+
+@pytest.mark.slow
+@needs_debian
+def test_two_linux_vms_with_the_same_ram_base_boot_together(tmp_path: Path) -> None:
+    initrd = _initramfs(tmp_path, CMDLINE_INIT)
+    result = run_system(
+        DATA / "two_vms.system",
+        find_debian_arm64().kernel,
+        one_to_one=False,
+        ram_size=128 << 20,
+        linux=LinuxBootFiles(initrd=initrd),
+        time_limit=900,
+    )
+    assert result.ok, [(vm.stop_reason, vm.last_lines[-5:]) for vm in result.vms]
+    for vm in result.vms:
+        assert f"cmdline: {BOOTARGS}{vm.layout.name}" in vm.console_text
+        assert "Memory: " in vm.console_text  # Linux's own count of its 128 MiB
+    assert result.statistics.switches > 100

@@ -16,11 +16,11 @@ from pathlib import Path
 from sel4vmm.backends.qemu.shared_ram import SharedGuestRam
 from sel4vmm.backends.qemu.stub import boot_stub
 from sel4vmm.errors import Location, Sel4VmmError
-from sel4vmm.images.detect import read_dtb, read_initrd, read_kernel
+from sel4vmm.images.detect import read_dtb, read_kernel
 from sel4vmm.images.dtb import DeviceTree, compile_dts
 from sel4vmm.images.loader import LoadReport, ProgressCallback, load_boot
 from sel4vmm.images.placement import RamWindow
-from sel4vmm.images.prepare import BootInputs, PreparedBoot, prepare_boot
+from sel4vmm.images.prepare import PreparedBoot, prepare_arm64_linux
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,6 @@ def prepare_for_qemu(
             fix="pass arch/arm64/boot/Image (or a gzip'd vmlinuz); run bare-metal binaries "
             "with --backend emulator",
         )
-    initrd = read_initrd(files.initrd) if files.initrd is not None else None
     if tree is None:
         tree = files.open_tree()
     requirements = kernel.requirements
@@ -101,22 +100,15 @@ def prepare_for_qemu(
         if requirements.fixed_address is None
         else None
     )
-    locations = {"kernel": Location(str(files.kernel)), "dtb": Location(files.tree_source)}
-    if files.initrd is not None:
-        locations["initrd"] = Location(str(files.initrd))
-    inputs = BootInputs(
-        arch="aarch64",
-        ram=[RamWindow(ram.ram_base, ram.ram_size)],
-        kernel=kernel,
-        initrd=initrd,
-        device_tree=tree,
+    boot = prepare_arm64_linux(
+        RamWindow(ram.ram_base, ram.ram_size),
+        kernel,
+        tree,
+        files.tree_source,
+        initrd_path=files.initrd,
         bootargs=files.bootargs,
         kernel_addr=kernel_addr,
-        locations=locations,
-        dtb_source=files.tree_source,
     )
-    boot = prepare_boot(inputs)
-    boot.plan.raise_if_errors()
     for item in boot.plan.placed:
         if item.addr < ram.first_free:
             raise Sel4VmmError(

@@ -27,12 +27,8 @@ from unicorn.arm64_const import UC_ARM64_REG_PC, UC_ARM64_REG_PSTATE, UC_ARM64_R
 from sel4vmm.backends.unicorn.address_map import DeviceWindow, UnicornAddressMap
 from sel4vmm.backends.unicorn.cpu import Vcpu
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
-from sel4vmm.backends.unicorn.dma import DMA_FRAME_SIZE, DmaEngine
-from sel4vmm.backends.unicorn.event_loop import EventLoop, LevelSource
+from sel4vmm.backends.unicorn.event_loop import EventLoop
 from sel4vmm.backends.unicorn.fault_pages import mmio_path_description
-from sel4vmm.backends.unicorn.gic import DISTRIBUTOR_FRAME_SIZE, MAX_CPUS, Vgic
-from sel4vmm.backends.unicorn.gic_lines import VgicLines
-from sel4vmm.backends.unicorn.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
 from sel4vmm.backends.unicorn.virtio_devices import (
     ClaimedWindow,
@@ -41,6 +37,11 @@ from sel4vmm.backends.unicorn.virtio_devices import (
     attach_virtio,
 )
 from sel4vmm.boards import load_board
+from sel4vmm.devices.dma_engine import DMA_FRAME_SIZE, DmaEngine
+from sel4vmm.devices.gicv2 import DISTRIBUTOR_FRAME_SIZE, MAX_CPUS, Vgic
+from sel4vmm.devices.gicv2.lines import VgicLines
+from sel4vmm.devices.irq import LevelSource
+from sel4vmm.devices.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.errors import Location, Sel4VmmError, read_user_file
 from sel4vmm.sel4.arch import AARCH64
 from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory

@@ -44,23 +44,14 @@ from sel4vmm.backends.unicorn.address_map import UnicornAddressMap
 from sel4vmm.backends.unicorn.cpu import Vcpu
 from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.engine import UcError
-from sel4vmm.backends.unicorn.gic import Vgic
 from sel4vmm.backends.unicorn.psci import MPIDR_AFFINITY_MASK, AffinityState
 from sel4vmm.backends.unicorn.timer import VIRTUAL_TIMER_PPI
 from sel4vmm.backends.unicorn.watchdog import Watchdog
+from sel4vmm.devices.gicv2 import Vgic
+from sel4vmm.devices.irq import LevelSource
 
 #: emu_start's "until" address: one no A64 instruction can be fetched from (unaligned).
 _NEVER = 0xFFFF_FFFF_FFFF_FFFE
-
-
-@dataclass(frozen=True)
-class LevelSource:
-    """An interrupt line the loop samples: ``asserted()`` drives vGIC interrupt ``intid``
-    (in CPU ``cpu``'s bank if it is private)."""
-
-    intid: int
-    asserted: Callable[[], bool]
-    cpu: int = 0
 
 
 class Round(Enum):

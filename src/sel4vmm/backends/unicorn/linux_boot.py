@@ -34,11 +34,11 @@ from sel4vmm.backends.unicorn.board import EmulatedBoard
 from sel4vmm.backends.unicorn.sysregs import SPSR_EL1
 from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
 from sel4vmm.errors import Location, Sel4VmmError
-from sel4vmm.images.detect import KernelImage, read_dtb, read_initrd, read_kernel
+from sel4vmm.images.detect import KernelImage, read_dtb, read_kernel
 from sel4vmm.images.dtb import DeviceTree, compile_dts
 from sel4vmm.images.loader import load_boot
 from sel4vmm.images.placement import RamWindow
-from sel4vmm.images.prepare import BootInputs, PreparedBoot, prepare_boot
+from sel4vmm.images.prepare import PreparedBoot, prepare_arm64_linux
 
 _REGISTERS = {
     "pc": UC_ARM64_REG_PC,
@@ -106,24 +106,14 @@ def prepare_linux(board: EmulatedBoard, kernel: KernelImage, files: LinuxBootFil
     """Open the initrd and device tree and place everything in the guest's RAM."""
     layout = board.layout
     tree, tree_source = _device_tree(board, files)
-    initrd = read_initrd(files.initrd) if files.initrd is not None else None
-    locations = {"kernel": Location(kernel.path), "dtb": Location(tree_source)}
-    if files.initrd is not None:
-        locations["initrd"] = Location(str(files.initrd))
-    boot = prepare_boot(
-        BootInputs(
-            arch="aarch64",
-            ram=[RamWindow(layout.ram_base, layout.ram_size)],
-            kernel=kernel,
-            initrd=initrd,
-            device_tree=tree,
-            bootargs=files.bootargs,
-            locations=locations,
-            dtb_source=tree_source,
-        )
+    return prepare_arm64_linux(
+        RamWindow(layout.ram_base, layout.ram_size),
+        kernel,
+        tree,
+        tree_source,
+        initrd_path=files.initrd,
+        bootargs=files.bootargs,
     )
-    boot.plan.raise_if_errors()
-    return boot
 
 
 def load_linux(

@@ -24,6 +24,11 @@ at one priority, on one budget):
    next window's budget (its share over time stays budget/period).
 4. :meth:`Scheduler.next_release` is when the earliest waiting VM gets its budget back:
    when every other VM idles, the board clock may skip there.
+5. A round cannot be preempted, so the system loop shortens its slices
+   (:func:`fitted_slice`, from the VM's own measured board ticks per instruction, never
+   below :data:`MIN_SLICE`) to end near the next moment it should give way: the end of
+   its budget, and the next event of a higher-priority VM (a timer deadline, a budget
+   refill: :meth:`Scheduler.higher`).
 
 Time is the board clock's (counter ticks, :class:`~.timer.GuestClock`), the same clock
 the guests read.
@@ -36,6 +41,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sel4vmm.config.microkit.protection_domains import BUDGET_DEFAULT
+
+#: The shortest slice (instructions) a budget shortens a round to: each slice costs the
+#: VMM a few microseconds however short it is.
+MIN_SLICE = 2_000
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,26 @@ class Scheduler:
         """VM ``index`` has stopped: it is never a candidate again."""
         self._entries[index].stopped = True
 
+    def remaining(self, index: int) -> int | None:
+        """Ticks left of VM ``index``'s budget in its window (None: it cannot run out)."""
+        entry = self._entries[index]
+        if not entry.schedule.limited:
+            return None
+        return max(entry.budget_ticks - entry.used, 0)
+
+    def higher(self, index: int) -> list[int]:
+        """The VMs still running at a priority above VM ``index``'s."""
+        priority = self._entries[index].schedule.priority
+        return [
+            other
+            for other, entry in enumerate(self._entries)
+            if entry.schedule.priority > priority and not entry.stopped
+        ]
+
+    def release(self, index: int) -> int | None:
+        """When VM ``index`` gets its budget back (None: it is not out of budget)."""
+        return self._entries[index].release
+
     def out_of_budget(self, index: int) -> bool:
         return self._entries[index].release is not None
 
@@ -154,3 +183,19 @@ class Scheduler:
     def throttles(self, index: int) -> int:
         """How many times VM ``index`` used up its budget."""
         return self._entries[index].throttles
+
+
+def fitted_slice(
+    left_ticks: int, ticks: int, instructions: int, slices: int, rounds: int, full: int
+) -> int:
+    """Instructions per slice so that VM's next round uses about ``left_ticks``.
+
+    ``ticks`` and ``instructions`` are what its rounds took and counted so far (``slices``
+    over ``rounds``: vCPUs per round); with no measurement yet, or more budget left than a
+    full round takes, the ``full`` slice.
+    """
+    if instructions <= 0 or rounds <= 0 or ticks <= 0:
+        return full
+    per_round = max(slices / rounds, 1.0)
+    wanted = int(left_ticks * instructions / ticks / per_round)
+    return max(MIN_SLICE, min(full, wanted))

@@ -17,13 +17,13 @@ from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout, 
 from sel4vmm.backends.unicorn.console_watch import ConsoleEvent, ConsoleWatch
 from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.event_loop import LoopStatistics
-from sel4vmm.backends.unicorn.gic import MAX_CPUS
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.backends.unicorn.typed_input import TypedInput
 from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
 from sel4vmm.config.load import board_from_path, load_vm, pick_vm
 from sel4vmm.config.microkit import MicrokitTarget, read_microkit
 from sel4vmm.config.spec import RegionKind, VmSpec
+from sel4vmm.devices.gicv2 import MAX_CPUS
 from sel4vmm.errors import Location, Sel4VmmError
 
 #: The backends ``run_guest`` knows; QEMU and KVM runs live in their own modules.

@@ -29,13 +29,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from sel4vmm.backends.unicorn.board import EmulatedBoard
 from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.event_loop import LoopStatistics, Round
-from sel4vmm.backends.unicorn.scheduling import Schedule, Scheduler
+from sel4vmm.backends.unicorn.scheduling import Schedule, Scheduler, fitted_slice
 from sel4vmm.backends.unicorn.watchdog import Watchdog
 
 #: Rounds the loop remembers in :attr:`SystemLoop.trace` (the newest).
@@ -47,6 +47,7 @@ class SteppedVm(Protocol):
 
     stats: LoopStatistics
     shares_cpu: bool
+    slice_instructions: int
 
     def begin(
         self,
@@ -116,6 +117,8 @@ class SystemStatistics:
 class _Vm:
     name: str
     loop: SteppedVm
+    #: The VM's own slice length, which a budget may shorten.
+    full_slice: int = 0
     rounds: int = 0
     outcome: VmOutcome | None = None
 
@@ -139,7 +142,10 @@ class SystemLoop:
         schedules = list(schedules) if schedules is not None else [Schedule()] * len(loops)
         if len(schedules) != len(loops):
             raise ValueError("one schedule per VM")
-        self._vms = [_Vm(name, loop) for name, loop in zip(names, loops, strict=True)]
+        self._vms = [
+            _Vm(name, loop, loop.slice_instructions)
+            for name, loop in zip(names, loops, strict=True)
+        ]
         for loop in loops:
             loop.shares_cpu = len(loops) > 1
         self.clock = clock
@@ -213,6 +219,7 @@ class SystemLoop:
         clock = self.clock
         for index in self.scheduler.candidates(clock.now()):
             vm = self._vms[index]
+            self._fit_to_budget(index)
             began = clock.now()
             outcome = vm.loop.step()
             if outcome is Round.IDLE:
@@ -227,6 +234,34 @@ class SystemLoop:
                 self._leave(index)
             return True
         return False
+
+    def _fit_to_budget(self, index: int) -> None:
+        """Shorten the VM's slices to end when it should give way (scheduling rule 5):
+        at the end of its budget, or at a higher-priority VM's next event."""
+        vm = self._vms[index]
+        now = self.clock.now()
+        limits = []
+        left = self.scheduler.remaining(index)
+        if left is not None:
+            limits.append(left)
+        for other in self.scheduler.higher(index):
+            event = self.scheduler.release(other)
+            if event is None:
+                event = self._vms[other].loop.next_deadline()
+            if event is not None:
+                limits.append(max(event - now, 0))
+        if not limits:
+            vm.loop.slice_instructions = vm.full_slice
+            return
+        stats = vm.loop.stats
+        vm.loop.slice_instructions = fitted_slice(
+            min(limits),
+            self.scheduler.charged_ticks(index),
+            stats.instructions_counted,
+            stats.slices,
+            vm.rounds,
+            vm.full_slice,
+        )
 
     def _leave(self, index: int) -> None:
         """VM ``index`` has stopped: record how, and let the others go on."""
@@ -301,18 +336,3 @@ class SystemLoop:
     def _wake(self, indices: list[int]) -> None:
         for index in indices:
             self._vms[index].loop.wake_all()
-
-
-@dataclass
-class SystemRunTotals:
-    """What a system run adds up to (for reports)."""
-
-    outcomes: list[VmOutcome] = field(default_factory=list)
-
-    @property
-    def instructions(self) -> int:
-        return sum(o.statistics.instructions_counted for o in self.outcomes)
-
-    @property
-    def slices(self) -> int:
-        return sum(o.statistics.slices for o in self.outcomes)

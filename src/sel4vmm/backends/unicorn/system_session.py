@@ -26,7 +26,6 @@ from pathlib import Path
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.console_watch import ConsoleEvent, ConsoleWatch
 from sel4vmm.backends.unicorn.diagnostics import StopReason
-from sel4vmm.backends.unicorn.gic import MAX_CPUS
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.backends.unicorn.scheduling import Schedule
 from sel4vmm.backends.unicorn.session import RunResult, bundled_guest, layout_of_vm
@@ -37,6 +36,7 @@ from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
 from sel4vmm.config.load import board_from_path, config_kind, load_system, pick_vm
 from sel4vmm.config.microkit import MicrokitTarget, read_microkit
 from sel4vmm.config.spec import SystemSpec, VmSpec
+from sel4vmm.devices.gicv2 import MAX_CPUS
 from sel4vmm.devices.net_peers import NetBackend
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.detect import KernelImage
@@ -61,7 +61,15 @@ def read_system(
         spec = read_microkit(path, MicrokitTarget(arch="aarch64", num_cores=MAX_CPUS))
         spec.board = board_from_path(path) or "qemu_virt_aarch64"
     else:
-        spec = load_system(path, arch="aarch64", defines=defines, include_dirs=include_dirs)
+        # As run_guest reads it (config.load.load_vm): for the emulated board, whose
+        # CAmkES platform (PLAT) is the default unless -D gives one.
+        spec = load_system(
+            path,
+            arch="aarch64",
+            board="qemu_virt_aarch64",
+            defines=defines,
+            include_dirs=include_dirs,
+        )
     errors = [f for f in spec.findings if f.severity == "error"]
     if errors:
         raise Sel4VmmError(

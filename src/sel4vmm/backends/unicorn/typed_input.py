@@ -11,8 +11,8 @@ idles with the interrupt unmasked, and is then typed all at once (the tty buffer
 
 from __future__ import annotations
 
-from sel4vmm.backends.unicorn.pl011 import INT_RT, INT_RX, Pl011
 from sel4vmm.backends.unicorn.timer import GuestClock
+from sel4vmm.devices.pl011 import INT_RT, INT_RX, Pl011
 
 #: Guest seconds between the driver unmasking receive interrupts and the text arriving.
 SETTLE_SECONDS = 0.2

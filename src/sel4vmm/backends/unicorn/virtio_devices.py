@@ -7,7 +7,7 @@ guest boots with, checks each against the VM's plan (a window over guest RAM, ov
 passthrough or emulated device, or over another virtio node is refused, naming the node),
 and attaches a :class:`~sel4vmm.devices.virtio.mmio.VirtioMmioTransport` per node as a
 fault-callback reservation, its interrupt an SPI of the vGIC through
-:class:`~.gic_lines.VgicLines`.
+:class:`~sel4vmm.devices.gicv2.lines.VgicLines`.
 
 Which device serves which node: a node whose name says ``console``, ``blk``/``block`` or
 ``net`` serves that device; the other backends take the remaining nodes in address order.
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sel4vmm.backends.unicorn.gic import NUM_PRIVATE
-from sel4vmm.backends.unicorn.gic_lines import VgicLines
+from sel4vmm.devices.gicv2 import NUM_PRIVATE
+from sel4vmm.devices.gicv2.lines import VgicLines
 from sel4vmm.devices.net_peers import (
     NetBackend,
     NetConnection,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sel4vmm.backends.unicorn.gic import (
+from sel4vmm.devices.gicv2 import (
     GICC_CTLR,
     GICC_EOIR,
     GICC_HPPIR,
@@ -27,9 +27,6 @@ from sel4vmm.backends.unicorn.gic import (
     Vgic,
 )
 from sel4vmm.memory import FaultResult, MemoryFault
-
-#: Every test here runs on both emulated-MMIO paths (conftest.py).
-pytestmark = pytest.mark.usefixtures("mmio_path")
 
 
 def enabled_vgic(*intids: int, **kwargs: object) -> Vgic:

@@ -1,10 +1,10 @@
 """The vGIC as an :class:`~sel4vmm.devices.irq.InterruptController`: level-triggered SPIs.
 
 Device models raise and lower lines (:mod:`sel4vmm.devices.irq`); the vGIC only knows
-:meth:`~.gic.Vgic.inject`, which makes an interrupt pending once.  A level-triggered SPI
+:meth:`~.distributor.Vgic.inject`, which makes an interrupt pending once.  A level-triggered SPI
 (``interrupts = <0 N 4>``, ARM IHI 0048B 1.4.2) is pending for as long as its line is high,
 so this adapter remembers each line's level and hands the event loop one
-:class:`~.event_loop.LevelSource` per line: the loop injects an asserted line that is not
+:class:`~sel4vmm.devices.irq.LevelSource` per line: the loop injects an asserted line that is not
 already pending or active (each slice, and after every EOI), exactly as it does for the
 PL011 and the timers.  A rising edge is injected at once, so a device completing a request
 inside the fault path does not wait for the next slice; a falling edge withdraws the
@@ -15,9 +15,8 @@ already cleared.
 
 from __future__ import annotations
 
-from sel4vmm.backends.unicorn.event_loop import LevelSource
-from sel4vmm.backends.unicorn.gic import NUM_PRIVATE, Vgic
-from sel4vmm.devices.irq import IrqLine
+from sel4vmm.devices.gicv2.distributor import NUM_PRIVATE, Vgic
+from sel4vmm.devices.irq import IrqLine, LevelSource
 
 
 class VgicLines:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sel4vmm.backends.unicorn.gic import GICC_CTLR, GICC_IAR, GICC_PMR, ListRegisterState, Vgic
-from sel4vmm.backends.unicorn.gic_lines import VgicLines
+from sel4vmm.devices.gicv2 import GICC_CTLR, GICC_IAR, GICC_PMR, ListRegisterState, Vgic
+from sel4vmm.devices.gicv2.lines import VgicLines
 
 SPI = 32 + 43  # libvmm's virtio-blk: interrupts = <0x00 43 0x04>
 

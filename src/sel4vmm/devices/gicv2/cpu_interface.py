@@ -1,7 +1,7 @@
 """The GICv2 virtual CPU interface (GICV): list registers presenting virtual interrupts.
 
-This is the hardware half of the GICv2 split :mod:`.gic` describes: the board maps the
-interface straight into the guest (a passthrough), so the guest's CPU-interface accesses
+This is the hardware half of the GICv2 split :mod:`sel4vmm.devices.gicv2` describes: the board
+maps the interface straight into the guest (a passthrough), so the guest's CPU-interface accesses
 never fault into the VMM; the VMM only fills its list registers (``GICH_LR``) and empties
 them on EOI.  The interrupt state it acknowledges and completes lives in its distributor
 (:class:`CpuInterfaceOwner`), which banks SGIs and PPIs per vCPU.

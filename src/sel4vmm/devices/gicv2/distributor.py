@@ -1,24 +1,9 @@
-"""The virtual GICv2: a distributor the VMM emulates and a CPU interface with list registers.
+"""The GICv2 distributor the VMM emulates (:class:`Vgic`), driving one virtual CPU interface
+per vCPU (:mod:`.cpu_interface`).
 
-This is the split seL4 VMMs use on GICv2 (libvmm ``src/arch/aarch64/vgic``, libsel4vm's
-``vgic``): the guest's accesses to the *distributor* fault into the VMM through a
-fault-callback reservation (:meth:`Vgic.distributor_fault`), while the guest's *CPU
-interface* is the hardware's virtual CPU interface (GICV), mapped straight into the guest.
-The VMM injects an interrupt by writing it into a *list register*; the virtual CPU interface
-presents it to the guest (IAR), and on EOI the list register empties and the VMM refills it
-from its overflow queue (the maintenance interrupt).
-
-With several vCPUs each has its own virtual CPU interface (its own list registers and
-overflow queue), and the distributor banks the private interrupts per CPU as GICv2 does
-(ARM IHI 0048B 3.3): SGIs and PPIs (INTID 0-31) have an enable, pending, active and
-priority state per CPU, and a distributor access acts on the bank of the vCPU that made
-it (the fault's ``vcpu``).  Shared peripheral interrupts go to the CPU interface that
-``GICD_ITARGETSR`` names (the lowest-numbered target: GICv2 lets an implementation pick
-one), and ``GICD_SGIR`` sends SGIs between vCPUs, the sender's number reaching the target
-in ``GICC_IAR[12:10]``.
-
-:class:`VirtualCpuInterface` is that hardware here: the board maps it like a passthrough
-device, so guest accesses to it never go through the VMM's fault path.
+The guest's distributor accesses fault into the VMM (:meth:`Vgic.distributor_fault`); the
+distributor banks SGIs and PPIs per vCPU and routes SPIs through ``GICD_ITARGETSR`` (ARM IHI
+0048B 3.3).  The package docstring (:mod:`sel4vmm.devices.gicv2`) describes the split.
 """
 
 from __future__ import annotations
@@ -27,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sel4vmm.backends.unicorn.gic_cpu_interface import (
+from sel4vmm.devices.gicv2.cpu_interface import (
     GICC_BPR,
     GICC_CTLR,
     GICC_DIR,
@@ -46,7 +31,7 @@ from sel4vmm.backends.unicorn.gic_cpu_interface import (
 )
 from sel4vmm.memory import FaultResult, MemoryFault
 
-#: This module's names, and the CPU interface's (gic_cpu_interface) that it re-exports.
+#: This module's names, and the CPU interface's (cpu_interface) that it re-exports.
 __all__ = [
     "CPU_INTERFACE_FRAME_SIZE",
     "DEFAULT_LIST_REGISTERS",

@@ -2,9 +2,9 @@
 
 On real hardware seL4 maps the UART's frame straight into the guest and only its interrupt
 goes through the VMM (``<irq irq="33" id="1"/>`` in libvmm's ``simple.system``).  Here the
-"hardware" is this model: the board maps its frame into unicorn at whatever guest address
-the system description gives it, so the guest talks to it without any VMM fault, and the
-model raises its interrupt line, which the event loop forwards to the vGIC as SPI 1
+"hardware" is this model: the backend's board maps its frame into the guest at whatever guest
+address the system description gives it, so the guest talks to it without any VMM fault, and
+the model raises its interrupt line, which the backend forwards to the vGIC as SPI 1
 (INTID 33) exactly as the VMM forwards the real IRQ.
 
 Only what a console needs is modelled: the data register, the flag register, the
