@@ -62,6 +62,10 @@ def test_switch_cards_are_source_locked_ports_named_after_their_vm() -> None:
         "tx_frames": 0,
         "tx_bytes": 0,
         "flooded_frames": 1,
+        "dropped_runt": 0,
+        "dropped_oversize": 0,
+        "dropped_queue_full": 0,
+        "dropped_spoofed": 1,
         "dropped": 1,
     }
     assert a.port.stats.tx_frames == 1

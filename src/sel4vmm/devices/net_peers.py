@@ -17,7 +17,7 @@ between them, so plugging in the second is refused, naming both.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from sel4vmm.devices.net_switch import SwitchPort, VirtualSwitch, format_mac, is_group_address
@@ -79,11 +79,7 @@ class NetConnection:
             stats = self.port.stats
             document["switch_port"] = {
                 "name": self.port.name,
-                "rx_frames": stats.rx_frames,
-                "rx_bytes": stats.rx_bytes,
-                "tx_frames": stats.tx_frames,
-                "tx_bytes": stats.tx_bytes,
-                "flooded_frames": stats.flooded_frames,
+                **asdict(stats),
                 "dropped": stats.dropped_runt
                 + stats.dropped_oversize
                 + stats.dropped_queue_full

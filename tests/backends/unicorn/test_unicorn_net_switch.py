@@ -87,17 +87,20 @@ def test_two_linux_vms_ping_and_send_a_file_over_the_switch(tmp_path: Path) -> N
     assert sent is not None and got is not None, (sender[-2000:], listener[-2000:])
     assert int(sent[1]) == SIZE and sent.groups() == got.groups()
 
-    # The host side: both cards on one switch, every frame one sent delivered to the other.
+    # The host side: both cards on one switch; every frame one sent reached the other (or was
+    # counted as dropped there, its receive queue full: a NIC's FIFO overflowing).
     network = {name: vm["network"] for name, vm in vms.items()}
     ports = {}
     for name, card in network.items():
         assert card is not None and card["backend"] == "switch" and card["mac"] == mac[name]
-        assert card["frames_dropped"] == 0
         port = card["switch_port"]
-        assert isinstance(port, dict) and port["name"] == name and port["dropped"] == 0
+        assert isinstance(port, dict) and port["name"] == name
+        # The guests send well-formed frames from their own MACs.
+        assert port["dropped_runt"] == port["dropped_oversize"] == port["dropped_spoofed"] == 0
         ports[name] = port
-    assert ports["listener"]["tx_frames"] == ports["sender"]["rx_frames"]
-    assert ports["sender"]["tx_frames"] == ports["listener"]["rx_frames"]
+    for one, other in (("listener", "sender"), ("sender", "listener")):
+        delivered = ports[one]["tx_frames"] + ports[one]["dropped_queue_full"]
+        assert delivered == ports[other]["rx_frames"], ports
     assert ports["listener"]["tx_bytes"] > SIZE  # the file, plus TCP/IP and Ethernet headers
     # The guests' own counters agree with the devices' (read after the link went down).
     for name in vms:
