@@ -9,7 +9,7 @@ mkdir -p "$out"
 CC=${CC:-gcc}
 CFLAGS="-O2 -ffreestanding -fno-pic -fno-pie -fno-stack-protector -fcf-protection=none \
  -mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -Wall -Wextra -Werror"
-for guest in script; do
+for guest in script virtio; do
 	$CC $CFLAGS -nostdlib -static -no-pie -Wl,--build-id=none -T "$here/guest.ld" \
 		-o "$out/$guest.elf" "$here/start.S" "$here/$guest.c"
 done

@@ -12,6 +12,13 @@ running).  The exit status is 0 when the guest exited cleanly or the ``--until``
 appeared, 1 otherwise (the diagnostic says why).  ``kvm-info`` says whether KVM is usable
 here, whether guest kernel mode runs at hardware speed, and which exit loop runs (C
 extension or pure Python); ``--json`` prints it as one document.
+
+``--disk FILE`` (with ``--read-only``) serves the image as a virtio-blk device, as it does for
+``run``'s emulator: on KVM at guest-physical 0xd0000000 with GSI 5
+(:mod:`sel4vmm.backends.kvm.virtio`), announced to the kernel by
+``virtio_mmio.device=0x200@0xd0000000:5`` appended to its command line.  Device errors (a
+driver that broke the virtio rules, such as a buffer outside guest RAM) are reported on
+stderr after the run.
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from sel4vmm.cli.options import (
     BoardOption,
     BootargsOption,
     DefineOption,
+    DiskOption,
     IncludeOption,
     InitrdOption,
     JsonOption,
     KernelOption,
     RamSizeOption,
+    ReadOnlyOption,
     TimeoutOption,
     UntilOption,
     VmOption,
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from sel4vmm.backends.kvm.run import RunOutcome
+    from sel4vmm.backends.kvm.virtio import VirtioRequest
     from sel4vmm.vm import VirtualMachine
 
 DEFAULT_BOOTARGS = "console=ttyS0 earlyprintk=serial,ttyS0,115200"
@@ -98,6 +108,8 @@ def kvm_boot(
     ram_size: RamSizeOption = None,
     timeout: TimeoutOption = None,
     until: UntilOption = None,
+    disk: DiskOption = None,
+    read_only: ReadOnlyOption = False,
 ) -> None:
     """Boot an x86_64 Linux kernel on KVM with its console on standard output.
 
@@ -111,6 +123,14 @@ def kvm_boot(
             fix="pass --kernel FILE: a bzImage (/boot/vmlinuz-*) or an ELF vmlinux",
         )
     vm_name = single_vm(vm, "kvm-boot")
+    from sel4vmm.backends.kvm.virtio import VirtioRequest
+
+    if read_only and disk is None:
+        raise Sel4VmmError(
+            "--read-only is about the --disk image, and no --disk was given",
+            fix="add --disk FILE, or drop --read-only",
+        )
+    virtio = VirtioRequest(disk=disk, read_only=read_only)
     err_console = Console(stderr=True, highlight=False)
     limit = DEFAULT_TIMEOUT if timeout is None else timeout
     if system is None:
@@ -121,18 +141,30 @@ def kvm_boot(
                 f"{', '.join(given)} choose(s) from a configuration, and none was given",
                 fix="name the configuration: sel4vmm kvm-boot SYSTEM --kernel FILE",
             )
-        outcome = _boot_invented(kernel, initrd, bootargs, ram_size, limit, until, err_console)
+        outcome, errors = _boot_invented(
+            kernel, initrd, bootargs, ram_size, virtio, limit, until, err_console
+        )
     else:
-        outcome = _boot_configured(
+        outcome, errors = _boot_configured(
             _ConfiguredRequest(system, vm_name, board, define or [], include or [], ram_size),
             kernel,
             initrd,
             bootargs,
+            virtio,
             limit,
             until,
             err_console,
         )
+    _report_device_errors(errors, err_console)
     _finish(outcome, until, limit, err_console)
+
+
+def _report_device_errors(errors: list[str], err_console: Console) -> None:
+    """What the virtio devices refused (the guest's driver broke the rules), on stderr."""
+    from rich.markup import escape
+
+    for error in errors:
+        err_console.print(f"[bold yellow]virtio device error:[/] {escape(error)}", soft_wrap=True)
 
 
 def _show(data: bytes) -> None:
@@ -151,11 +183,14 @@ def _boot_invented(
     initrd: Path | None,
     bootargs: str | None,
     ram_size: int | None,
+    virtio: VirtioRequest,
     limit: float,
     until: str | None,
     err_console: Console,
-) -> RunOutcome:
-    """No configuration: ``--ram-size`` of RAM at guest 0 from pools, as before."""
+) -> tuple[RunOutcome, list[str]]:
+    """No configuration: ``--ram-size`` of RAM at guest 0 from pools, as before.
+
+    Returns the outcome and the virtio devices' errors."""
     from rich.markup import escape
 
     from sel4vmm.backends.kvm.linux import load_linux
@@ -170,6 +205,7 @@ def _boot_invented(
                 initrd_bytes = bytes(initrd_blob.data)
         vm = _linux_vm(DEFAULT_RAM_SIZE if ram_size is None else ram_size)
         with KvmSession(vm, uart_output=_show) as session:
+            devices = session.attach_virtio(virtio) if virtio.any else None
             boot = load_linux(
                 session,
                 kernel_blob.data,
@@ -185,7 +221,8 @@ def _boot_invented(
             )
             condition = (lambda: until in session.uart.text()) if until is not None else None
             with Heartbeat("kvm-boot", limit, lambda: len(session.uart.transmitted)):
-                return session.run(timeout=limit, until=condition)
+                outcome = session.run(timeout=limit, until=condition)
+            return outcome, devices.errors if devices is not None else []
 
 
 @dataclass(frozen=True)
@@ -203,10 +240,11 @@ def _boot_configured(
     kernel: Path,
     initrd: Path | None,
     bootargs: str | None,
+    virtio: VirtioRequest,
     limit: float,
     until: str | None,
     err_console: Console,
-) -> RunOutcome:
+) -> tuple[RunOutcome, list[str]]:
     """The configuration's VM, planned as ``sel4vmm plan`` plans it, on KVM."""
     from rich.markup import escape
 
@@ -250,8 +288,9 @@ def _boot_configured(
             until=until,
             uart_output=show,
             on_boot=report,
+            virtio=virtio,
         )
-    return run.outcome
+    return run.outcome, run.device_errors
 
 
 def _finish(outcome: RunOutcome, until: str | None, limit: float, err_console: Console) -> None:

@@ -205,13 +205,13 @@ DiskOption = Annotated[
     typer.Option(
         "--disk",
         metavar="FILE",
-        help="emulator: a raw disk image served as virtio-blk on a virtio,mmio node of the "
-        "guest's device tree.",
+        help="A raw disk image served as virtio-blk (emulator: on a virtio,mmio node of the "
+        "guest's device tree; kvm-boot: at 0xd0000000, GSI 5).",
     ),
 ]
 ReadOnlyOption = Annotated[
     bool,
-    typer.Option("--read-only", help="emulator: the --disk is read-only (writes fail)."),
+    typer.Option("--read-only", help="The --disk is read-only (writes fail)."),
 ]
 ConsoleOption = Annotated[
     ConsoleKind,

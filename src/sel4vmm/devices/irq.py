@@ -78,9 +78,10 @@ class LineLevels:
 class LevelFunction:
     """An :class:`InterruptController` from a ``(line, level)`` function.
 
-    KVM's in-kernel irqchip already has that shape (``KvmVm.set_irq_line``, the
-    ``KVM_IRQ_LINE`` ioctl), so a KVM backend hands its devices
-    ``LevelFunction(vm.set_irq_line)`` without the device layer importing a backend.
+    KVM's ``KvmVm.set_irq_line`` (the ``KVM_IRQ_LINE`` ioctl) has that shape; the KVM
+    backend's own controller is ``backends/kvm/irqchip.KvmIrqchip``, which also decides who
+    owns which GSI.  Tests and simple callers wrap a function here without the device layer
+    importing a backend.
     """
 
     def __init__(self, function: Callable[[int, bool], None]) -> None:

@@ -33,6 +33,7 @@ import pytest
 from sel4vmm.backends.kvm.configured import ConfiguredRun, ConfiguredVm, run_configured_guest
 from sel4vmm.backends.kvm.linux import LinuxBoot
 from sel4vmm.backends.kvm.run import StopReason
+from sel4vmm.backends.kvm.virtio import VirtioRequest
 from sel4vmm.cli.configuration import read_configuration
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.images.zero_page import e820_from_ram
@@ -272,3 +273,27 @@ def test_a_planned_window_reads_its_frames_and_a_hole_stops_with_the_vmms_fault(
     )
     assert "probe: reading 0x0000000000100000\n" in hole.console
     assert "probe: read 0x" not in hole.console
+
+
+def test_a_planned_vm_gets_its_virtio_disk_in_the_32_bit_hole(
+    kvm_available: None, guest_binaries: Path, tmp_path: Path
+) -> None:
+    # libvmm's simple.system: 256 MiB of RAM at 0, nothing at 0xd0000000.  The probe reads
+    # 8 bytes of the disk's window; the device answers and reports the too-wide access.
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(1024))
+    run = run_configured_guest(
+        read_configuration(SIMPLE_X86),
+        None,
+        guest_binaries / "probe.elf",
+        board="x86_64_generic",
+        bootargs="console=ttyS0 probe.touch=0xd0000000",
+        timeout=60,
+        virtio=VirtioRequest(disk=disk),
+    )
+    assert run.outcome.reason is StopReason.EXITED, f"{run.outcome.diagnostic}\n{run.console}"
+    assert run.boot.cmdline.endswith(" virtio_mmio.device=0x200@0xd0000000:5")
+    assert "probe: read 0x0000000000000000\n" in run.console
+    assert run.device_errors == [
+        "virtio-block@0xd0000000: 8-byte read of register 0x0 (registers are 32-bit)"
+    ]

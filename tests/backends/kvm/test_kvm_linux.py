@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from sel4vmm.backends.kvm.linux import LinuxBoot, load_linux
 from sel4vmm.backends.kvm.run import RunOutcome, StopReason
 from sel4vmm.backends.kvm.session import KvmSession
 from sel4vmm.backends.kvm.speed import measure_kernel_mode_speed
+from sel4vmm.backends.kvm.virtio import VirtioRequest
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.images.bzimage import parse_bzimage
 from sel4vmm.images.zero_page import LEGACY_HOLE, E820Entry, E820Type
@@ -139,3 +141,19 @@ def test_other_files_and_overlong_command_lines_are_refused(
         load_linux(linux_session, b"\0" * 4096, "x")
     with pytest.raises(Sel4VmmError, match="command line is 5000 bytes"):
         load_linux(linux_session, bzimage, "x" * 5000)
+
+
+@pytest.mark.slow
+def test_debian_kernel_is_told_of_its_virtio_disk_on_its_command_line(
+    linux_session: KvmSession, vmlinux: bytes, tmp_path: Path
+) -> None:
+    # Linux's early console echoes the command line it received ("Command line: ..."):
+    # the virtio_mmio.device= words sel4vmm appended are in it, as the kernel parses them.
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(4096))
+    linux_session.attach_virtio(VirtioRequest(disk=disk))
+    boot, outcome = boot_until_e820(linux_session, vmlinux, timeout=120)
+    text = linux_session.uart.text().replace("\r\n", "\n")
+    assert outcome.reason is StopReason.STOPPED, f"{outcome.diagnostic}\n{text}"
+    assert boot.cmdline == f"{CMDLINE} virtio_mmio.device=0x200@0xd0000000:5"
+    assert f"Command line: {boot.cmdline}\n" in text

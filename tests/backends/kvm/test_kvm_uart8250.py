@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from sel4vmm.backends.kvm.uart8250 import Uart8250
+from sel4vmm.backends.kvm.uart8250 import COM1_IRQ, Uart8250
+from sel4vmm.devices.irq import IrqLine, LineLevels
 
 THR, IER, IIR, LCR, MCR, LSR, MSR, SCR = range(8)
+
+
+def com1_levels(controller: LineLevels) -> list[bool]:
+    """The levels COM1's line took, in order, as the controller saw them."""
+    return [level for line, level in controller.changes if line == COM1_IRQ]
 
 
 def test_transmitted_bytes_reach_the_sink_and_the_buffer() -> None:
@@ -51,26 +57,26 @@ def test_loopback_reflects_modem_control_and_returns_data() -> None:
 
 
 def test_thr_empty_interrupt_is_raised_gated_by_out2_and_acknowledged_by_iir() -> None:
-    levels: list[bool] = []
-    uart = Uart8250(irq=levels.append)
+    controller = LineLevels()
+    uart = Uart8250(irq=IrqLine(controller, COM1_IRQ))
     uart.port_write(MCR, 1, 0x00)
     uart.port_write(IER, 1, 0x02)
-    assert levels == []  # OUT2 low: the PC's IRQ line stays quiet
+    assert com1_levels(controller) == []  # OUT2 low: the PC's IRQ line stays quiet
     uart.port_write(MCR, 1, 0x08)
-    assert levels == [True]
+    assert com1_levels(controller) == [True]
     assert uart.port_read(IIR, 1) & 0x0F == 0x02
-    assert levels == [True, False]
+    assert com1_levels(controller) == [True, False]
     assert uart.port_read(IIR, 1) & 0x0F == 0x01
     uart.port_write(THR, 1, ord("x"))
-    assert levels == [True, False, True]
+    assert com1_levels(controller) == [True, False, True]
 
 
 def test_received_bytes_raise_the_data_interrupt_until_read() -> None:
-    levels: list[bool] = []
-    uart = Uart8250(irq=levels.append)
+    controller = LineLevels()
+    uart = Uart8250(irq=IrqLine(controller, COM1_IRQ))
     uart.port_write(IER, 1, 0x01)
     uart.receive(b"a")
     assert uart.irq_level and uart.port_read(IIR, 1) & 0x0F == 0x04
     assert uart.port_read(THR, 1) == ord("a")
-    assert levels == [True, False]
+    assert com1_levels(controller) == [True, False]
     assert uart.port_read(LSR, 1) & 0x01 == 0

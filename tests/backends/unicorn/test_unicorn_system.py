@@ -10,6 +10,7 @@ finds that VM's pattern there, never the other's.
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -18,11 +19,13 @@ from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.session import bundled_guest
 from sel4vmm.backends.unicorn.system import EmulatedSystem
 from sel4vmm.backends.unicorn.system_loop import SystemLoop, VmOutcome
+from sel4vmm.backends.unicorn.system_session import system_vms
 from sel4vmm.errors import Location, Sel4VmmError
 
 #: Every test here runs on both emulated-MMIO paths (conftest.py).
 pytestmark = pytest.mark.usefixtures("mmio_path")
 
+DATA = Path(__file__).parent / "data"
 RAM = 0x4000_0000
 SMALL_RAM = 16 << 20
 MASK64 = (1 << 64) - 1
@@ -159,3 +162,19 @@ def test_one_clock_and_one_platform_for_every_vm() -> None:
     assert boards[0].platform is boards[1].platform is system.platform
     assert boards[0].physmem is system.physmem
     system.close()
+
+
+@pytest.mark.parametrize("name", ["two_vms", "one_to_one_and_pools"])
+def test_the_system_files_vms_hold_their_own_patterns_afterwards(name: str) -> None:
+    """The same host-side check on the VMs of a ``.system`` file, laid out as ``run`` lays
+    them out (``--pools``: vm_a of one_to_one_and_pools stays 1:1, its phys_addr says so)."""
+    vms = system_vms(DATA / f"{name}.system", one_to_one=False)
+    system, _, outcomes = run_memtests([vm.layout for vm in vms])
+    assert [o.stop_reason for o in outcomes] == [StopReason.SYSTEM_OFF] * 2
+    a, b = system.boards
+    assert (a.layout.one_to_one, b.layout.one_to_one) == (name != "two_vms", False)
+    assert not physical_frames(a) & physical_frames(b)
+    for board, other in ((a, b), (b, a)):
+        for guest, value in frame_words(board):
+            assert value == memtest_pattern(guest, board.layout.bootargs), hex(guest)
+            assert value != memtest_pattern(guest, other.layout.bootargs)

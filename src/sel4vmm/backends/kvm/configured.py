@@ -30,6 +30,7 @@ from sel4vmm.backends.kvm.linux import (
 )
 from sel4vmm.backends.kvm.run import RunOutcome
 from sel4vmm.backends.kvm.session import KvmSession
+from sel4vmm.backends.kvm.virtio import VirtioRequest
 from sel4vmm.backends.kvm.x86_boot import LongModeLayout
 from sel4vmm.config.load import pick_vm
 from sel4vmm.config.spec import SystemSpec, VmSpec
@@ -79,6 +80,8 @@ class ConfiguredRun:
     boot: LinuxBoot
     outcome: RunOutcome
     console: str
+    #: What the virtio devices refused during the run (:attr:`.virtio.KvmVirtio.errors`).
+    device_errors: list[str]
 
 
 def plan_x86_vm(
@@ -171,6 +174,7 @@ def run_configured_guest(
     until: str | None = None,
     uart_output: Callable[[bytes], None] | None = None,
     on_boot: Callable[[ConfiguredVm, LinuxBoot], None] | None = None,
+    virtio: VirtioRequest | None = None,
 ) -> ConfiguredRun:
     """Plan ``spec``, boot ``kernel`` in its x86 VM ``vm_name`` on KVM and run it.
 
@@ -178,7 +182,8 @@ def run_configured_guest(
     :data:`DEFAULT_BOOTARGS`.  The run ends when the guest exits, faults or fails, when
     the console has printed ``until``, or after ``timeout`` seconds; ``on_boot`` sees the
     planned VM and the loaded kernel just before the vCPU starts (the command line reports
-    them).  The board's host memory is released when this returns.
+    them).  ``virtio`` devices are attached at :mod:`.virtio`'s windows, which must be free
+    in the plan.  The board's host memory is released when this returns.
     """
     with ImageBlob.open(kernel, role="kernel") as kernel_blob:
         initrd_bytes = None
@@ -191,6 +196,9 @@ def run_configured_guest(
         cmdline = bootargs or vm_spec.images.bootargs or DEFAULT_BOOTARGS
         try:
             with KvmSession(vm, uart_output=uart_output) as session:
+                devices = None
+                if virtio is not None and virtio.any:
+                    devices = session.attach_virtio(virtio)
                 boot = load_linux(
                     session, kernel_blob.data, cmdline, initrd=initrd_bytes, kernel_path=str(kernel)
                 )
@@ -199,6 +207,7 @@ def run_configured_guest(
                 condition = (lambda: until in session.uart.text()) if until is not None else None
                 outcome = session.run(timeout=timeout, until=condition)
                 console = session.uart.text()
+                errors = devices.errors if devices is not None else []
         finally:
             vm.physmem.close()
-    return ConfiguredRun(vm.name, boot, outcome, console)
+    return ConfiguredRun(vm.name, boot, outcome, console, errors)

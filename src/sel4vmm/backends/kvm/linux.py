@@ -64,7 +64,14 @@ def load_linux(
     kernel_path: str = "<kernel>",
 ) -> LinuxBoot:
     """Put ``kernel``, the command line, the initrd and the zero page into guest RAM and
-    point the vCPU at the kernel's 64-bit entry.  Nothing runs until ``session.run()``."""
+    point the vCPU at the kernel's 64-bit entry.  Nothing runs until ``session.run()``.
+
+    When the session has virtio-mmio devices (:meth:`~.session.KvmSession.attach_virtio`),
+    their ``virtio_mmio.device=<size>@<base>:<irq>`` words are appended to ``cmdline``:
+    that is how an x86 Linux, which has no device tree, finds them (:mod:`.virtio`).
+    """
+    if session.virtio is not None and session.virtio.slots:
+        cmdline = f"{cmdline} {session.virtio.kernel_parameters()}".strip()
     ram = session.vm.ram
     regions = [(r.start, r.size) for r in ram.regions()]
     if not regions:

@@ -7,7 +7,9 @@ only executes.  The session wires the two together and owns every KVM resource:
 * :class:`~.memslots.MemorySlots` registered as a listener of ``vm.memory``, so RAM, 1:1
   RAM, passthrough frames and deferred maps appear as KVM slots as soon as libsel4vm maps
   them, and disappear when they are freed;
-* the port bus with COM1 (an 8250 on IRQ 4) and the exit port;
+* KVM's irqchip as the devices' interrupt controller (:class:`~.irqchip.KvmIrqchip`);
+* the port bus with COM1 (an 8250 on GSI 4) and the exit port;
+* the virtio-mmio devices a run asks for (:meth:`KvmSession.attach_virtio`, :mod:`.virtio`);
 * the exit loop that turns KVM exits into ``vm.memory.handle_fault`` calls.
 
 Closing the session removes the listener and releases the KVM file descriptors; the
@@ -20,12 +22,14 @@ from collections.abc import Callable
 
 from sel4vmm.backends.kvm import x86_boot
 from sel4vmm.backends.kvm.dirty import DirtyPageLog
+from sel4vmm.backends.kvm.irqchip import KvmIrqchip
 from sel4vmm.backends.kvm.memslots import MemorySlots
 from sel4vmm.backends.kvm.portio import ExitPort, PortIoBus
 from sel4vmm.backends.kvm.run import ExitLoop, RunOutcome
 from sel4vmm.backends.kvm.system import KvmSystem
 from sel4vmm.backends.kvm.uart8250 import COM1_IRQ, COM1_PORT, Uart8250
 from sel4vmm.backends.kvm.vcpu import KvmVcpu
+from sel4vmm.backends.kvm.virtio import KvmVirtio, VirtioRequest, attach_virtio
 from sel4vmm.backends.kvm.vm import KvmVm
 from sel4vmm.closing import Closing
 from sel4vmm.errors import Sel4VmmError
@@ -54,6 +58,8 @@ class KvmSession(Closing):
         self.kvm_vm: KvmVm | None = None
         self.vcpu: KvmVcpu | None = None
         self.slots: MemorySlots | None = None
+        #: The virtio-mmio devices, once :meth:`attach_virtio` attached them.
+        self.virtio: KvmVirtio | None = None
         try:
             self.kvm_vm = KvmVm(self.system)
             self.vcpu = KvmVcpu(self.kvm_vm)
@@ -62,14 +68,34 @@ class KvmSession(Closing):
         except BaseException:
             self.close()
             raise
-        kvm_vm = self.kvm_vm
+        self._uart_output = uart_output
+        self.irqchip = KvmIrqchip(self.kvm_vm)
         self.ports = PortIoBus()
         self.uart = Uart8250(
-            output=uart_output, irq=lambda level: kvm_vm.set_irq_line(COM1_IRQ, level)
+            output=uart_output, irq=self.irqchip.line(COM1_IRQ, "COM1 (8250 UART)")
         )
         self.ports.claim(COM1_PORT, 8, self.uart, "COM1 (8250 UART)")
         self.loop = ExitLoop(self.vcpu, vm.memory, vm.physmem, self.ports)
         self.ports.claim(ExitPort.PORT, 1, ExitPort(self.loop.guest_exit), "exit port")
+
+    # --- devices ----------------------------------------------------------------------
+
+    def attach_virtio(
+        self, request: VirtioRequest, console_output: Callable[[bytes], None] | None = None
+    ) -> KvmVirtio:
+        """Serve ``request``'s virtio-mmio devices (before loading a kernel: Linux learns
+        of them from the command line :func:`~.linux.load_linux` then writes).
+
+        virtio-console output goes to ``console_output`` (default: the COM1 sink).
+        """
+        if self.virtio is not None:
+            raise Sel4VmmError(
+                "this KVM session already has its virtio devices",
+                fix="ask for every virtio device in one VirtioRequest",
+            )
+        sink = console_output or self._uart_output or (lambda _data: None)
+        self.virtio = attach_virtio(self.vm, self.irqchip, request, sink)
+        return self.virtio
 
     # --- loading ----------------------------------------------------------------------
 
@@ -136,6 +162,9 @@ class KvmSession(Closing):
     # --- teardown ---------------------------------------------------------------------
 
     def close(self) -> None:
+        if self.virtio is not None:
+            self.virtio.detach()
+            self.virtio = None
         if self.slots is not None:
             self.vm.memory.remove_listener(self.slots)
             self.slots = None

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from sel4vmm.devices.irq import IrqLine
+
 COM1_PORT: Final = 0x3F8
 COM1_IRQ: Final = 4
 
@@ -50,12 +52,16 @@ _MSR_DCD: Final = 0x80
 
 
 class Uart8250:
-    """The UART's registers; plug it into a :class:`~.portio.PortIoBus` at 0x3f8."""
+    """The UART's registers; plug it into a :class:`~.portio.PortIoBus` at 0x3f8.
+
+    ``irq`` is its interrupt line (COM1's GSI 4 on :class:`~.irqchip.KvmIrqchip` in a
+    session), raised and lowered like every other device's.
+    """
 
     def __init__(
         self,
         output: Callable[[bytes], None] | None = None,
-        irq: Callable[[bool], None] | None = None,
+        irq: IrqLine | None = None,
     ) -> None:
         self._output = output
         self._irq = irq
@@ -169,7 +175,7 @@ class Uart8250:
         if level != self._irq_level:
             self._irq_level = level
             if self._irq is not None:
-                self._irq(level)
+                self._irq.set(level)
 
     @property
     def irq_level(self) -> bool:

@@ -1,8 +1,9 @@
 """``run_guest``: boot a kernel on the emulated board as a system description lays it out.
 
 This is the one entry point the command line (``sel4vmm run``, ``sel4vmm demo``) and the
-tests use.  With no system file it uses the bundled qemu-virt system (libvmm's
-``simple.system``); with no kernel it runs the bundled ``hello`` guest.
+tests use for one VM.  With no system file it uses the bundled qemu-virt system (libvmm's
+``simple.system``); with no kernel it runs the bundled ``hello`` guest.  Several VMs of one
+system run together through :func:`~.system_session.run_system`.
 """
 
 from __future__ import annotations
