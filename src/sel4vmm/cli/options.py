@@ -222,6 +222,18 @@ ConsoleOption = Annotated[
         "virtio,mmio node of the guest's device tree.",
     ),
 ]
+#: The peer of the guest's virtio-net card (``run --net``).
+NetKind = Literal["none", "loopback", "switch"]
+NetOption = Annotated[
+    NetKind | None,
+    typer.Option(
+        "--net",
+        metavar="none|loopback|switch",
+        help="emulator: the peer of the virtio-net card on the guest device tree's net node: "
+        "switch (the default: a port of the VMM's virtual switch, shared by every VM of the "
+        "run), loopback (frames come straight back) or none (no card).",
+    ),
+]
 InputOption = Annotated[
     str | None,
     typer.Option(

@@ -57,6 +57,8 @@ from sel4vmm.cli.options import (
     JsonOption,
     KernelOption,
     LogOption,
+    NetKind,
+    NetOption,
     OutOption,
     OverlayOption,
     PoolsOption,
@@ -130,6 +132,7 @@ def run(
     disk: DiskOption = None,
     read_only: ReadOnlyOption = False,
     console: ConsoleOption = "pl011",
+    net: NetOption = None,
     ram_size: RamSizeOption = None,
     send: InputOption = None,
     log: LogOption = None,
@@ -142,10 +145,11 @@ def run(
 
     Both backends take --kernel, --initrd, --dtb/--dts/--overlay, --bootargs, --vm,
     --until, --timeout and --log.  Only the emulator (unicorn) backend takes --pools,
-    --smmu, --ram-size, --input, --vcpus, --json, --disk/--read-only and --console, and
+    --smmu, --ram-size, --input, --vcpus, --json, --disk/--read-only, --console and --net, and
     bundled guest names as --kernel (hello, memtest, gictimer, dma, badaccess, smp); only
     the qemu backend takes --qemu.  --disk and --console virtio serve virtio-blk and
-    virtio-console on the virtio,mmio nodes of the guest's device tree (--dts).
+    virtio-console on the virtio,mmio nodes of the guest's device tree (--dts); --net
+    names the peer of the virtio-net card on its net node (default: the VMM's switch).
     The emulator's default kernel is Debian's arm64 kernel from ./install.sh with a
     busybox initramfs; its default --timeout is 300 s without a terminal.
 
@@ -167,6 +171,7 @@ def run(
             "--disk": disk is not None,
             "--read-only": read_only,
             "--console": console != "pl011",
+            "--net": net is not None,
             "--out": out is not None,
             "-D/--define": bool(define),
             "-I/--include": bool(include),
@@ -218,18 +223,26 @@ def run(
         includes=list(include or []),
         out=out,
         smmu=smmu,
-        virtio=_virtio_backends(disk, read_only, console),
+        virtio=_virtio_backends(disk, read_only, console, net),
     )
     raise typer.Exit(run_on_emulator(request))
 
 
-def _virtio_backends(disk: Path | None, read_only: bool, console: ConsoleKind) -> VirtioBackends:
+def _virtio_backends(
+    disk: Path | None, read_only: bool, console: ConsoleKind, net: NetKind | None = None
+) -> VirtioBackends:
     if read_only and disk is None:
         raise Sel4VmmError(
             "--read-only is about the --disk image, and no --disk was given",
             fix="add --disk FILE, or drop --read-only",
         )
-    return VirtioBackends(disk=disk, read_only=read_only, console=console == "virtio")
+    return VirtioBackends(
+        disk=disk,
+        read_only=read_only,
+        console=console == "virtio",
+        net=net or "switch",
+        net_required=net is not None and net != "none",
+    )
 
 
 @dataclass
@@ -366,6 +379,12 @@ def _report(result: RunResult, status: int, timeout: float | None, default: bool
     err = Console(stderr=True, highlight=False)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    if result.network is not None:
+        net = result.network
+        err.print(
+            f"virtio-net {escape(str(net['node']))}: MAC {net['mac']} on {net['backend']}, "
+            f"{net['frames_sent']} frames sent, {net['frames_received']} received"
+        )
     reason = result.stop_reason
     if status == 0:
         err.print(f"[green]{escape(result.layout.name)}[/]: {escape(reason.value)}")
@@ -416,6 +435,7 @@ def _run_document(
         },
         "diagnostic": str(result.diagnostic) if result.diagnostic is not None else None,
         "warnings": result.warnings,
+        "network": result.network,
         "last_lines": result.last_lines if status != 0 else [],
     }
 

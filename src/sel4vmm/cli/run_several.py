@@ -171,6 +171,8 @@ def run_several(request: EmulatorRequest, kernel: Path, linux: LinuxBootFiles) -
                     stop_check=_stop_check(signals, terminal, timeout),
                     defines=defines,
                     include_dirs=includes,
+                    net=request.virtio.net,
+                    net_required=request.virtio.net_required,
                 )
         finally:
             signals.restore()
@@ -199,6 +201,12 @@ def report(err: Console, result: SystemRunResult) -> None:
         for warning in vm.warnings:
             err.print(f"[yellow]warning:[/] {name}: {escape(warning)}", soft_wrap=True)
         reason = vm.stop_reason
+        if vm.network is not None:
+            net = vm.network
+            err.print(
+                f"{name}: virtio-net MAC {net['mac']} on {net['backend']}, "
+                f"{net['frames_sent']} frames sent, {net['frames_received']} received"
+            )
         if vm.ok or reason is StopReason.ESCAPE:
             err.print(f"[green]{name}[/]: {escape(reason.value)}")
             continue
@@ -240,6 +248,7 @@ def _vm_document(vm: VmRunResult, log: Path | None) -> dict[str, object]:
         },
         "diagnostic": str(vm.diagnostic) if vm.diagnostic is not None else None,
         "warnings": vm.warnings,
+        "network": vm.network,
         "last_lines": vm.last_lines if not vm.ok else [],
     }
 

@@ -71,6 +71,8 @@ class RunResult:
     #: many fault-path accesses the C trampoline finished without the Python callbacks.
     mmio_path: str = ""
     trampoline_accesses: int = 0
+    #: The virtio-net card (``--net``): MAC, peer, frame counters; None without one.
+    network: dict[str, object] | None = None
 
     @property
     def console_text(self) -> str:
@@ -247,6 +249,13 @@ def run_guest(
                 location=Location(str(kernel)),
                 fix="pass an arm64 Linux Image with --kernel and --dts, or drop --disk/--console",
             )
+        if image is None and virtio is not None and virtio.net_required:
+            raise Sel4VmmError(
+                f"{kernel} is a raw binary: --net {virtio.net} is for a Linux Image booted "
+                "with a device tree that declares a virtio-net node",
+                location=Location(str(kernel)),
+                fix="pass an arm64 Linux Image with --kernel and --dts, or drop --net",
+            )
         entry = (
             board.load_file(kernel) if image is None else load_linux(board, image, linux, virtio)
         )
@@ -279,4 +288,5 @@ def run_guest(
         trampoline_accesses=sum(
             vcpu.trampolines.fast_accesses for vcpu in board.vcpus if vcpu.trampolines
         ),
+        network=board.virtio.net.report() if board.virtio.net is not None else None,
     )

@@ -43,6 +43,7 @@ from sel4vmm.backends.unicorn.board import (
     board_physical_memory,
 )
 from sel4vmm.backends.unicorn.timer import GuestClock
+from sel4vmm.devices.net_switch import VirtualSwitch
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.sel4.arch import AARCH64
 from sel4vmm.sel4.physmem import MemoryRange
@@ -119,6 +120,9 @@ class EmulatedSystem:
         )
         #: The board's time, which every VM's counter reads.
         self.clock = GuestClock()
+        #: The VMM's virtual switch: every VM's virtio-net card is a port of it (``--net
+        #: switch``), libvmm's vswitch model; nothing leaves the process.
+        self.switch = VirtualSwitch()
         #: The VMs built so far, in the order they were added (the loop's order).
         self.boards: list[EmulatedBoard] = []
 

@@ -33,10 +33,12 @@ from sel4vmm.backends.unicorn.session import RunResult, bundled_guest, layout_of
 from sel4vmm.backends.unicorn.system import EmulatedSystem
 from sel4vmm.backends.unicorn.system_loop import SystemLoop, SystemStatistics
 from sel4vmm.backends.unicorn.typed_input import TypedInput
+from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
 from sel4vmm.config.load import board_from_path, config_kind, load_system, pick_vm
 from sel4vmm.config.microkit import MicrokitTarget, read_microkit
 from sel4vmm.config.spec import SystemSpec, VmSpec
 from sel4vmm.devices.gicv2 import MAX_CPUS
+from sel4vmm.devices.net_peers import NetBackend
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.detect import KernelImage
 
@@ -185,6 +187,8 @@ def run_system(
     stop_check: Callable[[], StopReason | None] | None = None,
     defines: dict[str, str] | None = None,
     include_dirs: tuple[Path, ...] = (),
+    net: NetBackend = "switch",
+    net_required: bool = False,
 ) -> SystemRunResult:
     """Boot ``kernel_path`` (default: the bundled hello guest) in every VM of the system
     (or those ``vm_names`` choose) and run them together until every VM has stopped.
@@ -192,7 +196,9 @@ def run_system(
     ``consoles(name)`` gives the sink of a VM's console output.  ``console_input`` is
     typed into every VM; ``wait_for_input(timeout)`` says when keys arrived at a
     terminal and ``input_source()`` takes them, each run with the VM (an index into the
-    run's VMs) it was typed to.  ``until`` stops the
+    run's VMs) it was typed to.  ``net`` (``--net``; ``net_required`` when given) is the
+    peer of each VM's virtio-net card: with ``switch`` every card is a port of the
+    system's one :attr:`~.system.EmulatedSystem.switch`.  ``until`` stops the
     VM whose console prints it (the others go on); ``stop_check`` (Ctrl-C, SIGTERM) and
     ``time_limit`` stop every VM.
     """
@@ -261,7 +267,8 @@ def run_system(
         for index, vm in enumerate(vms):
             board = system.add_board(vm.layout, Console(_watched(watches[index], consoles, vm)))
             board.loop.stop_checks.append(vm_check(index))
-            entries.append(_load(board, kernel, image, linux))
+            network = VirtioBackends(net=net, net_required=net_required, switch=system.switch)
+            entries.append(_load(board, kernel, image, linux, network))
             if console_input and image is None:
                 board.feed_input(console_input)
             elif console_input:
@@ -300,6 +307,7 @@ def run_system(
                 linux=image is not None,
                 warnings=[*board.warnings, *board.virtio.errors],
                 mmio_path=board.mmio_path,
+                network=board.virtio.net.report() if board.virtio.net is not None else None,
                 trampoline_accesses=sum(
                     vcpu.trampolines.fast_accesses for vcpu in board.vcpus if vcpu.trampolines
                 ),
@@ -334,10 +342,14 @@ def _watched(
 
 
 def _load(
-    board: EmulatedBoard, kernel: Path, image: KernelImage | None, linux: LinuxBootFiles
+    board: EmulatedBoard,
+    kernel: Path,
+    image: KernelImage | None,
+    linux: LinuxBootFiles,
+    network: VirtioBackends,
 ) -> int:
     """Load the kernel into one VM: a raw binary at RAM + 0x80000, or Linux by its boot
     protocol."""
     if image is None:
         return board.load_file(kernel)
-    return load_linux(board, image, linux, None)
+    return load_linux(board, image, linux, network)

@@ -11,6 +11,9 @@ fault-callback reservation, its interrupt an SPI of the vGIC through
 
 Which device serves which node: a node whose name says ``console``, ``blk``/``block`` or
 ``net`` serves that device; the other backends take the remaining nodes in address order.
+The network card (``--net``, :mod:`sel4vmm.devices.net_peers`) is made for a node whose
+name says ``net`` (libvmm's ``virtio-net@160000``) unless ``--net none``; an explicit
+``--net loopback|switch`` also takes a free node, and refuses a tree with none.
 A node left without a backend is still served, as a transport with device ID 0: virtio 1.2
 section 4.2.3.1.1 says "If the device ID is zero (0x0) the driver MUST ignore the device",
 which is what QEMU's unused virtio-mmio slots look like, so the guest's probe skips it
@@ -20,11 +23,19 @@ instead of faulting on an unbacked window.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sel4vmm.backends.unicorn.gic_controller import SpiLines
 from sel4vmm.devices.gicv2 import NUM_PRIVATE
+from sel4vmm.devices.net_peers import (
+    NetBackend,
+    NetConnection,
+    connect_card,
+    mac_for_vm,
+    mac_from_property,
+)
+from sel4vmm.devices.net_switch import VirtualSwitch
 from sel4vmm.devices.virtio.block import VirtioBlock
 from sel4vmm.devices.virtio.console import VirtioConsole
 from sel4vmm.devices.virtio.device import DeviceContext, VirtioDevice
@@ -48,6 +59,8 @@ class VirtioNode:
     base: int
     size: int
     intid: int
+    #: The node's ``local-mac-address``, if it has one (a network card's address).
+    mac: bytes | None = None
 
     @property
     def kind(self) -> str | None:
@@ -66,11 +79,18 @@ class VirtioNode:
 @dataclass(frozen=True)
 class VirtioBackends:
     """What the command line gave the virtio devices: ``--disk``, ``--read-only``,
-    ``--console virtio``."""
+    ``--console virtio``, ``--net`` (``net_required`` when it was given explicitly).
+
+    ``switch`` is the VMM's virtual switch the card plugs into with ``--net switch``: the
+    one every VM of a multi-VM run shares; without one, the VM gets a switch of its own.
+    """
 
     disk: Path | None = None
     read_only: bool = False
     console: bool = False
+    net: NetBackend = "switch"
+    net_required: bool = False
+    switch: VirtualSwitch | None = field(default=None, compare=False)
 
     @property
     def any(self) -> bool:
@@ -149,7 +169,10 @@ def virtio_nodes(dtb: bytes, source: str) -> list[VirtioNode]:
                 location=where,
                 fix=f"give it reg = <... {WINDOW_SIZE:#x}>",
             )
-        found.append(VirtioNode(path, base, size, NUM_PRIVATE + number))
+        mac = node.properties.get("local-mac-address")
+        if mac is not None:
+            mac = mac_from_property(mac, path, source)
+        found.append(VirtioNode(path, base, size, NUM_PRIVATE + number, mac))
     return sorted(found, key=lambda node: node.base)
 
 
@@ -190,15 +213,20 @@ class _NoDevice(VirtioDevice):
 
 
 def assign(nodes: list[VirtioNode], backends: VirtioBackends) -> dict[str, VirtioNode]:
-    """Which node each wanted backend (``console``, ``block``) goes to."""
-    wanted = [kind for kind, on in (("console", backends.console), ("block", backends.disk)) if on]
+    """Which node each wanted backend (``console``, ``block``, ``net``) goes to."""
+    net = backends.net != "none"
+    wanted = [
+        kind
+        for kind, on in (("console", backends.console), ("block", backends.disk), ("net", net))
+        if on
+    ]
     chosen: dict[str, VirtioNode] = {}
     for kind in wanted:
         named = [n for n in nodes if n.kind == kind and n not in chosen.values()]
         if named:
             chosen[kind] = named[0]
     for kind in wanted:
-        if kind in chosen:
+        if kind in chosen or (kind == "net" and not backends.net_required):
             continue
         free = [n for n in nodes if n.kind is None and n not in chosen.values()]
         if not free:
@@ -218,6 +246,7 @@ class VirtioDevices:
         self.transports: list[VirtioMmioTransport] = []
         self.console: VirtioConsole | None = None
         self.disk: VirtioBlock | None = None
+        self.net: NetConnection | None = None
         #: Bytes the guest has written to virtio-console (its first output says ``hvc0``
         #: is in use: Linux's hvc only fetches input for an open tty).
         self.console_output_bytes = 0
@@ -230,6 +259,8 @@ class VirtioDevices:
     def close(self) -> None:
         if self.disk is not None:
             self.disk.close()
+        if self.net is not None:
+            self.net.disconnect()
 
 
 def attach_virtio(
@@ -274,6 +305,9 @@ def attach_virtio(
             by_node[chosen["console"].path] = devices.console
         if devices.disk is not None:
             by_node[chosen["block"].path] = devices.disk
+        if "net" in chosen:
+            devices.net = _network_card(vm.name, chosen["net"], backends, source)
+            by_node[chosen["net"].path] = devices.net.device
         for node in nodes:
             device = by_node.get(node.path) or _NoDevice()
             transport = VirtioMmioTransport(
@@ -286,3 +320,21 @@ def attach_virtio(
         devices.close()
         raise
     return devices
+
+
+def _network_card(
+    vm_name: str, node: VirtioNode, backends: VirtioBackends, source: str
+) -> NetConnection:
+    """The VM's virtio-net card on ``node``, plugged into ``--net``'s peer."""
+    assert backends.net != "none"
+    switch = backends.switch
+    if backends.net == "switch" and switch is None:
+        switch = VirtualSwitch()
+    return connect_card(
+        node.mac if node.mac is not None else mac_for_vm(vm_name),
+        backends.net,
+        node=node.path,
+        port_name=vm_name,
+        switch=switch,
+        source=source,
+    )
