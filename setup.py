@@ -25,5 +25,11 @@ setup(
             extra_compile_args=FLAGS,
             optional=True,
         ),
+        Extension(
+            "sel4vmm.native._ucslice",
+            ["src/sel4vmm/native/_ucslice.c"],
+            extra_compile_args=FLAGS,
+            optional=True,
+        ),
     ]
 )

@@ -44,6 +44,7 @@ from sel4vmm.backends.unicorn.cpu import Vcpu
 from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.engine import UcError
 from sel4vmm.backends.unicorn.gic import Vgic
+from sel4vmm.backends.unicorn.preemption import SlicePreemption
 from sel4vmm.backends.unicorn.psci import MPIDR_AFFINITY_MASK, AffinityState
 from sel4vmm.backends.unicorn.timer import VIRTUAL_TIMER_PPI
 from sel4vmm.backends.unicorn.watchdog import Watchdog
@@ -106,6 +107,8 @@ class EventLoop:
         self.slice_instructions = slice_instructions
         self.input_poll_seconds = input_poll_seconds
         self.stats = LoopStatistics()
+        #: How each vCPU's counted slices end (:mod:`preemption`), by vCPU index.
+        self.preemption = {vcpu.index: SlicePreemption(vcpu.uc) for vcpu in vcpus}
         #: Asked between slices whether the run should end (the console printed what
         #: the run waits for, the guest panicked, the user pressed Ctrl-C): the first
         #: reason returned ends it.  Checked between slices only, never inside unicorn.
@@ -182,7 +185,7 @@ class EventLoop:
         # armed its timer once (Linux re-arms it on every tick) will need it again.
         counting = vcpu.counting or self._preemptible()
         if counting != vcpu.counting:
-            vcpu.uc.ctl_flush_tb()
+            self.preemption[vcpu.index].set_counting(counting)  # flushes the cache
             vcpu.counting = counting
             self.stats.mode_switches += 1
         return self.slice_instructions if counting else 0
@@ -311,7 +314,7 @@ class EventLoop:
         try:
             vcpu.until = _NEVER
             try:
-                uc.emu_start(vcpu.pc, _NEVER, count=count)
+                self.preemption[vcpu.index].run(vcpu.pc, _NEVER, count)
             finally:
                 vcpu.raise_callback_error()
         except UcError as error:
