@@ -53,7 +53,7 @@ class SlicePreemption:
             if native is None
             else native.Budget(emu_stop=ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p).value)
         )
-        self._hook: ctypes.c_size_t | None = None
+        self._hook: int | None = None
         self.counting = False
         #: Slices the block budget ended (0 on the count path).
         self.budget_stops = 0
@@ -81,9 +81,11 @@ class SlicePreemption:
                 )
                 if status != 0:
                     raise UcError(status)
-                self._hook = handle
+                # Held where the binding holds its hooks' callbacks, for the hook's lifetime.
+                self.uc._callbacks[handle.value] = self._budget  # type: ignore[attr-defined]
+                self._hook = handle.value
             elif self._hook is not None:
-                uclib.uc_hook_del(self.uc._uch, self._hook)  # type: ignore[attr-defined]
+                self.uc.hook_del(self._hook)
                 self._hook = None
         self.uc.ctl_flush_tb()
         self.counting = counting
