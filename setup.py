@@ -26,6 +26,12 @@ setup(
             optional=True,
         ),
         Extension(
+            "sel4vmm.native._ucmsr",
+            ["src/sel4vmm/native/_ucmsr.c"],
+            extra_compile_args=FLAGS,
+            optional=True,
+        ),
+        Extension(
             "sel4vmm.native._ucslice",
             ["src/sel4vmm/native/_ucslice.c"],
             extra_compile_args=FLAGS,
