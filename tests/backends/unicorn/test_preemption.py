@@ -19,8 +19,12 @@ from unicorn.arm64_const import (
     UC_ARM64_REG_X4,
 )
 
+from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
+from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.engine import AArch64Engine, new_aarch64_engine
 from sel4vmm.backends.unicorn.preemption import SlicePreemption, preemption_mechanism
+from sel4vmm.backends.unicorn.session import bundled_guest
+from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENABLE
 from sel4vmm.native import PURE_PYTHON_VARIABLE, import_error
 
 RAM = 0x4000_0000
@@ -143,3 +147,23 @@ def test_counting_off_runs_the_slice_to_its_end(pure_python: bool) -> None:
     preemption.set_counting(False)
     preemption.run(guest.pc, AFTER_LOOP, 0)
     assert guest.pc == AFTER_LOOP and guest.done == 3000 and guest.loads == 3000
+
+
+def test_the_event_loop_preempts_a_timer_armed_guest_with_the_chosen_mechanism(
+    pure_python: bool,
+) -> None:
+    # The bundled memtest guest with a far timer armed: every slice is a counted one.
+    board = EmulatedBoard(GuestLayout(ram_size=16 << 20, dma_base=None), Console())
+    entry = board.load(bundled_guest("memtest").read_bytes())
+    board.timer.write(CNTV_CVAL_EL0, 1 << 62)
+    board.timer.write(CNTV_CTL_EL0, CTL_ENABLE)
+    board.loop.slice_instructions = 20_000
+    assert board.loop.run(entry, time_limit=120) is StopReason.SYSTEM_OFF
+    assert b"memtest: OK" in board.console.output
+    preemption = board.loop.preemption[board.vcpu.index]
+    assert preemption.counting and preemption.block_budget is not pure_python
+    assert board.loop.stats.slices > 10
+    if pure_python:
+        assert preemption.budget_stops == 0
+    else:  # all but the last slice (which ends in PSCI SYSTEM_OFF) ran out of budget
+        assert preemption.budget_stops >= board.loop.stats.slices - 2
