@@ -30,11 +30,11 @@ from typing import Any
 from unicorn import UC_HOOK_INTR, UC_PROT_ALL
 from unicorn.arm64_const import UC_ARM64_REG_X0, UC_ARM64_REG_X20
 
+from sel4vmm.backends.unicorn import preemption
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
 from sel4vmm.backends.unicorn.engine import AArch64Engine, new_aarch64_engine
 from sel4vmm.backends.unicorn.gic import GICC_CTLR, GICC_PMR, GICD_CTLR, GICD_ISENABLER
-from sel4vmm.backends.unicorn.preemption import preemption_mechanism
 from sel4vmm.backends.unicorn.session import bundled_guest
 from sel4vmm.backends.unicorn.timer import CNTV_CTL_EL0, CNTV_CVAL_EL0, CTL_ENABLE
 from sel4vmm.memory import FaultResult, MemoryFault
@@ -232,7 +232,7 @@ def memtest_rows(rounds: int) -> None:
     """memtest on raw unicorn, on the VMM free-running, and with the timer armed on both
     preemption mechanisms, alternating in ``rounds`` rounds; ratios are per round."""
     with mmio_path(False):
-        mechanism = preemption_mechanism()
+        mechanism = preemption.preemption_mechanism()
     free: list[float] = []
     armed: list[float] = []
     counted: list[float] = []

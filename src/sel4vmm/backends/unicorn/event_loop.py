@@ -39,12 +39,12 @@ from dataclasses import dataclass
 
 from unicorn.arm64_const import UC_ARM64_REG_PC
 
+from sel4vmm.backends.unicorn import preemption
 from sel4vmm.backends.unicorn.address_map import UnicornAddressMap
 from sel4vmm.backends.unicorn.cpu import Vcpu
 from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
 from sel4vmm.backends.unicorn.engine import UcError
 from sel4vmm.backends.unicorn.gic import Vgic
-from sel4vmm.backends.unicorn.preemption import SlicePreemption
 from sel4vmm.backends.unicorn.psci import MPIDR_AFFINITY_MASK, AffinityState
 from sel4vmm.backends.unicorn.timer import VIRTUAL_TIMER_PPI
 from sel4vmm.backends.unicorn.watchdog import Watchdog
@@ -108,7 +108,7 @@ class EventLoop:
         self.input_poll_seconds = input_poll_seconds
         self.stats = LoopStatistics()
         #: How each vCPU's counted slices end (:mod:`preemption`), by vCPU index.
-        self.preemption = {vcpu.index: SlicePreemption(vcpu.uc) for vcpu in vcpus}
+        self.preemption = {vcpu.index: preemption.SlicePreemption(vcpu.uc) for vcpu in vcpus}
         #: Asked between slices whether the run should end (the console printed what
         #: the run waits for, the guest panicked, the user pressed Ctrl-C): the first
         #: reason returned ends it.  Checked between slices only, never inside unicorn.
