@@ -31,11 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE
+from unicorn import (
+    UC_HOOK_MEM_READ_UNMAPPED,
+    UC_HOOK_MEM_WRITE_UNMAPPED,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+    UC_PROT_WRITE,
+)
 
 from sel4vmm.backends.unicorn.engine import AArch64Engine
 from sel4vmm.backends.unicorn.fault_pages import TrampolinePages
-from sel4vmm.backends.unicorn.unmapped_hooks import UnmappedHooks
 from sel4vmm.memory import MappedExtent
 from sel4vmm.sel4.physmem import PhysicalMemory
 
@@ -94,10 +99,7 @@ class UnicornAddressMap:
         #: Changes waiting for the vCPU to leave unicorn: (mapped?, extent).
         self._queued: list[tuple[bool, MappedExtent]] = []
         self.running = False
-        #: The holes' unmapped-access hooks, bound to the holes only (RAM stores stay fast).
-        self.unmapped_hooks = UnmappedHooks(uc, self._on_unmapped)
-        #: Extents came or went since the holes were last hooked.
-        self._holes_changed = False
+        uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED, self._on_unmapped)
 
     # -- the listener interface ---------------------------------------------------------
     def extent_mapped(self, extent: MappedExtent) -> None:
@@ -108,18 +110,12 @@ class UnicornAddressMap:
                 self.trampolines.take_general_path()
         else:
             self._apply_mapped(extent)
-            self._hook_holes()
 
     def extent_unmapped(self, extent: MappedExtent) -> None:
         if self.running:
             self._queued.append((False, extent))
         else:
             self._apply_unmapped(extent)
-            self._hook_holes()
-
-    def _hook_holes(self) -> None:
-        self.unmapped_hooks.cover((e.guest_addr, e.guest_end) for e in self.extents.values())
-        self._holes_changed = False
 
     @property
     def has_queued_changes(self) -> bool:
@@ -141,8 +137,6 @@ class UnicornAddressMap:
                 self._apply_mapped(extent)
             else:
                 self._apply_unmapped(extent)
-        if self._holes_changed and not self.running:
-            self._hook_holes()
 
     # -- holes ---------------------------------------------------------------------------
     def _on_unmapped(
@@ -219,12 +213,8 @@ class UnicornAddressMap:
             host = self._physmem.host_address(extent.paddr)
             self._uc.mem_map_ptr(start, end - start, perms, host)
         self.extents[start] = extent
-        self._holes_changed = True
 
     def _apply_unmapped(self, extent: MappedExtent) -> None:
         if self.extents.pop(extent.guest_addr, None) is None:
             return
         self._uc.mem_unmap(extent.guest_addr, extent.size)
-        self._holes_changed = True
-        if self.running:  # inside a hook: the holes are re-hooked after the slice
-            self.unmapped_hooks.add_hole(extent.guest_addr, extent.guest_end)
