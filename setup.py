@@ -31,11 +31,5 @@ setup(
             extra_compile_args=FLAGS,
             optional=True,
         ),
-        Extension(
-            "sel4vmm.native._ucslice",
-            ["src/sel4vmm/native/_ucslice.c"],
-            extra_compile_args=FLAGS,
-            optional=True,
-        ),
     ]
 )

@@ -8,8 +8,7 @@
    ``--repeat`` rounds; the output names the path each row used.
 2. Guest instruction rate: the bundled memtest guest on the VMM versus the same binary on
    a bare unicorn with plain ``mem_map`` RAM, free-running and with the virtual timer
-   armed (counted slices: the C block budget, and ``emu_start(count=)`` as on the
-   pure-Python path), in ``--repeat`` alternating rounds.  Target: >= 0.9x.
+   armed (counted slices), in ``--repeat`` alternating rounds.  Target: >= 0.9x.
 3. Virtual IRQ injection: a guest rings a doorbell register; the VMM injects SPI 40, the
    guest takes the IRQ, acknowledges (IAR) and completes (EOIR) it.  Reported per IRQ.
 
@@ -30,7 +29,6 @@ from typing import Any
 from unicorn import UC_HOOK_INTR, UC_PROT_ALL
 from unicorn.arm64_const import UC_ARM64_REG_X0, UC_ARM64_REG_X20
 
-from sel4vmm.backends.unicorn import preemption
 from sel4vmm.backends.unicorn.board import Console, EmulatedBoard, GuestLayout
 from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
 from sel4vmm.backends.unicorn.engine import AArch64Engine, new_aarch64_engine
@@ -229,24 +227,17 @@ def mmio_rows(repeat: int) -> None:
 
 
 def memtest_rows(rounds: int) -> None:
-    """memtest on raw unicorn, on the VMM free-running, and with the timer armed on both
-    preemption mechanisms, alternating in ``rounds`` rounds; ratios are per round."""
-    with mmio_path(False):
-        mechanism = preemption.preemption_mechanism()
+    """memtest on raw unicorn, on the VMM free-running and with the timer armed (counted
+    slices), alternating in ``rounds`` rounds; ratios are per round."""
     free: list[float] = []
     armed: list[float] = []
-    counted: list[float] = []
     for _ in range(rounds):
         raw_t = raw_memtest()
         free.append(raw_t / vmm_memtest())
         armed.append(raw_t / vmm_memtest(preemptible=True))
-        with mmio_path(True):
-            counted.append(raw_t / vmm_memtest(preemptible=True))
     print(f"memtest guest over {MEMTEST_RAM >> 20} MiB, {rounds} rounds (instruction rate / raw):")
     print(f"  VMM, no timer (free-running)   : {span(free, unit='x')}   (target >= 0.9x)")
-    print(f"  VMM, timer armed ({mechanism})")
-    print(f"                                 : {span(armed, unit='x')}   (target >= 0.9x)")
-    print(f"  VMM, timer armed (emu_start count, SEL4VMM_PURE_PYTHON=1): {span(counted, unit='x')}")
+    print(f"  VMM, timer armed (counted)     : {span(armed, unit='x')}   (target >= 0.9x)")
 
 
 def main() -> None:

@@ -13,10 +13,6 @@ get ``None`` when it is absent or when ``SEL4VMM_PURE_PYTHON=1`` forces the Pyth
   Python callable with a reused fault; see :mod:`sel4vmm.native.unicorn_mmio`.
 * ``_ucmsr`` — a C register filter in front of unicorn's ``MSR`` hook, so only writes to
   the registers the VMM owns call Python; see :mod:`sel4vmm.backends.unicorn.msr_filter`.
-* ``_ucslice`` — a C block hook that ends a unicorn slice when its instruction budget is
-  spent, at a block start (replay-safe, unlike an asynchronous stop, and far cheaper than
-  ``emu_start(count=)``'s per-instruction hook); see
-  :mod:`sel4vmm.backends.unicorn.preemption`.
 """
 
 from __future__ import annotations
@@ -29,7 +25,7 @@ from types import ModuleType
 PURE_PYTHON_VARIABLE = "SEL4VMM_PURE_PYTHON"
 
 #: The extensions setup.py builds, by their short names.
-EXTENSIONS = ("_kvmexit", "_ucmmio", "_ucmsr", "_ucslice")
+EXTENSIONS = ("_kvmexit", "_ucmmio", "_ucmsr")
 
 
 def pure_python_forced() -> bool:

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 from unicorn.arm64_const import UC_ARM64_REG_PC
 
-from sel4vmm.backends.unicorn import preemption
 from sel4vmm.backends.unicorn.address_map import UnicornAddressMap
 from sel4vmm.backends.unicorn.cpu import Vcpu
 from sel4vmm.backends.unicorn.diagnostics import GuestDiagnostic, StopReason
@@ -107,8 +106,6 @@ class EventLoop:
         self.slice_instructions = slice_instructions
         self.input_poll_seconds = input_poll_seconds
         self.stats = LoopStatistics()
-        #: How each vCPU's counted slices end (:mod:`preemption`), by vCPU index.
-        self.preemption = {vcpu.index: preemption.SlicePreemption(vcpu.uc) for vcpu in vcpus}
         #: Asked between slices whether the run should end (the console printed what
         #: the run waits for, the guest panicked, the user pressed Ctrl-C): the first
         #: reason returned ends it.  Checked between slices only, never inside unicorn.
@@ -185,7 +182,7 @@ class EventLoop:
         # armed its timer once (Linux re-arms it on every tick) will need it again.
         counting = vcpu.counting or self._preemptible()
         if counting != vcpu.counting:
-            self.preemption[vcpu.index].set_counting(counting)  # flushes the cache
+            vcpu.uc.ctl_flush_tb()
             vcpu.counting = counting
             self.stats.mode_switches += 1
         return self.slice_instructions if counting else 0
@@ -314,7 +311,7 @@ class EventLoop:
         try:
             vcpu.until = _NEVER
             try:
-                self.preemption[vcpu.index].run(vcpu.pc, _NEVER, count)
+                uc.emu_start(vcpu.pc, _NEVER, count=count)
             finally:
                 vcpu.raise_callback_error()
         except UcError as error:
