@@ -25,5 +25,11 @@ setup(
             extra_compile_args=FLAGS,
             optional=True,
         ),
+        Extension(
+            "sel4vmm.native._ucmsr",
+            ["src/sel4vmm/native/_ucmsr.c"],
+            extra_compile_args=FLAGS,
+            optional=True,
+        ),
     ]
 )

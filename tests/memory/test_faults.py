@@ -238,3 +238,24 @@ def test_a_map_iterator_that_raises_ends_the_fault_in_error(vm: VirtualMachine) 
     assert vm.memory.handle_fault(MemoryFault(0x9000000, 4, False)) is FaultResult.ERROR
     assert "map iterator raised ZeroDivisionError: iterator bug" in vm.memory.last_error
     assert reservation.deferred is not None and not reservation.mapped
+
+
+def test_a_cached_anonymous_page_still_refuses_an_access_past_its_end(
+    vm: VirtualMachine,
+) -> None:
+    # libsel4vm (seL4_projects_libs libsel4vm/src/guest_memory.c at 0e06beb,
+    # find_anon_reservation_by_addr, modelled in tests/memory/c_reference.py): an
+    # anonymous sub-reservation holds an access only when the whole access lies inside
+    # it, so the page cache's hot path (which skips the range check) must never serve one.
+    seen: list[MemoryFault] = []
+    vm.memory.make_anon(0x9000000, 0x2000)
+    reservation = vm.memory.reserve_anon(0x1000, 0, answer(FaultResult.HANDLED, 7), seen)
+    last = reservation.end - 4
+    for _ in range(2):  # the second round runs with the page cached
+        inside = MemoryFault(last, 4, False)
+        assert vm.memory.handle_fault(inside) is FaultResult.HANDLED
+        assert inside.read_value == 7 and inside.reservation is reservation
+        across = MemoryFault(last, 8, False)
+        assert vm.memory.handle_fault(across) is FaultResult.UNHANDLED
+        assert across.reservation is None
+    assert len(seen) == 2

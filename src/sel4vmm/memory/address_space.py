@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sel4vmm.errors import AddressSpaceError, Sel4VmmError
 from sel4vmm.memory.anonymous import AnonymousMemory
-from sel4vmm.memory.dispatch import FaultDispatch, TlbEntry
+from sel4vmm.memory.dispatch import FaultDispatch
 from sel4vmm.memory.faults import FaultCallback
 from sel4vmm.memory.frames import check_frame, frame_cap, frame_iterator, frame_rights
 from sel4vmm.memory.reservation import MapIterator, MappedExtent, Reservation, VmFrame
@@ -73,7 +73,7 @@ class GuestAddressSpace(FaultDispatch):
         self.anon = AnonymousMemory(undo, self.page_size)
         self._listeners: list[AddressSpaceListener] = []
         self._unhandled: tuple[FaultCallback, Any] | None = None
-        self._tlb: dict[int, list[TlbEntry | None]] = {}
+        self._tlb: dict[int, list[Reservation | None]] = {}
         #: Why the last fault ended in ERROR, for the backend's diagnostic.
         self.last_error: str = ""
 

@@ -17,26 +17,16 @@ from sel4vmm.memory.faults import FaultCallback, FaultResult, MemoryFault
 from sel4vmm.memory.reservation import MapIterator, Reservation
 from sel4vmm.sel4.undo import UndoLog
 
-#: The page cache's entry: (reservation, callback or None, cookie); the callback is None
-#: when a fault there needs more than the call (anonymous, map pending, no callback).
-TlbEntry = tuple[Reservation, FaultCallback | None, Any]
-
 #: The page cache is a two-level table: a dictionary keyed by the 2 MiB block (address >>
 #: 21) of lists of 512 per-page entries.  Only the small top level is hashed, so a lookup
 #: among 10^5 cached pages touches a few hot objects instead of a big hash table's index,
-#: entry and key, and dispatch cost stays flat as reservations grow in number.
+#: entry and key, and dispatch cost stays flat as reservations grow in number.  A leaf
+#: slot holds the reservation itself, not a tuple of its fields: the dispatcher touches
+#: the reservation anyway (``fault.reservation``), so a hit reaches one object fewer —
+#: one cache line fewer when 10^5 reservations are faulted on at random.
 TLB_LEAF_BITS = 9
 #: Leaves (2 MiB blocks) cached before the table is emptied and refilled.
 TLB_LEAVES = 1 << 12
-
-
-def tlb_entry(reservation: Reservation) -> TlbEntry:
-    """The page cache's entry: the reservation, and its callback and cookie when a fault
-    there needs nothing but the call (regular, callback set, no map pending) — so the hot
-    path reads one small tuple instead of the reservation's fields."""
-    plain = not reservation.anonymous and reservation.deferred is None
-    callback = reservation.callback if plain else None
-    return reservation, callback, reservation.cookie
 
 
 _HANDLED = FaultResult.HANDLED
@@ -52,7 +42,7 @@ class FaultDispatch:
     undo: UndoLog
     anon: AnonymousMemory
     last_error: str
-    _tlb: dict[int, list[TlbEntry | None]]
+    _tlb: dict[int, list[Reservation | None]]
     _unhandled: tuple[FaultCallback, Any] | None
     _starts: list[int]
     _reservations: list[Reservation]
@@ -69,7 +59,7 @@ class FaultDispatch:
         if leaf is not None:
             cached = leaf[(addr >> 12) & 511]
             if cached is not None:
-                return cached[0]
+                return cached
         return self._find_slow(addr)
 
     def _find_slow(self, addr: int) -> Reservation | None:
@@ -93,7 +83,7 @@ class FaultDispatch:
                         if len(self._tlb) >= TLB_LEAVES:
                             self._tlb.clear()
                         leaf = self._tlb[addr >> 21] = [None] * (1 << TLB_LEAF_BITS)
-                    leaf[(addr >> 12) & 511] = tlb_entry(reservation)
+                    leaf[(addr >> 12) & 511] = reservation
                 return reservation
         return None
 
@@ -112,23 +102,27 @@ class FaultDispatch:
         self.last_error = ""
         address = fault.address
         leaf = self._tlb.get(address >> 21)
-        entry = leaf[(address >> 12) & 511] if leaf is not None else None
-        if entry is not None and (callback := entry[1]) is not None:
+        reservation = leaf[(address >> 12) & 511] if leaf is not None else None
+        if (
+            reservation is not None
+            and (callback := reservation.callback) is not None
+            and reservation.deferred is None
+            and not reservation.anonymous
+        ):
             # The hot path: a whole cached page of a regular reservation (longer than any
             # access, so C's length check passes), nothing to map first.
-            fault.reservation = entry[0]
+            fault.reservation = reservation
             try:
-                result = callback(self.vm, fault, entry[2])
+                result = callback(self.vm, fault, reservation.cookie)
             except Exception as error:  # a buggy device model must not take the VMM down
-                self.last_error = f"{fault}: {entry[0]} raised {type(error).__name__}: {error}"
+                self.last_error = f"{fault}: {reservation} raised {type(error).__name__}: {error}"
                 return _ERROR
             if result is _HANDLED and (fault.is_write or fault.read_value is not None):
                 return result
-            result = self._checked(result, fault, entry[0])
+            result = self._checked(result, fault, reservation)
             return self._to_unhandled_handler(fault) if result is _UNHANDLED else result
-        reservation: Reservation | None = (
-            entry[0] if entry is not None else self._find_slow(address)
-        )
+        if reservation is None:
+            reservation = self._find_slow(address)
         if reservation is not None:
             if reservation.anonymous:
                 if address + fault.width > reservation.end:

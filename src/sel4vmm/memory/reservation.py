@@ -56,10 +56,12 @@ class Reservation:
     callback: FaultCallback | None = None
     cookie: Any = None
     anonymous: bool = False
+    #: A map requested with ``defer=True`` that waits for the first fault.  Kept next to
+    #: ``callback``, ``cookie`` and ``anonymous``: fault dispatch's hot path reads those
+    #: four, and slots are laid out in field order, so they share a cache line.
+    deferred: tuple[MapIterator, Any] | None = None
     #: Frames mapped in this reservation, sorted by guest address, coalesced.
     extents: list[MappedExtent] = field(default_factory=list)
-    #: A map requested with ``defer=True`` that waits for the first fault.
-    deferred: tuple[MapIterator, Any] | None = None
     #: Frame caps this reservation mapped (first cptr, count) so they can be unmapped.
     mapped_caps: list[tuple[int, int]] = field(default_factory=list)
     label: str = ""

@@ -11,6 +11,8 @@ get ``None`` when it is absent or when ``SEL4VMM_PURE_PYTHON=1`` forces the Pyth
   dispatch stays the memory core's ``handle_fault``); used by ``backends/kvm/run.py``.
 * ``_ucmmio`` — C functions with unicorn's MMIO callback signatures that call a per-page
   Python callable with a reused fault; see :mod:`sel4vmm.native.unicorn_mmio`.
+* ``_ucmsr`` — a C register filter in front of unicorn's ``MSR`` hook, so only writes to
+  the registers the VMM owns call Python; see :mod:`sel4vmm.backends.unicorn.msr_filter`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from types import ModuleType
 PURE_PYTHON_VARIABLE = "SEL4VMM_PURE_PYTHON"
 
 #: The extensions setup.py builds, by their short names.
-EXTENSIONS = ("_kvmexit", "_ucmmio")
+EXTENSIONS = ("_kvmexit", "_ucmmio", "_ucmsr")
 
 
 def pure_python_forced() -> bool:

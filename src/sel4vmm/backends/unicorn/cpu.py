@@ -51,7 +51,6 @@ from typing import Any
 
 from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn.arm64_const import (
-    UC_ARM64_INS_MSR,
     UC_ARM64_INS_SYS,
     UC_ARM64_REG_ELR_EL1,
     UC_ARM64_REG_ESR_EL1,
@@ -84,6 +83,7 @@ from sel4vmm.backends.unicorn.exceptions import (
 )
 from sel4vmm.backends.unicorn.fault_pages import fault_pages_for
 from sel4vmm.backends.unicorn.fault_path import StageTwoFaults
+from sel4vmm.backends.unicorn.msr_filter import install_msr_hook
 from sel4vmm.backends.unicorn.psci import CpuPower, PsciAction, handle_psci
 from sel4vmm.backends.unicorn.stage1 import translate
 from sel4vmm.backends.unicorn.syndrome import SyndromeReader
@@ -97,7 +97,7 @@ from sel4vmm.backends.unicorn.sysregs import (
     is_id_register,
     set_virtual_irq,
 )
-from sel4vmm.backends.unicorn.timer import SysReg, VirtualTimer
+from sel4vmm.backends.unicorn.timer import WRITTEN_REGISTERS, SysReg, VirtualTimer
 from sel4vmm.backends.unicorn.traps import (
     EC_SYSREG,
     EXCP_UDEF,
@@ -215,7 +215,7 @@ class Vcpu:
             vcpu=self,
         )
         self.uc.hook_add(UC_HOOK_INTR, self._on_exception)
-        self.uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, UC_ARM64_INS_MSR)
+        install_msr_hook(self.uc, self._on_msr, WRITTEN_REGISTERS)
         #: Called when this vCPU invalidates the instruction cache (SMP only: see
         #: :meth:`watch_instruction_cache`); set by the board.
         self.code_changed: Callable[[], None] | None = None

@@ -44,6 +44,15 @@ CNTVCT_EL0: SysReg = (3, 3, 14, 0, 2)
 CNTV_TVAL_EL0: SysReg = (3, 3, 14, 3, 0)
 CNTV_CTL_EL0: SysReg = (3, 3, 14, 3, 1)
 CNTV_CVAL_EL0: SysReg = (3, 3, 14, 3, 2)
+#: The registers :meth:`VirtualTimer.write` takes (the MSR hook needs no others).
+WRITTEN_REGISTERS: tuple[SysReg, ...] = (
+    CNTV_CTL_EL0,
+    CNTV_CVAL_EL0,
+    CNTV_TVAL_EL0,
+    CNTFRQ_EL0,
+    CNTVCT_EL0,
+    CNTPCT_EL0,
+)
 
 _MASK64 = (1 << 64) - 1
 
