@@ -257,19 +257,21 @@ def run_system(
         return stop_check() if stop_check is not None else None
 
     try:
-        entries = []
         for index, vm in enumerate(vms):
             board = system.add_board(vm.layout, Console(_watched(watches[index], consoles, vm)))
             board.loop.stop_checks.append(vm_check(index))
+        # Shared regions, doorbells and modelled components (issue 14 item 4), before the
+        # guests load: each VM's DTB describes what it was given.
+        wire_boards(
+            read_system(system_path, defines=defines, include_dirs=include_dirs), system.boards
+        )
+        entries = []
+        for index, board in enumerate(system.boards):
             entries.append(_load(board, kernel, image, linux))
             if console_input and image is None:
                 board.feed_input(console_input)
             elif console_input:
                 typed[index] = TypedInput(board.uart, board.clock, console_input)
-        # Shared regions, doorbells and modelled components (issue 14 item 4).
-        wire_boards(
-            read_system(system_path, defines=defines, include_dirs=include_dirs), system.boards
-        )
         needs_wait = wait_for_input is not None or any(t is not None for t in typed)
         loop = SystemLoop.of_boards(
             system.boards,
