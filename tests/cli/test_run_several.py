@@ -127,3 +127,37 @@ def test_sigterm_stops_every_vm_with_status_143() -> None:
     assert process.returncode == 143, err
     assert b"memtest: OK" not in out
     assert err.count(b"stopped: the run was interrupted") == 2
+
+
+SHARED = Path(__file__).resolve().parents[1] / "config/microkit/data/shared_two_vms.system"
+
+
+def test_two_vms_find_their_shared_region_and_doorbell_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    """``sel4vmm run SYSTEM --kernel share``: each guest learns its window, doorbell,
+    channel and peer from the DTB the VMM generates, exchanges the pattern with the other
+    and powers off (issue 14 item 4)."""
+    done = subprocess.run(
+        _sel4vmm(
+            "run", str(SHARED), "--kernel", "share", "--pools", "--json", "--timeout", "60",
+            "--out", str(tmp_path),
+        ),
+        capture_output=True, text=True, timeout=180, env=_env(), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    by_name = {vm["name"]: vm for vm in document["vms"]}
+    assert sorted(by_name) == ["alpha", "beta"]
+    for vm in by_name.values():
+        assert vm["exit_reason"] == "system_off", vm
+    assert (tmp_path / "alpha.log").read_text().replace("\r\n", "\n") == (
+        "share: pattern written, ringing channel 1\n"
+        "share: interrupt, pending 0x2\n"
+        "share: answer ok\n"
+    )
+    assert (tmp_path / "beta.log").read_text().replace("\r\n", "\n") == (
+        "share: interrupt, pending 0x4\n"
+        "share: pattern ok\n"
+        "share: answer written, ringing channel 2\n"
+    )
