@@ -9,6 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from sel4vmm.errors import Sel4VmmError
 from tests.cli.test_run import _env, _sel4vmm, make_app
 
 DATA = Path(__file__).resolve().parents[1] / "backends" / "unicorn" / "data"
@@ -160,4 +161,40 @@ def test_two_vms_find_their_shared_region_and_doorbell_from_the_command_line(
         "share: interrupt, pending 0x4\n"
         "share: pattern ok\n"
         "share: answer written, ringing channel 2\n"
+    )
+
+
+def test_bootargs_reach_every_raw_binary_vm_of_the_system(tmp_path: Path) -> None:
+    """``--bootargs`` for a raw binary is its ``/chosen/bootargs``, as for Linux: here the
+    share guest's ``rounds=5`` in both VMs."""
+    result = CliRunner().invoke(
+        make_app(),
+        [
+            "run", str(SHARED), "--kernel", "share", "--pools", "--bootargs", "rounds=5",
+            "--out", str(tmp_path), "--timeout", "60",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    log = (tmp_path / "alpha.log").read_text().replace("\r\n", "\n")
+    assert log.endswith("share: answer ok\nshare: 5 rounds ok\n")
+
+
+def test_bootargs_reach_a_raw_binary_run_alone() -> None:
+    result = CliRunner().invoke(
+        make_app(),
+        ["run", "--kernel", "hello", "--bootargs", "sel4vmm test line", "--timeout", "60"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "/chosen bootargs: sel4vmm test line" in result.output
+
+
+def test_linux_boot_files_for_a_raw_binary_are_refused(tmp_path: Path) -> None:
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(b"\0" * 16)
+    result = CliRunner().invoke(
+        make_app(), ["run", str(SHARED), "--kernel", "share", "--pools", "--initrd", str(initrd)]
+    )
+    assert isinstance(result.exception, Sel4VmmError)
+    assert result.exception.message.endswith(
+        "share.bin is a raw binary: --initrd, --dtb, --dts and --overlay are for a Linux Image"
     )

@@ -29,7 +29,12 @@ from sel4vmm.backends.unicorn.cross_vm import wire_boards
 from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.backends.unicorn.scheduling import Schedule
-from sel4vmm.backends.unicorn.session import RunResult, bundled_guest, layout_of_vm
+from sel4vmm.backends.unicorn.session import (
+    RunResult,
+    bundled_guest,
+    layout_of_vm,
+    raw_binary_bootargs,
+)
 from sel4vmm.backends.unicorn.system import EmulatedSystem
 from sel4vmm.backends.unicorn.system_loop import SystemLoop, SystemStatistics
 from sel4vmm.backends.unicorn.typed_input import TypedInput
@@ -209,13 +214,9 @@ def run_system(
     kernel = kernel_path if kernel_path is not None else bundled_guest("hello")
     linux = linux or LinuxBootFiles()
     image = classify_kernel(kernel)
-    if image is None and linux.any:
-        raise Sel4VmmError(
-            f"{kernel} is a raw binary: --initrd, --dtb, --dts, --overlay and --bootargs "
-            "are for a Linux Image",
-            location=Location(str(kernel)),
-            fix="pass an arm64 Linux Image with --kernel, or drop the Linux options",
-        )
+    bootargs = raw_binary_bootargs(kernel, image, linux)
+    if bootargs is not None:
+        vms = [replace(vm, layout=replace(vm.layout, bootargs=bootargs)) for vm in vms]
     system = EmulatedSystem(
         [vm.layout for vm in vms],
         locations=[vm.spec.location for vm in vms],
