@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from sel4vmm.errors import Sel4VmmError
 from tests.cli.test_run import _env, _sel4vmm, make_app
+from tests.helpers import REALWORLD
 
 DATA = Path(__file__).resolve().parents[1] / "backends" / "unicorn" / "data"
 TWO = str(DATA / "two_vms.system")
@@ -197,4 +198,28 @@ def test_linux_boot_files_for_a_raw_binary_are_refused(tmp_path: Path) -> None:
     assert isinstance(result.exception, Sel4VmmError)
     assert result.exception.message.endswith(
         "share.bin is a raw binary: --initrd, --dtb, --dts and --overlay are for a Linux Image"
+    )
+
+
+CROSS = REALWORLD / "camkes-vm-examples/vm_cross_connector/vm_cross_connector.camkes"
+
+
+def test_vm_cross_connector_runs_from_the_command_line(tmp_path: Path) -> None:
+    """``sel4vmm run vm_cross_connector.camkes -D PLAT=qemu-arm-virt --kernel share``: the
+    guest finds connection 0's event page and dataport in its DTB, reads CrossvmInit's
+    string, answers and takes the ``done`` event; it powers off, exit status 0."""
+    done = subprocess.run(
+        _sel4vmm(
+            "run", str(CROSS), "-D", "PLAT=qemu-arm-virt", "--kernel", "share", "--json",
+            "--timeout", "60", "--out", str(tmp_path),
+        ),
+        capture_output=True, text=True, timeout=180, env=_env(), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (vm,) = json.loads(done.stdout)["vms"]
+    assert (vm["name"], vm["exit_reason"]) == ("vm0", "system_off")
+    assert (tmp_path / "vm0.log").read_text().replace("\r\n", "\n") == (
+        "share: connection cross_vm_conn_0\n"
+        "share: dataport string ok\n"
+        "share: event consumed, count 1\n"
     )
