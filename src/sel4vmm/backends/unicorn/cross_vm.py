@@ -19,7 +19,10 @@ What a multi-VM run adds to each VM after its RAM and devices are mapped, from t
 * a CAmkES VM gets one :class:`~sel4vmm.devices.doorbell.CrossVmEventBar` per cross-VM
   connection, sharing one interrupt; the component at the other end is modelled when sel4vmm
   knows it (camkes-vm-examples' ``CrossvmInit``, :mod:`sel4vmm.devices.crossvm_init`), and
-  refused with a clear error otherwise.
+  refused with a clear error otherwise;
+* each VM's generated DTB is told what it was given (:func:`device_tree_nodes`): its shared
+  windows, its doorbell or event pages with their interrupt, its channels and their peers,
+  so a guest finds its part without a command line.
 """
 
 from __future__ import annotations
