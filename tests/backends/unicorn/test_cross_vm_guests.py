@@ -216,3 +216,16 @@ def test_many_round_trips_keep_to_strict_ping_pong() -> None:
     assert "FAIL" not in text["beta"]
     assert (wiring.doorbells["alpha"].rung, wiring.doorbells["alpha"].received) == (50, 50)
     assert (wiring.doorbells["beta"].rung, wiring.doorbells["beta"].received) == (50, 50)
+
+
+def test_a_guest_whose_tree_gives_it_no_doorbell_says_so() -> None:
+    """A board the cross-VM wiring never saw: its DTB has no doorbell and no window, and the
+    share guest reports that instead of guessing addresses."""
+    board = EmulatedBoard(GuestLayout(name="alone", ram_size=16 << 20, bootargs=""), Console())
+    try:
+        reason = board.loop.run(board.load_file(bundled_guest("share")), time_limit=60)
+    finally:
+        board.close()
+    console = board.console.output.decode().replace("\r\n", "\n")
+    assert console == "share: FAIL the device tree gives no shared region and doorbell\n"
+    assert reason is StopReason.SYSTEM_OFF
