@@ -1,19 +1,32 @@
 /*
  * share: two guests (or a guest and a VMM component) talk through a shared region and a
- * doorbell. What to do comes from the kernel command line (/chosen/bootargs), so the one
- * binary plays every part:
+ * doorbell. The guest finds its part in the device tree the VMM generates for it
+ * (src/sel4vmm/backends/unicorn/devicetree.py), so the one binary plays every part and
+ * `sel4vmm run SYSTEM --kernel share` needs no command line:
  *
- *   role=first  shm=ADDR size=N bell=ADDR ring=ID irq=INTID   (Microkit doorbell layout)
- *       writes a pattern over the region, rings channel ID, waits for the peer's
+ *   /chosen/sel4vmm,vm                 the VM's own name
+ *   doorbell@ADDR (sel4vmm,microkit-doorbell): reg, interrupts (GIC SPI), the channel ids
+ *       it may ring (sel4vmm,channels) and the VM at the other end (sel4vmm,channel-peers)
+ *   NAME@ADDR (sel4vmm,shared-memory): reg and the parties sharing it (sel4vmm,shared-with)
+ *   NAME@ADDR (sel4vmm,crossvm-event-page): a CAmkES cross-VM connection's event page;
+ *       its dataport is the shared-memory node of the same linux,uio-name
+ *
+ * With a Microkit doorbell the guest takes the first channel; of the two VMs, the one
+ * whose name sorts first plays "first", the other "second"; the window is the one shared
+ * with the peer:
+ *
+ *   first   writes a pattern over the region, rings its channel, waits for the peer's
  *       interrupt, then checks the peer's answer (every word inverted) and powers off.
- *   role=second shm=ADDR size=N bell=ADDR ring=ID irq=INTID
- *       waits for the interrupt, checks the pattern, writes the answer, rings back.
- *   rounds=R (both roles, default 1) adds R-1 ping-pongs of a counter in word 0 after the
- *       first exchange (first writes k, second answers ~k), for the round-trip benchmark.
- *   role=camkes shm=ADDR bell=ADDR irq=INTID                  (camkes-vm event page)
- *       vm_cross_connector's cross_vm_test: reads the string CrossvmInit wrote into the
- *       dataport, writes its own, emits (event page offset 0), waits for the consumed
- *       event (offset 4 counts it; writing 0 clears it) and powers off.
+ *   second  waits for the interrupt, checks the pattern, writes the answer, rings back.
+ *   rounds=R (kernel command line, both roles, default 1) adds R-1 ping-pongs of a counter
+ *       in word 0 after the first exchange (first writes k, second answers ~k), for the
+ *       round-trip benchmark.
+ *   camkes  (an event page) vm_cross_connector's cross_vm_test: reads the string
+ *       CrossvmInit wrote into the dataport, writes its own, emits (event page offset 0),
+ *       waits for the consumed event (offset 4 counts it; writing 0 clears it), powers off.
+ *
+ * The command line may override what the tree says (role=, shm=, size=, bell=, ring=,
+ * irq=), for tests of a guest that misbehaves (rings a channel it was not given).
  *
  * Every check prints "share: ... ok" or "share: FAIL ..." so the host test reads the result
  * off the console.
@@ -264,17 +277,160 @@ static int camkes(void)
     return pending_seen == 1 ? 0 : 1;
 }
 
+/* ---- what the VMM's device tree says ----------------------------------------------- */
+#define FDT_BEGIN_NODE 1u
+#define FDT_END_NODE 2u
+#define FDT_PROP 3u
+#define FDT_NOP 4u
+#define MAX_NODES 32
+
+static u32 name_length(const char *s)
+{
+    u32 n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+/* The names of the root's children, pointers into the blob; how many there are. */
+static u32 root_children(const void *fdt, const char **names)
+{
+    const u8 *base = fdt;
+    const u8 *p = base + fdt_be32(base + 8);
+    int depth = 0;
+    u32 count = 0;
+    for (;;) {
+        u32 token = fdt_be32(p);
+        p += 4;
+        if (token == FDT_BEGIN_NODE) {
+            const char *name = (const char *)p;
+            depth++;
+            if (depth == 2 && count < MAX_NODES)
+                names[count++] = name;
+            p += (name_length(name) + 4) & ~3u;
+        } else if (token == FDT_END_NODE) {
+            if (--depth == 0)
+                return count;
+        } else if (token == FDT_PROP) {
+            p += 8 + ((fdt_be32(p) + 3) & ~3u);
+        } else if (token != FDT_NOP) {
+            return count;
+        }
+    }
+}
+
+/* Property `prop` of the root's child `name`. */
+static const void *child_prop(const void *fdt, const char *name, const char *prop, u32 *len)
+{
+    char path[72];
+    u32 i = 0;
+    path[i++] = '/';
+    while (*name && i + 1 < sizeof(path))
+        path[i++] = *name++;
+    path[i] = 0;
+    return fdt_getprop(fdt, path, prop, len);
+}
+
+static int same(const char *a, const char *b);
+
+/* Does the string list [list, list+len) hold `value`? */
+static int list_has(const char *list, u32 len, const char *value)
+{
+    u32 at = 0;
+    while (at < len) {
+        if (same(list + at, value))
+            return 1;
+        at += name_length(list + at) + 1;
+    }
+    return 0;
+}
+
+static int compatible(const void *fdt, const char *name, const char *what)
+{
+    u32 len = 0;
+    const char *list = child_prop(fdt, name, "compatible", &len);
+    return list && list_has(list, len, what);
+}
+
+static int less(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return (u8)*a < (u8)*b;
+}
+
+static void copy_role(const char *r)
+{
+    u32 i = 0;
+    while (r[i] && i + 1 < sizeof(role)) {
+        role[i] = r[i];
+        i++;
+    }
+    role[i] = 0;
+}
+
+/* Fill shm/size/bell/ring/irq/role from the tree; 0 if it has no doorbell. */
+static int from_device_tree(const void *fdt)
+{
+    const char *names[MAX_NODES];
+    u32 count = root_children(fdt, names);
+    u32 len = 0;
+    const char *own = fdt_getprop(fdt, "/chosen", "sel4vmm,vm", &len);
+    const char *peer = 0;
+    const char *event = 0;
+    for (u32 i = 0; i < count; i++) {
+        int microkit = compatible(fdt, names[i], "sel4vmm,microkit-doorbell");
+        if (!microkit && !compatible(fdt, names[i], "sel4vmm,crossvm-event-page"))
+            continue;
+        const u8 *reg = child_prop(fdt, names[i], "reg", &len);
+        const u8 *cells = child_prop(fdt, names[i], "interrupts", &len);
+        if (!reg || !cells || len < 12)
+            return 0;
+        bell = fdt_be64(reg);
+        irq = fdt_be32(cells + 4) + 32; /* GIC_SPI n is INTID 32 + n */
+        if (microkit) {
+            const u8 *ids = child_prop(fdt, names[i], "sel4vmm,channels", &len);
+            peer = child_prop(fdt, names[i], "sel4vmm,channel-peers", &len);
+            if (ids)
+                ring = fdt_be32(ids);
+            if (own && peer)
+                copy_role(less(own, peer) ? "first" : "second");
+        } else {
+            event = child_prop(fdt, names[i], "linux,uio-name", &len);
+            copy_role("camkes");
+        }
+        break;
+    }
+    for (u32 i = 0; i < count && (peer || event); i++) {
+        if (!compatible(fdt, names[i], "sel4vmm,shared-memory"))
+            continue;
+        const char *list = child_prop(fdt, names[i], "sel4vmm,shared-with", &len);
+        int mine = peer ? list && list_has(list, len, peer) : 0;
+        if (event) {
+            const char *uio = child_prop(fdt, names[i], "linux,uio-name", &len);
+            mine = uio && same(uio, event);
+        }
+        const u8 *reg = child_prop(fdt, names[i], "reg", &len);
+        if (mine && reg && len >= 16) {
+            shm = fdt_be64(reg);
+            size = fdt_be64(reg + 8);
+            break;
+        }
+    }
+    return bell != 0;
+}
+
 int guest_main(const void *dtb)
 {
     u32 len = 0;
     const char *args = fdt_getprop(dtb, "/chosen", "bootargs", &len);
-    if (!args) {
-        puts("share: FAIL no /chosen/bootargs\n");
-        return 1;
-    }
-    parse_bootargs(args, len);
+    from_device_tree(dtb);
+    if (args)
+        parse_bootargs(args, len);
     if (!shm || !bell || !irq) {
-        puts("share: FAIL bootargs need shm=, bell= and irq=\n");
+        puts("share: FAIL the device tree gives no shared region and doorbell\n");
         return 1;
     }
     gic_enable();

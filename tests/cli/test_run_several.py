@@ -9,7 +9,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from sel4vmm.errors import Sel4VmmError
 from tests.cli.test_run import _env, _sel4vmm, make_app
+from tests.helpers import REALWORLD
 
 DATA = Path(__file__).resolve().parents[1] / "backends" / "unicorn" / "data"
 TWO = str(DATA / "two_vms.system")
@@ -127,3 +129,97 @@ def test_sigterm_stops_every_vm_with_status_143() -> None:
     assert process.returncode == 143, err
     assert b"memtest: OK" not in out
     assert err.count(b"stopped: the run was interrupted") == 2
+
+
+SHARED = Path(__file__).resolve().parents[1] / "config/microkit/data/shared_two_vms.system"
+
+
+def test_two_vms_find_their_shared_region_and_doorbell_from_the_command_line(
+    tmp_path: Path,
+) -> None:
+    """``sel4vmm run SYSTEM --kernel share``: each guest learns its window, doorbell,
+    channel and peer from the DTB the VMM generates, exchanges the pattern with the other
+    and powers off (issue 14 item 4)."""
+    done = subprocess.run(
+        _sel4vmm(
+            "run", str(SHARED), "--kernel", "share", "--pools", "--json", "--timeout", "60",
+            "--out", str(tmp_path),
+        ),
+        capture_output=True, text=True, timeout=180, env=_env(), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    by_name = {vm["name"]: vm for vm in document["vms"]}
+    assert sorted(by_name) == ["alpha", "beta"]
+    for vm in by_name.values():
+        assert vm["exit_reason"] == "system_off", vm
+    assert (tmp_path / "alpha.log").read_text().replace("\r\n", "\n") == (
+        "share: pattern written, ringing channel 1\n"
+        "share: interrupt, pending 0x2\n"
+        "share: answer ok\n"
+    )
+    assert (tmp_path / "beta.log").read_text().replace("\r\n", "\n") == (
+        "share: interrupt, pending 0x4\n"
+        "share: pattern ok\n"
+        "share: answer written, ringing channel 2\n"
+    )
+
+
+def test_bootargs_reach_every_raw_binary_vm_of_the_system(tmp_path: Path) -> None:
+    """``--bootargs`` for a raw binary is its ``/chosen/bootargs``, as for Linux: here the
+    share guest's ``rounds=5`` in both VMs."""
+    result = CliRunner().invoke(
+        make_app(),
+        [
+            "run", str(SHARED), "--kernel", "share", "--pools", "--bootargs", "rounds=5",
+            "--out", str(tmp_path), "--timeout", "60",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    log = (tmp_path / "alpha.log").read_text().replace("\r\n", "\n")
+    assert log.endswith("share: answer ok\nshare: 5 rounds ok\n")
+
+
+def test_bootargs_reach_a_raw_binary_run_alone() -> None:
+    result = CliRunner().invoke(
+        make_app(),
+        ["run", "--kernel", "hello", "--bootargs", "sel4vmm test line", "--timeout", "60"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "/chosen bootargs: sel4vmm test line" in result.output
+
+
+def test_linux_boot_files_for_a_raw_binary_are_refused(tmp_path: Path) -> None:
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(b"\0" * 16)
+    result = CliRunner().invoke(
+        make_app(), ["run", str(SHARED), "--kernel", "share", "--pools", "--initrd", str(initrd)]
+    )
+    assert isinstance(result.exception, Sel4VmmError)
+    assert result.exception.message.endswith(
+        "share.bin is a raw binary: --initrd, --dtb, --dts and --overlay are for a Linux Image"
+    )
+
+
+CROSS = REALWORLD / "camkes-vm-examples/vm_cross_connector/vm_cross_connector.camkes"
+
+
+def test_vm_cross_connector_runs_from_the_command_line(tmp_path: Path) -> None:
+    """``sel4vmm run vm_cross_connector.camkes -D PLAT=qemu-arm-virt --kernel share``: the
+    guest finds connection 0's event page and dataport in its DTB, reads CrossvmInit's
+    string, answers and takes the ``done`` event; it powers off, exit status 0."""
+    done = subprocess.run(
+        _sel4vmm(
+            "run", str(CROSS), "-D", "PLAT=qemu-arm-virt", "--kernel", "share", "--json",
+            "--timeout", "60", "--out", str(tmp_path),
+        ),
+        capture_output=True, text=True, timeout=180, env=_env(), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (vm,) = json.loads(done.stdout)["vms"]
+    assert (vm["name"], vm["exit_reason"]) == ("vm0", "system_off")
+    assert (tmp_path / "vm0.log").read_text().replace("\r\n", "\n") == (
+        "share: connection cross_vm_conn_0\n"
+        "share: dataport string ok\n"
+        "share: event consumed, count 1\n"
+    )

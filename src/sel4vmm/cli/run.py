@@ -146,7 +146,8 @@ def run(
     Both backends take --kernel, --initrd, --dtb/--dts/--overlay, --bootargs, --vm,
     --until, --timeout and --log.  Only the emulator (unicorn) backend takes --pools,
     --smmu, --ram-size, --input, --vcpus, --json, --disk/--read-only, --console and --net, and
-    bundled guest names as --kernel (hello, memtest, gictimer, dma, badaccess, smp); only
+    bundled guest names as --kernel (hello, memtest, gictimer, dma, badaccess, smp, share)
+    (--bootargs is a raw binary's /chosen/bootargs); only
     the qemu backend takes --qemu.  --disk and --console virtio serve virtio-blk and
     virtio-console on the virtio,mmio nodes of the guest's device tree (--dts); --net
     names the peer of the virtio-net card on its net node (default: the VMM's switch).

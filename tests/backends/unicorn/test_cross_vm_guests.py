@@ -1,7 +1,8 @@
 """Running guests that share memory and ring doorbells (issue 14, item 4).
 
-The bundled ``share`` guest (guests/aarch64/share.c) plays every part from its command
-line; these tests run it on the emulated board with the cross-VM wiring
+The bundled ``share`` guest (guests/aarch64/share.c) finds its part in the device tree the
+VMM generates for it (its shared window, its doorbell, the channel and the peer); these
+tests run it on the emulated board with the cross-VM wiring
 (:mod:`sel4vmm.backends.unicorn.cross_vm`) and read the outcome off its console and off the
 VMM's own view of the shared frames.
 """
@@ -19,6 +20,7 @@ from sel4vmm.backends.unicorn.cpu import StopReason
 from sel4vmm.backends.unicorn.cross_vm import (
     CrossVmWiring,
     RunningGuest,
+    device_tree_nodes,
     wire_boards,
     wire_cross_vm,
 )
@@ -36,27 +38,22 @@ pytestmark = pytest.mark.usefixtures("mmio_path")
 
 CROSS = REALWORLD / "camkes-vm-examples/vm_cross_connector/vm_cross_connector.camkes"
 TWO_VMS = Path(__file__).parents[2] / "config/microkit/data/shared_two_vms.system"
-#: What each VM of shared_two_vms.system is told: its window of shared_buf, the doorbell
-#: (sel4vmm's Microkit convention: 0x0b100000, INTID 82) and its VMM's id of the channel.
-BOOTARGS = {
-    "alpha": "role=first shm=0x20000000 size=0x2000 bell=0xb100000 ring=1 irq=82",
-    "beta": "role=second shm=0x28000000 size=0x2000 bell=0xb100000 ring=2 irq=82",
-}
 
 
 def _run_two(
-    bootargs: dict[str, str], *, one_to_one: dict[str, bool] | None = None
+    bootargs: dict[str, str] | None = None, *, one_to_one: dict[str, bool] | None = None
 ) -> tuple[dict[str, str], list[VmOutcome], CrossVmWiring, EmulatedSystem]:
-    """Both VMs of shared_two_vms.system on one board, in one system loop."""
+    """Both VMs of shared_two_vms.system on one board, in one system loop; each guest
+    learns its part from its DTB (``bootargs`` adds to a VM's command line)."""
     spec = load_system(TWO_VMS)
     layouts = [
         GuestLayout(
             name=name,
             ram_size=16 << 20,
             one_to_one=(one_to_one or {}).get(name, False),
-            bootargs=args,
+            bootargs=(bootargs or {}).get(name, ""),
         )
-        for name, args in bootargs.items()
+        for name in ("alpha", "beta")
     ]
     system = EmulatedSystem(layouts, fix_language="microkit")
     consoles = {layout.name: Console() for layout in layouts}
@@ -79,7 +76,7 @@ def test_two_vms_share_a_region_and_ring_each_other(alpha_one_to_one: bool) -> N
     """alpha writes a pattern over shared_buf and rings channel 1; beta takes INTID 82,
     finds the pattern at its own guest address, inverts it and rings back on its channel
     2; alpha takes the interrupt and finds the answer.  Both power off."""
-    text, outcomes, wiring, system = _run_two(BOOTARGS, one_to_one={"alpha": alpha_one_to_one})
+    text, outcomes, wiring, system = _run_two(one_to_one={"alpha": alpha_one_to_one})
     assert [(o.name, o.stop_reason) for o in outcomes] == [
         ("alpha", StopReason.SYSTEM_OFF),
         ("beta", StopReason.SYSTEM_OFF),
@@ -106,8 +103,8 @@ def test_two_vms_share_a_region_and_ring_each_other(alpha_one_to_one: bool) -> N
 
 
 def test_a_guest_that_rings_a_channel_it_was_not_given_is_stopped() -> None:
-    bootargs = dict(BOOTARGS, alpha=BOOTARGS["alpha"].replace("ring=1", "ring=5"))
-    text, outcomes, wiring, system = _run_two(bootargs)
+    # The DTB gives alpha channel 1; its command line makes it ring 5 instead.
+    text, outcomes, wiring, system = _run_two({"alpha": "ring=5"})
     by_name = {o.name: o for o in outcomes}
     assert by_name["alpha"].stop_reason is StopReason.GUEST_FAULT
     diagnostic = system.boards[0].vcpu.diagnostic
@@ -139,14 +136,12 @@ def test_vm_cross_connector_guest_and_crossvm_init_talk() -> None:
     guest reads the component's string from crossvm_dp_0, writes its own, emits ready; the
     component prints "Got an event" and emits done, which arrives as INTID 82."""
     system = load_system(CROSS, defines={"PLAT": "qemu-arm-virt"})
-    layout = GuestLayout(
-        name="vm0",
-        ram_size=16 << 20,
-        bootargs="role=camkes shm=0xdf001000 bell=0xdf000000 irq=82",
-    )
+    layout = GuestLayout(name="vm0", ram_size=16 << 20, bootargs="")
     board = EmulatedBoard(layout, Console())
     try:
         wiring = wire_cross_vm(system, {"vm0": RunningGuest(system.vms[0], board.vm, board.lines)})
+        # The guest finds connection 0's event page and dataport in its DTB.
+        board.cross_vm_nodes = device_tree_nodes(system, system.vms[0])
         board.loop.sources.extend(board.lines.sources)
         wiring.start()
         assert wiring.regions["cross_vm_conn_0"].read(0, len(TEST_STRING)) == TEST_STRING
@@ -215,10 +210,22 @@ def test_run_system_wires_the_shared_region_and_doorbells(monkeypatch: pytest.Mo
 def test_many_round_trips_keep_to_strict_ping_pong() -> None:
     """rounds=50: after the first exchange, 49 more counter ping-pongs through word 0,
     each a ring, an interrupt in the peer, an answer and a ring back."""
-    bootargs = {name: f"{args} rounds=50" for name, args in BOOTARGS.items()}
-    text, outcomes, wiring, _ = _run_two(bootargs)
+    text, outcomes, wiring, _ = _run_two({"alpha": "rounds=50", "beta": "rounds=50"})
     assert [o.stop_reason for o in outcomes] == [StopReason.SYSTEM_OFF] * 2, text
     assert text["alpha"].endswith("share: answer ok\nshare: 50 rounds ok\n")
     assert "FAIL" not in text["beta"]
     assert (wiring.doorbells["alpha"].rung, wiring.doorbells["alpha"].received) == (50, 50)
     assert (wiring.doorbells["beta"].rung, wiring.doorbells["beta"].received) == (50, 50)
+
+
+def test_a_guest_whose_tree_gives_it_no_doorbell_says_so() -> None:
+    """A board the cross-VM wiring never saw: its DTB has no doorbell and no window, and the
+    share guest reports that instead of guessing addresses."""
+    board = EmulatedBoard(GuestLayout(name="alone", ram_size=16 << 20, bootargs=""), Console())
+    try:
+        reason = board.loop.run(board.load_file(bundled_guest("share")), time_limit=60)
+    finally:
+        board.close()
+    console = board.console.output.decode().replace("\r\n", "\n")
+    assert console == "share: FAIL the device tree gives no shared region and doorbell\n"
+    assert reason is StopReason.SYSTEM_OFF

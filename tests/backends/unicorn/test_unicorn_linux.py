@@ -175,7 +175,7 @@ def test_linux_options_with_a_raw_binary_are_refused(tmp_path: Path) -> None:
     raw = tmp_path / "guest.bin"
     raw.write_bytes(bytes(64))
     with pytest.raises(Sel4VmmError, match="is a raw binary"):
-        run_guest(kernel_path=raw, linux=LinuxBootFiles(bootargs="console=ttyAMA0"))
+        run_guest(kernel_path=raw, linux=LinuxBootFiles(initrd=tmp_path / "initrd"))
 
 
 def test_without_install_shs_kernel_the_default_says_how_to_get_it(

@@ -28,7 +28,7 @@ from unicorn.arm64_const import UC_ARM64_REG_PC, UC_ARM64_REG_PSTATE, UC_ARM64_R
 
 from sel4vmm.backends.unicorn.address_map import DeviceWindow, UnicornAddressMap
 from sel4vmm.backends.unicorn.cpu import Vcpu
-from sel4vmm.backends.unicorn.devicetree import GuestDeviceTree, build_device_tree
+from sel4vmm.backends.unicorn.devicetree import CrossVmNodes, GuestDeviceTree, build_device_tree
 from sel4vmm.backends.unicorn.event_loop import EventLoop
 from sel4vmm.backends.unicorn.fault_pages import mmio_path_description
 from sel4vmm.backends.unicorn.gic_controller import (
@@ -227,6 +227,9 @@ class EmulatedBoard:
         check_vcpus(layout)
         self.layout = layout
         self.console = console
+        #: What a several-VM system gives this VM (shared windows, doorbells), written into
+        #: the DTB it boots with; set by :func:`~.cross_vm.wire_boards` before loading.
+        self.cross_vm_nodes: CrossVmNodes | None = None
         if platform is None:
             # 1:1 guest RAM is reserved from the kernel (it becomes device untyped);
             # otherwise the first 16 MiB of board RAM hold seL4 and the VMM, so pool
@@ -402,10 +405,13 @@ class EmulatedBoard:
 
     def attach_virtio(self, dtb: bytes, source: str, backends: VirtioBackends) -> None:
         """Serve the DTB's ``virtio,mmio`` nodes (:mod:`.virtio_devices`) on this VM."""
+        sampled = set(map(id, self.loop.sources))
         self.virtio = attach_virtio(
             self.vm, self.lines, dtb, source, backends, self.claimed_windows(), self.console.write
         )
-        self.loop.sources.extend(self.lines.sources)
+        # Only the new lines: others (a doorbell wired before the guest loaded) are
+        # sampled already.
+        self.loop.sources.extend(s for s in self.lines.sources if id(s) not in sampled)
 
     def feed_input(self, data: bytes) -> None:
         """Bytes typed at the console: to virtio-console when it is the console, else the UART."""
@@ -450,6 +456,7 @@ class EmulatedBoard:
                 bootargs=layout.bootargs,
                 dma_base=layout.dma_base,
                 num_cpus=layout.num_vcpus,
+                cross_vm=self.cross_vm_nodes,
             )
         )
 

@@ -19,7 +19,10 @@ What a multi-VM run adds to each VM after its RAM and devices are mapped, from t
 * a CAmkES VM gets one :class:`~sel4vmm.devices.doorbell.CrossVmEventBar` per cross-VM
   connection, sharing one interrupt; the component at the other end is modelled when sel4vmm
   knows it (camkes-vm-examples' ``CrossvmInit``, :mod:`sel4vmm.devices.crossvm_init`), and
-  refused with a clear error otherwise.
+  refused with a clear error otherwise;
+* each VM's generated DTB is told what it was given (:func:`device_tree_nodes`): its shared
+  windows, its doorbell or event pages with their interrupt, its channels and their peers,
+  so a guest finds its part without a command line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from functools import partial
 from typing import Protocol
 
 from sel4vmm.backends.unicorn.board import EmulatedBoard
+from sel4vmm.backends.unicorn.devicetree import CrossVmNodes, DoorbellNode, SharedWindowNode
 from sel4vmm.config.spec import DoorbellSpec, RegionKind, SystemSpec, VmSpec
 from sel4vmm.devices.crossvm_init import CrossvmInit
 from sel4vmm.devices.doorbell import (
@@ -190,11 +194,56 @@ def wire_cross_vm(system: SystemSpec, guests: Mapping[str, RunningGuest]) -> Cro
     return wiring
 
 
+def device_tree_nodes(
+    system: SystemSpec, vm: VmSpec, running: Sequence[str] | None = None
+) -> CrossVmNodes:
+    """What the DTB of ``vm`` says the system gives it: each shared window (its guest
+    address, size, name, rights and the other parties mapping it) and each doorbell or
+    event page (its interrupt and, Microkit, the channels it may ring to a VM of
+    ``running`` -- every VM when ``None`` -- with the peer's name), so a guest finds its
+    part without being told on the command line."""
+    regions = {region.name: region for region in system.shared_regions}
+    windows = []
+    for region in sorted(vm.regions, key=lambda r: r.guest_addr):
+        if region.kind is not RegionKind.SHARED or region.shared is None:
+            continue
+        spec = regions.get(region.shared)
+        others = tuple(o for o in (spec.sharers() if spec else []) if o != vm.name)
+        windows.append(
+            SharedWindowNode(
+                region.shared, region.guest_addr, region.size, "w" in region.perms, others
+            )
+        )
+    bells = []
+    for door in system.doorbells:
+        if door.vm != vm.name or door.irq is None or door.irq < 32:
+            continue
+        channels = tuple(
+            (note.sender_id, note.receiver)
+            for note in system.notifications
+            if note.sender == vm.name
+            and note.receiver_kind == "vm"
+            and (running is None or note.receiver in running)
+        )
+        if door.layout == "microkit":
+            bells.append(
+                DoorbellNode(
+                    "doorbell", door.base, DOORBELL_PAGE_SIZE, door.irq, door.layout, channels
+                )
+            )
+        else:
+            bells.append(
+                DoorbellNode(door.connection, door.base, DOORBELL_PAGE_SIZE, door.irq, door.layout)
+            )
+    return CrossVmNodes(vm.name, tuple(windows), tuple(bells))
+
+
 def wire_boards(system: SystemSpec, boards: Sequence[EmulatedBoard]) -> CrossVmWiring:
     """:func:`wire_cross_vm` for the boards of one ``EmulatedSystem`` (each board's layout
     named as its VM in ``system``): maps, doorbells, their interrupt sources in each VM's
-    loop, and the modelled components started -- call it after every board is added and
-    before the guests are loaded."""
+    loop, the modelled components started, and each board's DTB told what it was given
+    (:func:`device_tree_nodes`) -- call it after every board is added and before the
+    guests are loaded."""
     specs = {vm.name: vm for vm in system.vms}
     guests: dict[str, RunningGuest] = {}
     for board in boards:
@@ -205,6 +254,8 @@ def wire_boards(system: SystemSpec, boards: Sequence[EmulatedBoard]) -> CrossVmW
                 fix=f"run one of its VMs: {', '.join(specs) or 'none'}",
             )
         guests[spec.name] = RunningGuest(spec, board.vm, board.lines)
+    for board in boards:
+        board.cross_vm_nodes = device_tree_nodes(system, specs[board.layout.name], list(guests))
     before = {board.layout.name: len(board.lines.sources) for board in boards}
     wiring = wire_cross_vm(system, guests)
     for board in boards:

@@ -24,6 +24,49 @@ _CLOCK_PHANDLE = 2
 
 
 @dataclass(frozen=True)
+class SharedWindowNode:
+    """A shared region the system maps into the VM, as its guest sees it.
+
+    Written as a ``generic-uio`` node (libvmm's examples describe memory a guest shares
+    with a UIO driver the same way; ``linux,uio-name`` is what Linux's
+    ``uio_pdrv_genirq`` names the device), so a Linux guest can map it through
+    ``/dev/uioN`` and a bare-metal guest finds it by ``sel4vmm,shared-with``.
+    """
+
+    name: str
+    base: int
+    size: int
+    writable: bool
+    #: The other parties (VMs or components) that map the same frames.
+    shared_with: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DoorbellNode:
+    """The VM's doorbell page (Microkit layout) or one cross-VM event page (CAmkES).
+
+    ``channels`` is what the guest may ring: (its id of the channel, the peer's name).
+    """
+
+    name: str
+    base: int
+    size: int
+    intid: int
+    #: ``"microkit"`` or ``"camkes-crossvm"`` (:mod:`sel4vmm.devices.doorbell`).
+    layout: str
+    channels: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CrossVmNodes:
+    """What a several-VM system gives one VM besides its RAM and devices."""
+
+    vm_name: str
+    shared: tuple[SharedWindowNode, ...] = ()
+    doorbells: tuple[DoorbellNode, ...] = ()
+
+
+@dataclass(frozen=True)
 class GuestDeviceTree:
     """What the tree describes (guest-physical addresses)."""
 
@@ -37,6 +80,8 @@ class GuestDeviceTree:
     dma_base: int | None = None
     #: One ``/cpus/cpu@N`` node per vCPU, ``reg`` = its MPIDR affinity, started by PSCI.
     num_cpus: int = 1
+    #: Shared windows and doorbells of a several-VM run (issue 14 item 4).
+    cross_vm: CrossVmNodes | None = None
 
 
 def _cells(*values: int) -> bytes:
@@ -62,6 +107,8 @@ def build_device_tree(tree: GuestDeviceTree) -> bytes:
         with sw.add_node("chosen"):
             sw.property_string("bootargs", tree.bootargs)
             sw.property_string("stdout-path", f"/pl011@{tree.uart_base:x}")
+            if tree.cross_vm is not None:
+                sw.property_string("sel4vmm,vm", tree.cross_vm.vm_name)
         with sw.add_node(f"memory@{tree.ram_base:x}"):
             sw.property_string("device_type", "memory")
             sw.property("reg", _reg(tree.ram_base, tree.ram_size))
@@ -121,4 +168,47 @@ def build_device_tree(tree: GuestDeviceTree) -> bytes:
             with sw.add_node(f"dma@{tree.dma_base:x}"):
                 sw.property_string("compatible", "sel4vmm,copy-dma")
                 sw.property("reg", _reg(tree.dma_base, 0x1000))
+        if tree.cross_vm is not None:
+            _cross_vm_nodes(sw, tree.cross_vm)
     return sw.to_bytes()
+
+
+#: ``compatible`` of each node: sel4vmm's own first, then the string Linux's
+#: ``uio_pdrv_genirq`` binds when booted with ``uio_pdrv_genirq.of_id=generic-uio``.
+SHARED_MEMORY_COMPATIBLE = b"sel4vmm,shared-memory\0generic-uio\0"
+DOORBELL_COMPATIBLE = {
+    "microkit": b"sel4vmm,microkit-doorbell\0generic-uio\0",
+    "camkes-crossvm": b"sel4vmm,crossvm-event-page\0generic-uio\0",
+}
+
+
+def _node_name(name: str) -> str:
+    """A device-tree node name (the spec's characters: letters, digits, ``,._+-``)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in ",._+-") else "-" for c in name)
+
+
+def _strings(values: tuple[str, ...]) -> bytes:
+    return b"".join(value.encode() + b"\0" for value in values)
+
+
+def _cross_vm_nodes(sw: FdtWriter, nodes: CrossVmNodes) -> None:
+    for window in nodes.shared:
+        with sw.add_node(f"{_node_name(window.name)}@{window.base:x}"):
+            sw.property("compatible", SHARED_MEMORY_COMPATIBLE)
+            sw.property("reg", _reg(window.base, window.size))
+            sw.property_string("linux,uio-name", window.name)
+            sw.property("sel4vmm,shared-with", _strings(window.shared_with))
+            if not window.writable:
+                sw.property("read-only", b"")
+    for bell in nodes.doorbells:
+        node = "doorbell" if bell.layout == "microkit" else _node_name(bell.name)
+        with sw.add_node(f"{node}@{bell.base:x}"):
+            sw.property("compatible", DOORBELL_COMPATIBLE[bell.layout])
+            sw.property("reg", _reg(bell.base, bell.size))
+            sw.property("interrupts", _cells(_GIC_SPI, bell.intid - 32, _IRQ_LEVEL_HIGH))
+            sw.property_string("linux,uio-name", bell.name)
+            if bell.channels:
+                sw.property("sel4vmm,channels", _cells(*(ident for ident, _ in bell.channels)))
+                sw.property(
+                    "sel4vmm,channel-peers", _strings(tuple(peer for _, peer in bell.channels))
+                )

@@ -26,6 +26,7 @@ from sel4vmm.config.microkit import MicrokitTarget, read_microkit
 from sel4vmm.config.spec import RegionKind, VmSpec
 from sel4vmm.devices.gicv2 import MAX_CPUS
 from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.images.detect import KernelImage
 
 #: The backends ``run_guest`` knows; QEMU and KVM runs live in their own modules.
 BACKENDS = ("emulator",)
@@ -39,6 +40,23 @@ def bundled_guest(name: str) -> Path:
             f"there is no bundled guest '{name}'", fix=f"use one of {', '.join(BUNDLED_GUESTS)}"
         )
     return Path(str(resources.files("sel4vmm") / "data" / "guests" / "aarch64" / f"{name}.bin"))
+
+
+def raw_binary_bootargs(
+    kernel: Path, image: KernelImage | None, linux: LinuxBootFiles
+) -> str | None:
+    """The command line ``--bootargs`` gives a raw binary (it goes to ``/chosen/bootargs``
+    of the DTB the VMM generates, as for Linux), or None; the Linux boot files are refused
+    for one."""
+    if image is not None:
+        return None
+    if linux.initrd or linux.dtb or linux.dts or linux.overlays:
+        raise Sel4VmmError(
+            f"{kernel} is a raw binary: --initrd, --dtb, --dts and --overlay are for a Linux Image",
+            location=Location(str(kernel)),
+            fix="pass an arm64 Linux Image with --kernel, or drop the Linux options",
+        )
+    return linux.bootargs
 
 
 def bundled_system() -> Path:
@@ -179,13 +197,9 @@ def run_guest(
     kernel = Path(kernel_path) if kernel_path else bundled_guest("hello")
     linux = linux or LinuxBootFiles()
     image = classify_kernel(kernel)
-    if image is None and linux.any:
-        raise Sel4VmmError(
-            f"{kernel} is a raw binary: --initrd, --dtb, --dts, --overlay and --bootargs "
-            "are for a Linux Image",
-            location=Location(str(kernel)),
-            fix="pass an arm64 Linux Image with --kernel, or drop the Linux options",
-        )
+    bootargs = raw_binary_bootargs(kernel, image, linux)
+    if bootargs is not None:
+        layout = replace(layout, bootargs=bootargs)
     watch = ConsoleWatch(until)
 
     def to_console(data: bytes) -> None:

@@ -29,7 +29,12 @@ from sel4vmm.backends.unicorn.cross_vm import wire_boards
 from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.backends.unicorn.scheduling import Schedule
-from sel4vmm.backends.unicorn.session import RunResult, bundled_guest, layout_of_vm
+from sel4vmm.backends.unicorn.session import (
+    RunResult,
+    bundled_guest,
+    layout_of_vm,
+    raw_binary_bootargs,
+)
 from sel4vmm.backends.unicorn.system import EmulatedSystem
 from sel4vmm.backends.unicorn.system_loop import SystemLoop, SystemStatistics
 from sel4vmm.backends.unicorn.typed_input import TypedInput
@@ -215,13 +220,9 @@ def run_system(
     kernel = kernel_path if kernel_path is not None else bundled_guest("hello")
     linux = linux or LinuxBootFiles()
     image = classify_kernel(kernel)
-    if image is None and linux.any:
-        raise Sel4VmmError(
-            f"{kernel} is a raw binary: --initrd, --dtb, --dts, --overlay and --bootargs "
-            "are for a Linux Image",
-            location=Location(str(kernel)),
-            fix="pass an arm64 Linux Image with --kernel, or drop the Linux options",
-        )
+    bootargs = raw_binary_bootargs(kernel, image, linux)
+    if bootargs is not None:
+        vms = [replace(vm, layout=replace(vm.layout, bootargs=bootargs)) for vm in vms]
     system = EmulatedSystem(
         [vm.layout for vm in vms],
         locations=[vm.spec.location for vm in vms],
@@ -263,20 +264,22 @@ def run_system(
         return stop_check() if stop_check is not None else None
 
     try:
-        entries = []
         for index, vm in enumerate(vms):
             board = system.add_board(vm.layout, Console(_watched(watches[index], consoles, vm)))
             board.loop.stop_checks.append(vm_check(index))
+        # Shared regions, doorbells and modelled components (issue 14 item 4), before the
+        # guests load: each VM's DTB describes what it was given.
+        wire_boards(
+            read_system(system_path, defines=defines, include_dirs=include_dirs), system.boards
+        )
+        entries = []
+        for index, board in enumerate(system.boards):
             network = VirtioBackends(net=net, net_required=net_required, switch=system.switch)
             entries.append(_load(board, kernel, image, linux, network))
             if console_input and image is None:
                 board.feed_input(console_input)
             elif console_input:
                 typed[index] = TypedInput(board.uart, board.clock, console_input)
-        # Shared regions, doorbells and modelled components (issue 14 item 4).
-        wire_boards(
-            read_system(system_path, defines=defines, include_dirs=include_dirs), system.boards
-        )
         needs_wait = wait_for_input is not None or any(t is not None for t in typed)
         loop = SystemLoop.of_boards(
             system.boards,
