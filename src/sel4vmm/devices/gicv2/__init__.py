@@ -24,11 +24,7 @@ Modules: :mod:`.distributor` (the emulated GICD and injection), :mod:`.cpu_inter
 GICV frame and its list registers) and :mod:`.lines` (devices' level-triggered SPI lines).
 """
 
-from sel4vmm.devices.gicv2.distributor import (
-    CPU_INTERFACE_FRAME_SIZE,
-    DEFAULT_LIST_REGISTERS,
-    DEFAULT_NUM_LINES,
-    DISTRIBUTOR_FRAME_SIZE,
+from sel4vmm.devices.gicv2.cpu_interface import (
     GICC_BPR,
     GICC_CTLR,
     GICC_DIR,
@@ -38,6 +34,18 @@ from sel4vmm.devices.gicv2.distributor import (
     GICC_IIDR,
     GICC_PMR,
     GICC_RPR,
+    NUM_SGIS,
+    SPURIOUS_INTID,
+    InterruptState,
+    ListRegister,
+    ListRegisterState,
+    VirtualCpuInterface,
+)
+from sel4vmm.devices.gicv2.distributor import (
+    CPU_INTERFACE_FRAME_SIZE,
+    DEFAULT_LIST_REGISTERS,
+    DEFAULT_NUM_LINES,
+    DISTRIBUTOR_FRAME_SIZE,
     GICD_CPENDSGIR,
     GICD_CTLR,
     GICD_ICACTIVER,
@@ -56,13 +64,7 @@ from sel4vmm.devices.gicv2.distributor import (
     GICD_TYPER,
     MAX_CPUS,
     NUM_PRIVATE,
-    NUM_SGIS,
-    SPURIOUS_INTID,
-    InterruptState,
-    ListRegister,
-    ListRegisterState,
     Vgic,
-    VirtualCpuInterface,
 )
 from sel4vmm.devices.gicv2.lines import VgicLines
 

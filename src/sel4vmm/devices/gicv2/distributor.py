@@ -13,66 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from sel4vmm.devices.gicv2.cpu_interface import (
-    GICC_BPR,
-    GICC_CTLR,
-    GICC_DIR,
-    GICC_EOIR,
-    GICC_HPPIR,
-    GICC_IAR,
-    GICC_IIDR,
-    GICC_PMR,
-    GICC_RPR,
     NUM_SGIS,
-    SPURIOUS_INTID,
     InterruptState,
     ListRegister,
     ListRegisterState,
     VirtualCpuInterface,
 )
 from sel4vmm.memory import FaultResult, MemoryFault
-
-#: This module's names, and the CPU interface's (cpu_interface) that it re-exports.
-__all__ = [
-    "CPU_INTERFACE_FRAME_SIZE",
-    "DEFAULT_LIST_REGISTERS",
-    "DEFAULT_NUM_LINES",
-    "DISTRIBUTOR_FRAME_SIZE",
-    "GICC_BPR",
-    "GICC_CTLR",
-    "GICC_DIR",
-    "GICC_EOIR",
-    "GICC_HPPIR",
-    "GICC_IAR",
-    "GICC_IIDR",
-    "GICC_PMR",
-    "GICC_RPR",
-    "GICD_CPENDSGIR",
-    "GICD_CTLR",
-    "GICD_ICACTIVER",
-    "GICD_ICENABLER",
-    "GICD_ICFGR",
-    "GICD_ICPENDR",
-    "GICD_IGROUPR",
-    "GICD_IIDR",
-    "GICD_IPRIORITYR",
-    "GICD_ISACTIVER",
-    "GICD_ISENABLER",
-    "GICD_ISPENDR",
-    "GICD_ITARGETSR",
-    "GICD_SGIR",
-    "GICD_SPENDSGIR",
-    "GICD_TYPER",
-    "MAX_CPUS",
-    "NUM_PRIVATE",
-    "NUM_SGIS",
-    "SPURIOUS_INTID",
-    "InterruptState",
-    "ListRegister",
-    "ListRegisterState",
-    "Vgic",
-    "VirtualCpuInterface",
-]
-
 
 #: Distributor register offsets (ARM IHI 0048B, table 4-1).
 GICD_CTLR = 0x000
