@@ -38,12 +38,8 @@ from sel4vmm.backends.unicorn.default_linux import find_debian_arm64  # noqa: E4
 from sel4vmm.backends.unicorn.diagnostics import StopReason  # noqa: E402
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles  # noqa: E402
 from sel4vmm.backends.unicorn.system_session import run_system  # noqa: E402
-from tests.backends.unicorn.net_guests import (  # noqa: E402
-    CLIENT_VM,
-    PL011_OVERLAY,
-    TWO_VMS,
-    net_initramfs,
-)
+from tests.backends.unicorn.net_guests import TWO_VMS, net_initramfs  # noqa: E402
+from tests.debian_guests import CLIENT_VM, PL011_OVERLAY  # noqa: E402
 from timing import best_of  # noqa: E402
 
 LISTENER, SENDER = "listener", "sender"

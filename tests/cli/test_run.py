@@ -18,6 +18,8 @@ import typer
 from typer.testing import CliRunner
 
 from sel4vmm.cli import run as run_command
+from tests.debian_guests import DEBIAN, needs_debian
+from tests.helpers import REPO
 
 
 def make_app() -> typer.Typer:
@@ -76,13 +78,6 @@ def test_too_many_vcpus_is_a_user_error() -> None:
 
 
 # -- Linux on the emulator from the command line ---------------------------------------------
-REPO = Path(__file__).resolve().parents[2]
-DEBIAN = REPO / ".cache" / "debian-arm64" / "root"
-needs_debian = pytest.mark.skipif(
-    not sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64")) or not (DEBIAN / "bin/busybox").is_file(),
-    reason="Debian's arm64 kernel and busybox are not unpacked in .cache/debian-arm64 "
-    "(run ./install.sh)",
-)
 
 
 def _sel4vmm(*args: str) -> list[str]:

@@ -21,16 +21,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sel4vmm.backends.unicorn.default_linux import find_debian_arm64
-from sel4vmm.cli.images import build_initramfs
 from sel4vmm.devices.net_peers import mac_for_vm
 from sel4vmm.devices.net_switch import format_mac
+from tests.debian_guests import debian_initramfs
 
-REPO = Path(__file__).resolve().parents[3]
-DEBIAN = REPO / ".cache" / "debian-arm64" / "root"
-CLIENT_VM = REPO.parent / "shared" / "realworld" / "libvmm" / "virtio_mmio" / "client_vm"
 DATA = Path(__file__).parent / "data"
-PL011_OVERLAY = DATA / "pl011_overlay.dts"
 TWO_VMS = DATA / "two_linux_vms.system"
 LISTENER_IP, SENDER_IP = "10.0.0.1", "10.0.0.2"
 PORT = 5000
@@ -99,15 +94,8 @@ def init_script(listener: str, sender: str, size: int) -> str:
 
 def net_initramfs(directory: Path, listener: str, sender: str, size: int) -> Path:
     """The initramfs (busybox, ``virtio_mmio`` and ``virtio_net`` with their dependencies)."""
-    init = directory / "net-init"
-    init.write_text(init_script(listener, sender, size))
-    out = directory / "net.cpio.gz"
-    build_initramfs(
-        out,
-        busybox=find_debian_arm64().busybox,
-        tree=None,
-        init=init,
-        modules=("virtio_mmio", "virtio_net"),
-        modules_dir=sorted((DEBIAN / "lib" / "modules").iterdir())[0],
+    return debian_initramfs(
+        directory / "net.cpio.gz",
+        init_script(listener, sender, size),
+        ("virtio_mmio", "virtio_net"),
     )
-    return out

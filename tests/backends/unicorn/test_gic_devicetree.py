@@ -22,9 +22,7 @@ from sel4vmm.backends.unicorn.virtio_devices import ClaimedWindow
 from sel4vmm.devices.gicv3 import Gicv3Layout
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.images.dtb import compile_dts
-
-REPO = Path(__file__).resolve().parents[3]
-CLIENT_VM = REPO.parent / "shared" / "realworld" / "libvmm" / "virtio_mmio" / "client_vm"
+from tests.debian_guests import CLIENT_VM
 
 pytestmark = pytest.mark.skipif(
     not (CLIENT_VM / "gic_v3_overlay.dts").is_file(),

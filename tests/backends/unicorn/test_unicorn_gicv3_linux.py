@@ -35,21 +35,11 @@ from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles
 from sel4vmm.backends.unicorn.session import run_guest
 from sel4vmm.images.cpio import InitramfsBuilder
+from tests.debian_guests import CLIENT_VM, needs_client_vm, needs_debian
 
-REPO = Path(__file__).resolve().parents[3]
-DEBIAN = REPO / ".cache" / "debian-arm64" / "root"
-CLIENT_VM = REPO.parent / "shared" / "realworld" / "libvmm" / "virtio_mmio" / "client_vm"
 DATA = Path(__file__).parent / "data"
 
-needs_debian = pytest.mark.skipif(
-    not sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64")) or not (DEBIAN / "bin/busybox").is_file(),
-    reason="Debian's arm64 kernel and busybox are not unpacked in .cache/debian-arm64 "
-    "(run ./install.sh)",
-)
-needs_libvmm = pytest.mark.skipif(
-    not (CLIENT_VM / "gic_v3_overlay.dts").is_file(),
-    reason="libvmm's virtio_mmio/client_vm/gic_v3_overlay.dts is not in ../shared/realworld",
-)
+needs_libvmm = needs_client_vm("gic_v3_overlay.dts")
 
 #: What every GICv3 boot prints (Linux 6.1's texts, see the module docstring).
 GICV3_LINES = (

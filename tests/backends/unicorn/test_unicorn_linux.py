@@ -23,18 +23,13 @@ from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles
 from sel4vmm.backends.unicorn.session import RunResult, run_guest
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.images.cpio import InitramfsBuilder
+from tests.debian_guests import needs_debian
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[3]
-DEBIAN = REPO / ".cache" / "debian-arm64" / "root"
 LIBVMM = REPO.parent / "shared" / "realworld" / "libvmm"
 SIMPLE = LIBVMM / "simple" / "board" / "qemu_virt_aarch64"
 SMP = LIBVMM / "smp" / "board" / "qemu_virt_aarch64"
 
-needs_debian = pytest.mark.skipif(
-    not sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64")) or not (DEBIAN / "bin/busybox").is_file(),
-    reason="Debian's arm64 kernel and busybox are not unpacked in .cache/debian-arm64 "
-    "(run ./install.sh)",
-)
 
 SHELL_INIT = """#!/bin/sh
 /bin/busybox mount -t proc proc /proc

@@ -23,24 +23,17 @@ from pathlib import Path
 import pytest
 
 from sel4vmm.backends.unicorn.default_linux import find_debian_arm64
-from sel4vmm.cli.images import build_initramfs
 from sel4vmm.devices.net_peers import mac_for_vm
 from sel4vmm.devices.net_switch import format_mac
-
-REPO = Path(__file__).resolve().parents[3]
-DEBIAN = REPO / ".cache" / "debian-arm64" / "root"
-CLIENT_VM = REPO.parent / "shared" / "realworld" / "libvmm" / "virtio_mmio" / "client_vm"
-PL011_OVERLAY = Path(__file__).parent / "data" / "pl011_overlay.dts"
-
-needs_debian = pytest.mark.skipif(
-    not sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64")) or not (DEBIAN / "bin/busybox").is_file(),
-    reason="Debian's arm64 kernel and busybox are not unpacked in .cache/debian-arm64 "
-    "(run ./install.sh)",
+from tests.debian_guests import (
+    CLIENT_VM,
+    PL011_OVERLAY,
+    debian_initramfs,
+    needs_client_vm,
+    needs_debian,
 )
-needs_libvmm = pytest.mark.skipif(
-    not (CLIENT_VM / "linux.dts").is_file(),
-    reason="libvmm's virtio_mmio/client_vm/linux.dts is not in ../shared/realworld/libvmm",
-)
+
+needs_libvmm = needs_client_vm("linux.dts")
 
 DONE = "sel4vmm net test done"
 LOOPBACK_INIT = f"""#!/bin/sh
@@ -62,18 +55,7 @@ $b poweroff -f
 
 
 def _initramfs(tmp_path: Path, script: str, name: str = "net") -> Path:
-    init = tmp_path / f"{name}-init"
-    init.write_text(script)
-    out = tmp_path / f"{name}.cpio.gz"
-    build_initramfs(
-        out,
-        busybox=find_debian_arm64().busybox,
-        tree=None,
-        init=init,
-        modules=("virtio_mmio", "virtio_net"),
-        modules_dir=sorted((DEBIAN / "lib" / "modules").iterdir())[0],
-    )
-    return out
+    return debian_initramfs(tmp_path / f"{name}.cpio.gz", script, ("virtio_mmio", "virtio_net"))
 
 
 @pytest.mark.slow

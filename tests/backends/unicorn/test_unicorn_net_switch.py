@@ -27,25 +27,15 @@ from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.devices.net_peers import mac_for_vm
 from sel4vmm.devices.net_switch import format_mac
 from tests.backends.unicorn.net_guests import (
-    CLIENT_VM,
-    DEBIAN,
     DONE,
     LISTENER_IP,
-    PL011_OVERLAY,
     SENDER_IP,
     TWO_VMS,
     net_initramfs,
 )
+from tests.debian_guests import CLIENT_VM, PL011_OVERLAY, needs_client_vm, needs_debian
 
-needs_debian = pytest.mark.skipif(
-    not sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64")) or not (DEBIAN / "bin/busybox").is_file(),
-    reason="Debian's arm64 kernel and busybox are not unpacked in .cache/debian-arm64 "
-    "(run ./install.sh)",
-)
-needs_libvmm = pytest.mark.skipif(
-    not (CLIENT_VM / "linux.dts").is_file(),
-    reason="libvmm's virtio_mmio/client_vm/linux.dts is not in ../shared/realworld/libvmm",
-)
+needs_libvmm = needs_client_vm("linux.dts")
 
 SIZE = 1 << 20
 MD5 = r"(\d+) bytes md5 ([0-9a-f]{32})"

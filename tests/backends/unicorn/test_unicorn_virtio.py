@@ -25,22 +25,15 @@ from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles
 from sel4vmm.backends.unicorn.session import RunResult, run_guest
 from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
-from sel4vmm.cli.images import build_initramfs
-
-REPO = Path(__file__).resolve().parents[3]
-DEBIAN = REPO / ".cache" / "debian-arm64" / "root"
-CLIENT_VM = REPO.parent / "shared" / "realworld" / "libvmm" / "virtio_mmio" / "client_vm"
-PL011_OVERLAY = Path(__file__).parent / "data" / "pl011_overlay.dts"
-
-needs_debian = pytest.mark.skipif(
-    not sorted((DEBIAN / "boot").glob("vmlinuz-*-arm64")) or not (DEBIAN / "bin/busybox").is_file(),
-    reason="Debian's arm64 kernel and busybox are not unpacked in .cache/debian-arm64 "
-    "(run ./install.sh)",
+from tests.debian_guests import (
+    CLIENT_VM,
+    PL011_OVERLAY,
+    debian_initramfs,
+    needs_client_vm,
+    needs_debian,
 )
-needs_libvmm = pytest.mark.skipif(
-    not (CLIENT_VM / "linux.dts").is_file(),
-    reason="libvmm's virtio_mmio/client_vm/linux.dts is not in ../shared/realworld/libvmm",
-)
+
+needs_libvmm = needs_client_vm("linux.dts")
 
 SECTOR_0 = (b"sel4vmm virtio-blk sector 0, written by the host\n" * 11)[:512]
 GUEST_WORDS = "written-by-the-guest"
@@ -74,18 +67,8 @@ def _disk(tmp_path: Path) -> Path:
 
 
 def _initramfs(tmp_path: Path, console: str, modules: tuple[str, ...]) -> Path:
-    init = tmp_path / "init"
-    init.write_text(DISK_INIT.format(console=console, words=GUEST_WORDS, done=DONE))
-    out = tmp_path / "virtio.cpio.gz"
-    build_initramfs(
-        out,
-        busybox=find_debian_arm64().busybox,
-        tree=None,
-        init=init,
-        modules=modules,
-        modules_dir=sorted((DEBIAN / "lib" / "modules").iterdir())[0],
-    )
-    return out
+    script = DISK_INIT.format(console=console, words=GUEST_WORDS, done=DONE)
+    return debian_initramfs(tmp_path / "virtio.cpio.gz", script, modules)
 
 
 def _boot(
@@ -177,16 +160,8 @@ echo "guest read: $line"
 @needs_debian
 @needs_libvmm
 def test_input_reaches_the_guest_through_virtio_console(tmp_path: Path) -> None:
-    init = tmp_path / "init"
-    init.write_text(READ_INIT)
-    initrd = tmp_path / "read.cpio.gz"
-    build_initramfs(
-        initrd,
-        busybox=find_debian_arm64().busybox,
-        tree=None,
-        init=init,
-        modules=("virtio_mmio", "virtio_console"),
-        modules_dir=sorted((DEBIAN / "lib" / "modules").iterdir())[0],
+    initrd = debian_initramfs(
+        tmp_path / "read.cpio.gz", READ_INIT, ("virtio_mmio", "virtio_console")
     )
     result = run_guest(
         None,
