@@ -30,19 +30,18 @@ from dataclasses import dataclass
 from sel4vmm.config.camkes.attributes import MAX_POOL_COUNT, attribute_typo, size_bits
 from sel4vmm.config.camkes.c_integers import parse_c_integer
 from sel4vmm.config.camkes.cross_vm import add_cross_vm
-from sel4vmm.config.camkes.parse import (
+from sel4vmm.config.camkes.parse import Setting, parse_value_text
+from sel4vmm.config.camkes.reader import ReadFiles
+from sel4vmm.config.camkes.values import (
     BoolValue,
     CallValue,
     DictValue,
     IntValue,
     ListValue,
-    Setting,
     StrValue,
     SymbolValue,
     Value,
-    parse_value_text,
 )
-from sel4vmm.config.camkes.reader import ReadFiles
 from sel4vmm.config.camkes.x86 import build_x86_vm, is_x86_vm, x86_findings
 from sel4vmm.config.spec import (
     DeviceFramesSpec,
