@@ -10,7 +10,7 @@ import pytest
 from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.scheduling import MIN_SLICE, Schedule, Scheduler, fitted_slice
 from sel4vmm.backends.unicorn.system_loop import SystemLoop
-from sel4vmm.config.microkit.protection_domains import BUDGET_DEFAULT
+from sel4vmm.config.microkit.limits import BUDGET_DEFAULT
 from tests.backends.unicorn.fake_vms import FREQUENCY_HZ, FakeClock, FakeVm, Step
 
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sel4vmm.config.camkes.parse import (
+from sel4vmm.config.camkes.parse import parse_c_integer, parse_text, parse_value_text
+from sel4vmm.config.camkes.values import (
     BoolValue,
     CallValue,
     DictValue,
@@ -14,9 +15,6 @@ from sel4vmm.config.camkes.parse import (
     ListValue,
     StrValue,
     SymbolValue,
-    parse_c_integer,
-    parse_text,
-    parse_value_text,
 )
 from sel4vmm.errors import Location, Sel4VmmError
 

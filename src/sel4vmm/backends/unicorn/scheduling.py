@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sel4vmm.config.microkit.protection_domains import BUDGET_DEFAULT
+from sel4vmm.config.microkit.limits import BUDGET_DEFAULT
 
 #: The shortest slice (instructions) a budget shortens a round to: each slice costs the
 #: VMM a few microseconds however short it is.

@@ -24,7 +24,8 @@ nowhere.
 from __future__ import annotations
 
 from sel4vmm.config.camkes.connections import DEFAULT_BUF_SIZE, ComponentDecl, ConnectionDecl
-from sel4vmm.config.camkes.parse import IntValue, Setting
+from sel4vmm.config.camkes.parse import Setting
+from sel4vmm.config.camkes.values import IntValue
 from sel4vmm.config.spec import (
     DoorbellSpec,
     Finding,

@@ -6,7 +6,8 @@ those instances in its ``configuration`` block.  What decides a VM's memory is o
 
 * ``import`` statements (``devices.camkes`` carries the per-board half of a VM);
 * ``component <Type> <name>;`` in a composition (which instances are VMs);
-* ``<instance>.<attribute> = <value>;`` settings in a configuration.
+* ``<instance>.<attribute> = <value>;`` settings in a configuration (the values they
+  hold are modelled in :mod:`.values`).
 
 Component bodies and connections are read only for their dataports, events and ends
 (:mod:`.connections`); everything else (``<-`` aliases, groups) is skipped as a
@@ -28,72 +29,18 @@ from sel4vmm.config.camkes.connections import (
     read_connection,
 )
 from sel4vmm.config.camkes.lexer import Token, TokenKind, tokenize
+from sel4vmm.config.camkes.values import (
+    BoolValue,
+    CallValue,
+    DictEntry,
+    DictValue,
+    IntValue,
+    ListValue,
+    StrValue,
+    SymbolValue,
+    Value,
+)
 from sel4vmm.errors import Location, Sel4VmmError
-
-
-@dataclass(frozen=True)
-class IntValue:
-    value: int
-    location: Location
-
-
-@dataclass(frozen=True)
-class StrValue:
-    value: str
-    location: Location
-
-
-@dataclass(frozen=True)
-class BoolValue:
-    value: bool
-    location: Location
-
-
-@dataclass(frozen=True)
-class SymbolValue:
-    """A bare identifier left after preprocessing (an undefined macro or an enum name)."""
-
-    name: str
-    location: Location
-
-
-@dataclass(frozen=True)
-class ListValue:
-    items: tuple[Value, ...]
-    location: Location
-
-
-@dataclass(frozen=True)
-class DictEntry:
-    key: str
-    value: Value
-    location: Location
-
-
-@dataclass(frozen=True)
-class DictValue:
-    entries: tuple[DictEntry, ...]
-    location: Location
-
-    def get(self, key: str) -> Value | None:
-        """The value of the last entry named ``key`` (later entries override earlier ones)."""
-        found: Value | None = None
-        for entry in self.entries:
-            if entry.key == key:
-                found = entry.value
-        return found
-
-
-@dataclass(frozen=True)
-class CallValue:
-    """``name(argument)``, e.g. ``dtb([{"path": "/soc/serial@12c20000"}])``."""
-
-    function: str
-    arguments: tuple[Value, ...]
-    location: Location
-
-
-Value = IntValue | StrValue | BoolValue | SymbolValue | ListValue | DictValue | CallValue
 
 
 @dataclass(frozen=True)

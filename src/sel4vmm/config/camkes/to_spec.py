@@ -28,21 +28,23 @@ import re
 from dataclasses import dataclass
 
 from sel4vmm.config.camkes.attributes import MAX_POOL_COUNT, attribute_typo, size_bits
-from sel4vmm.config.camkes.c_integers import parse_c_integer
 from sel4vmm.config.camkes.cross_vm import add_cross_vm
-from sel4vmm.config.camkes.parse import (
-    BoolValue,
+from sel4vmm.config.camkes.parse import Setting
+from sel4vmm.config.camkes.reader import ReadFiles
+from sel4vmm.config.camkes.value_readers import (
+    as_boolean,
+    as_integer,
+    as_string,
+    as_strings,
+    mmio_numbers,
+    python_value,
+)
+from sel4vmm.config.camkes.values import (
     CallValue,
     DictValue,
-    IntValue,
     ListValue,
-    Setting,
-    StrValue,
-    SymbolValue,
     Value,
-    parse_value_text,
 )
-from sel4vmm.config.camkes.reader import ReadFiles
 from sel4vmm.config.camkes.x86 import build_x86_vm, is_x86_vm, x86_findings
 from sel4vmm.config.spec import (
     DeviceFramesSpec,
@@ -134,88 +136,6 @@ class _Instance:
     type_name: str | None = None
 
 
-def python_value(value: Value) -> object:
-    """A plain Python rendering of a value, for :attr:`VmSpec.extra`."""
-    if isinstance(value, IntValue | StrValue | BoolValue):
-        return value.value
-    if isinstance(value, SymbolValue):
-        return value.name
-    if isinstance(value, ListValue):
-        return [python_value(item) for item in value.items]
-    if isinstance(value, DictValue):
-        return {entry.key: python_value(entry.value) for entry in value.entries}
-    return {value.function: [python_value(argument) for argument in value.arguments]}
-
-
-def _integer(value: Value, what: str) -> int:
-    """An integer attribute; numeric strings (what VAR_STRINGIZE makes) are evaluated as C."""
-    if isinstance(value, IntValue):
-        return value.value
-    if isinstance(value, BoolValue):
-        return int(value.value)
-    if isinstance(value, StrValue):
-        if not value.value.strip():
-            raise Sel4VmmError(
-                f"{what} is empty", location=value.location, fix=f"give {what} a number"
-            )
-        try:
-            parsed = parse_value_text(value.value, value.location.path)
-        except Sel4VmmError:
-            parsed = None
-        if isinstance(parsed, IntValue):
-            return parsed.value
-        raise Sel4VmmError(
-            f"{what} = {value.value!r} is not a number",
-            location=value.location,
-            fix="write a decimal or 0x-prefixed hexadecimal integer (is a macro undefined?)",
-        )
-    raise Sel4VmmError(
-        f"{what} must be a number", location=value.location, fix="write an integer or a string"
-    )
-
-
-def _boolean(value: Value, what: str) -> bool:
-    if isinstance(value, BoolValue):
-        return value.value
-    return _integer(value, what) != 0
-
-
-def _string(value: Value, what: str) -> str:
-    if isinstance(value, StrValue):
-        return value.value
-    raise Sel4VmmError(
-        f"{what} must be a string", location=value.location, fix=f'write {what} as "text"'
-    )
-
-
-def _strings(value: Value, what: str) -> list[StrValue]:
-    if not isinstance(value, ListValue):
-        raise Sel4VmmError(
-            f"{what} must be a list of strings",
-            location=value.location,
-            fix=f'write {what} = ["..."];',
-        )
-    items: list[StrValue] = []
-    for item in value.items:
-        if not isinstance(item, StrValue):
-            raise Sel4VmmError(
-                f"{what} entries must be strings", location=item.location, fix='write "0x...:..."'
-            )
-        items.append(item)
-    return items
-
-
-def _mmio_numbers(item: StrValue, count: int, what: str, form: str) -> list[int]:
-    fields = item.value.split(":")
-    if len(fields) != count:
-        raise Sel4VmmError(
-            f"{what} entry {item.value!r} does not have the form {form}",
-            location=item.location,
-            fix=f'write "{form}"',
-        )
-    return [parse_c_integer(field.strip(), item.location) for field in fields]
-
-
 class _VmBuilder:
     def __init__(self, instance: _Instance, settings: dict[str, Setting]) -> None:
         self.instance = instance
@@ -296,7 +216,7 @@ class _VmBuilder:
         entries = self.known_entries(attribute, value, _ADDRESS_KEYS[attribute])
         numbers: dict[str, int] = {}
         for meaning, (raw, _location) in entries.items():
-            numbers[meaning] = _integer(raw, f"{attribute}.{meaning}")
+            numbers[meaning] = as_integer(raw, f"{attribute}.{meaning}")
         for required in ("ram_base", "ram_size"):
             if required not in numbers:
                 key = required if attribute == "vm_address_config" else f"linux_{required}"
@@ -338,9 +258,9 @@ class _VmBuilder:
             ).items():
                 what = f"{attribute}.{meaning}"
                 if meaning in _BOOL_IMAGE_FIELDS:
-                    resolved[meaning] = _boolean(raw, what)
+                    resolved[meaning] = as_boolean(raw, what)
                 else:
-                    resolved[meaning] = _string(raw, what)
+                    resolved[meaning] = as_string(raw, what)
                 self.vm.images.locations[meaning] = location
 
         def name(field: str) -> str | None:
@@ -393,7 +313,7 @@ class _VmBuilder:
             what = f"{self.vm.name}.{attribute}"
             pool = _POOL.fullmatch(attribute)
             if pool:
-                count = _integer(value, what)
+                count = as_integer(value, what)
                 if not 0 <= count <= MAX_POOL_COUNT:
                     raise Sel4VmmError(
                         f"{what} = {count} is negative"
@@ -408,19 +328,19 @@ class _VmBuilder:
                 bits = size_bits(pool.group(1), what, setting.location)
                 self.vm.pools.append(UntypedPoolSpec(bits, count, setting.location))
             elif attribute == "untyped_mmios":
-                for item in _strings(value, what):
-                    paddr, bits = _mmio_numbers(item, 2, what, "0xADDR:size_bits")
+                for item in as_strings(value, what):
+                    paddr, bits = mmio_numbers(item, 2, what, "0xADDR:size_bits")
                     bits = size_bits(str(bits), f"{what} entry {item.value!r}", item.location)
                     self.vm.device_untypeds.append(DeviceUntypedSpec(paddr, bits, item.location))
             elif attribute == "mmios":
-                for item in _strings(value, what):
-                    paddr, size, bits = _mmio_numbers(item, 3, what, "0xADDR:0xSIZE:page_bits")
+                for item in as_strings(value, what):
+                    paddr, size, bits = mmio_numbers(item, 3, what, "0xADDR:0xSIZE:page_bits")
                     bits = size_bits(str(bits), f"{what} entry {item.value!r}", item.location)
                     self.vm.device_frames.append(DeviceFramesSpec(paddr, size, bits, item.location))
             elif attribute == "dtb":
                 self.read_dtb(value, what)
             elif attribute == "num_vcpus":
-                self.vm.num_vcpus = _integer(value, what)
+                self.vm.num_vcpus = as_integer(value, what)
                 if self.vm.num_vcpus < 1:
                     raise Sel4VmmError(
                         f"{what} = {self.vm.num_vcpus}: a VM needs at least one vCPU",
@@ -444,7 +364,7 @@ class _VmBuilder:
         for node in nodes:
             path = node.get("path") if isinstance(node, DictValue) else None
             if path is not None:
-                text = _string(path, f"{what} path")
+                text = as_string(path, f"{what} path")
                 if text not in self.vm.dtb_passthrough:
                     self.vm.dtb_passthrough.append(text)
             elif not (isinstance(node, DictValue) and not node.entries):

@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 
 from sel4vmm.config.camkes.attributes import MAX_POOL_COUNT, size_bits
-from sel4vmm.config.camkes.parse import IntValue, Setting, StrValue, Value, parse_value_text
+from sel4vmm.config.camkes.parse import Setting, parse_value_text
+from sel4vmm.config.camkes.values import IntValue, StrValue, Value
 from sel4vmm.config.spec import Finding, GuestRegion, RegionKind, UntypedPoolSpec, VmSpec
 from sel4vmm.errors import Location, Sel4VmmError
 

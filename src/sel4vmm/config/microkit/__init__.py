@@ -5,8 +5,9 @@ order, with the same message text -- so a file it accepts is one ``microkit`` ac
 an error names the same problem at the same ``file:line:col``.  The pipeline is:
 
 ``xmlsource`` (XML with positions) -> ``parse`` / ``regions`` / ``protection_domains`` /
-``channels`` / ``iommu`` / ``schedule`` (per-element rules) -> ``system_checks`` (whole
-system rules) -> ``to_spec`` (the :class:`~sel4vmm.config.spec.SystemSpec` the planner uses).
+``virtual_machines`` / ``channels`` / ``iommu`` / ``schedule`` (per-element rules) ->
+``system_checks`` (whole system rules) -> ``to_spec`` (the
+:class:`~sel4vmm.config.spec.SystemSpec` the planner uses).
 """
 
 from __future__ import annotations

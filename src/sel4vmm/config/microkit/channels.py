@@ -16,9 +16,9 @@ from sel4vmm.config.microkit.attributes import (
     required_decimal,
 )
 from sel4vmm.config.microkit.diagnostics import MicrokitError
+from sel4vmm.config.microkit.limits import PD_MAX_ID
 from sel4vmm.config.microkit.model import Channel, ChannelEnd
 from sel4vmm.config.microkit.numbers import I64
-from sel4vmm.config.microkit.protection_domains import PD_MAX_ID
 from sel4vmm.config.microkit.versions import END_PP_FIX_1_4, MicrokitVersion, attributes
 from sel4vmm.config.microkit.xmlsource import XmlElement
 

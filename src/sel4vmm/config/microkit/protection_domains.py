@@ -1,17 +1,17 @@
-"""``<protection_domain>`` and everything nested in it, including ``<virtual_machine>``.
+"""``<protection_domain>`` and everything nested in it.
 
 A PD is a program image plus its scheduling parameters and the resources it is given:
 maps, IRQs (three architecture-specific forms), x86 I/O ports, setvars, extra caps and at
-most one virtual machine.  Child PDs nest inside their parent.  The rules checked here are
-the ones the tool applies while reading a single PD; rules that need the whole system
-(duplicate names, overlapping maps, channel ids) live in :mod:`.system_checks`.
+most one virtual machine (read by :mod:`.virtual_machines`).  Child PDs nest inside their
+parent.  The rules checked here are the ones the tool applies while reading a single PD;
+rules that need the whole system (duplicate names, overlapping maps, channel ids) live in
+:mod:`.system_checks`.
 """
 
 from __future__ import annotations
 
 from sel4vmm.config.microkit.attributes import (
     check_attributes,
-    number_text,
     optional_bool,
     optional_decimal,
     optional_number,
@@ -19,11 +19,13 @@ from sel4vmm.config.microkit.attributes import (
     required_decimal,
     required_number,
 )
-from sel4vmm.config.microkit.diagnostics import (
-    Diagnostic,
-    MicrokitError,
-    location_text,
-    warning,
+from sel4vmm.config.microkit.diagnostics import Diagnostic, MicrokitError, location_text
+from sel4vmm.config.microkit.limits import (
+    BUDGET_DEFAULT,
+    PD_MAX_ID,
+    PD_MAX_PRIORITY,
+    cpu_core,
+    max_map_vaddr,
 )
 from sel4vmm.config.microkit.model import (
     CapMap,
@@ -32,8 +34,6 @@ from sel4vmm.config.microkit.model import (
     Irq,
     ProtectionDomain,
     SetVar,
-    VirtualCpu,
-    VirtualMachine,
 )
 from sel4vmm.config.microkit.numbers import I64, U64
 from sel4vmm.config.microkit.pci import PciAddressError, parse_pci_address
@@ -42,17 +42,12 @@ from sel4vmm.config.microkit.target import MicrokitTarget
 from sel4vmm.config.microkit.versions import (
     PD_ELEMENTS_1_4,
     PP_ON_PD_FIX,
-    VM_ID_FIX,
     MicrokitVersion,
     attributes,
 )
+from sel4vmm.config.microkit.virtual_machines import parse_virtual_machine
 from sel4vmm.config.microkit.xmlsource import XmlElement
 
-#: Badge bits left for channel/IRQ/child ids (two are used by the PPC and fault flags).
-PD_MAX_ID = 61
-VCPU_MAX_ID = PD_MAX_ID
-PD_MAX_PRIORITY = 254
-BUDGET_DEFAULT = 1000
 PD_DEFAULT_STACK_SIZE = 0x2000
 PD_DEFAULT_STACK_SIZE_1_4 = 0x1000
 PD_MIN_STACK_SIZE = 0x1000
@@ -77,7 +72,6 @@ CAP_MAP_TYPES = {"cap_tcb": "Tcb", "cap_sc": "Sc", "cap_vspace": "VSpace"}
 
 #: Fixes for attributes of another Microkit release (see :mod:`.versions`).
 PD_ATTRIBUTE_FIXES = {"pp": PP_ON_PD_FIX}
-VM_ATTRIBUTE_FIXES = {"id": VM_ID_FIX}
 
 
 def add_setvar(pd: ProtectionDomain, setvar: SetVar, element: XmlElement) -> None:
@@ -145,7 +139,7 @@ class _PdReader:
         smc = bool(optional_bool(element, "smc"))
         if smc:
             self._check_smc(element)
-        cpu = _cpu(
+        cpu = cpu_core(
             element,
             optional_number(element, "cpu") or 0,
             expect="cpu core must be between 0 and 255",
@@ -239,7 +233,7 @@ class _PdReader:
                         "virtual_machine must only be specified once",
                         fix="give each virtual machine its own VMM protection domain",
                     )
-                vm = self._virtual_machine(child)
+                vm = parse_virtual_machine(child, target, self.warnings)
                 for vcpu in vm.vcpus:
                     if vcpu.setvar_id is not None:
                         add_setvar(pd, SetVar(vcpu.setvar_id, "id", vcpu.id), child)
@@ -305,7 +299,7 @@ class _PdReader:
         mapping = parse_map(
             element,
             allow_setvar=True,
-            max_vaddr=self._max_vaddr(self.target.pd_map_max_vaddr(pd.stack_size)),
+            max_vaddr=max_map_vaddr(self.target, self.target.pd_map_max_vaddr(pd.stack_size)),
             allowed=attributes(
                 self.target.microkit, "pd_map", MAP_ATTRIBUTES + PD_MAP_SETVAR_ATTRIBUTES
             ),
@@ -320,10 +314,6 @@ class _PdReader:
         if symbol is not None:
             add_setvar(pd, SetVar(symbol, "prefill_size", mapping.mr), element)
         pd.maps.append(mapping)
-
-    def _max_vaddr(self, limit: int) -> int:
-        """Microkit 1.4 checks no upper bound on ``vaddr`` (2.x: the address-space top)."""
-        return U64.maximum + 1 if self.target.microkit is MicrokitVersion.V1_4 else limit
 
     def _irq(self, pd: ProtectionDomain, element: XmlElement) -> Irq:
         x86 = self.target.arch == "x86_64"
@@ -403,123 +393,6 @@ class _PdReader:
         if size <= 0:
             raise MicrokitError.on_element(element, "size must be > 0")
         return IoPort(port_id, addr, size, pd_element.location)
-
-    def _virtual_machine(self, element: XmlElement) -> VirtualMachine:
-        target = self.target
-        version = target.microkit
-        aarch64 = target.arch == "aarch64"
-        check_attributes(
-            element,
-            attributes(
-                version,
-                "virtual_machine",
-                ("name", "budget", "period", "priority") if aarch64 else ("name",),
-            )
-            + (("id",) if target.accept_vm_id else ()),
-            fixes=VM_ATTRIBUTE_FIXES,
-        )
-        name = required(element, "name")
-        vm = VirtualMachine(name=name, vcpus=[], maps=[], location=element.location)
-        legacy_id = optional_decimal(element, "id", U64) if target.accept_vm_id else None
-        if aarch64:
-            budget = optional_number(element, "budget")
-            vm.budget = BUDGET_DEFAULT if budget is None else budget
-            period = optional_number(element, "period")
-            vm.period = vm.budget if period is None else period
-            if vm.budget > vm.period:
-                raise MicrokitError.on_element(
-                    element,
-                    f"budget ({vm.budget}) must be less than, or equal to, period ({vm.period})",
-                )
-            vm.priority = self._vm_priority(element, name)
-        for child in element.children:
-            if child.tag == "vcpu":
-                if version is MicrokitVersion.V1_4 and vm.vcpus:
-                    raise MicrokitError.on_element(
-                        element,
-                        "vcpu must only be specified once",
-                        fix="Microkit 1.4 gives a virtual machine one vCPU; several need 2.x "
-                        "(check without --microkit 1.4)",
-                    )
-                vm.vcpus.append(self._vcpu(vm, child, element))
-            elif child.tag == "map":
-                vm.maps.append(
-                    parse_map(
-                        child,
-                        allow_setvar=False,
-                        max_vaddr=self._max_vaddr(target.vm_map_max_vaddr()),
-                        allowed=attributes(version, "vm_map", MAP_ATTRIBUTES),
-                    )
-                )
-            else:
-                raise MicrokitError.colon(
-                    f"invalid XML element '{child.tag}'",
-                    element.location,
-                    fix="a <virtual_machine> holds only <vcpu> and <map> elements",
-                )
-        if legacy_id is not None and not vm.vcpus:
-            if legacy_id > VCPU_MAX_ID:
-                raise MicrokitError.on_element(element, f"id must be < {VCPU_MAX_ID + 1}")
-            vm.vcpus.append(VirtualCpu(legacy_id, None, None, vm.location))
-        if not vm.vcpus:
-            raise MicrokitError.bare(
-                f"missing 'vcpu' element on virtual_machine: '{name}'",
-                location=element.location,
-                fix='add <vcpu id="0" /> to the virtual machine',
-            )
-        return vm
-
-    def _vcpu(self, vm: VirtualMachine, element: XmlElement, vm_element: XmlElement) -> VirtualCpu:
-        check_attributes(
-            element, attributes(self.target.microkit, "vcpu", ("id", "setvar_id", "cpu"))
-        )
-        vcpu_id = required_decimal(element, "id", U64)
-        if vcpu_id > VCPU_MAX_ID:
-            raise MicrokitError.on_element(element, f"id must be < {VCPU_MAX_ID + 1}")
-        if any(existing.id == vcpu_id for existing in vm.vcpus):
-            raise MicrokitError.at(
-                f"duplicate vcpu id {vcpu_id} in virtual machine '{vm.name}'", element.location
-            )
-        cpu_text = element.get("cpu")
-        cpu = None
-        if cpu_text is not None:
-            # The tool parses the vCPU's cpu= reporting errors against the *virtual
-            # machine* element (sdf.rs passes the VM node), then bounds it like a PD's.
-            cpu = _cpu(element, number_text(vm_element, cpu_text), expect="cpu # fits in u8")
-            if cpu >= self.target.num_cores:
-                raise MicrokitError.on_element(
-                    element, f"cpu core must be less than {self.target.num_cores}, got {cpu}"
-                )
-        return VirtualCpu(vcpu_id, cpu, element.get("setvar_id"), element.location)
-
-    def _vm_priority(self, element: XmlElement, name: str) -> int:
-        """A VM's ``priority``: the tool checks none and keeps the low 8 bits
-        (``priority as u8``), so 256 is accepted and runs at priority 0."""
-        priority = optional_number(element, "priority") or 0
-        kept = priority & 0xFF
-        if priority != kept or kept > PD_MAX_PRIORITY:
-            self.warnings.append(
-                warning(
-                    f"priority {priority} of virtual machine '{name}' is accepted by the "
-                    f"Microkit tool, which keeps only its low 8 bits: the guest runs at "
-                    f"priority {kept}",
-                    element.location,
-                    fix=f"write the priority you mean, 0 to {PD_MAX_PRIORITY}",
-                )
-            )
-        return kept
-
-
-def _cpu(element: XmlElement, cpu: int, *, expect: str) -> int:
-    """``cpu=``: the tool converts it to a u8 with ``.expect(...)`` -- a panic above 255."""
-    if cpu > 0xFF:
-        raise MicrokitError.crash(
-            element,
-            f'cpu="{cpu}" on <{element.tag}>: it does not fit the u8 the tool keeps cores in',
-            f"{expect}: TryFromIntError(())",
-            fix="name a core the kernel is built for",
-        )
-    return cpu
 
 
 def _trigger(element: XmlElement) -> str:

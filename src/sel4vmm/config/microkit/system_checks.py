@@ -3,8 +3,9 @@
 After every element has been read on its own, the tool flattens the PD tree, reads the
 channels, and then validates global properties one after another, stopping at the first
 failure.  This module does the same, so the error a user sees is the one ``microkit``
-would print.  It also performs the tool's silent page-size upgrade: a region whose size
-and every mapping address are 2 MiB aligned is backed with 2 MiB frames.
+would print (the rules for the maps of one address space are in :mod:`.map_checks`).  It
+also performs the tool's silent page-size upgrade: a region whose size and every mapping
+address are 2 MiB aligned is backed with 2 MiB frames.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from dataclasses import replace
 
 from sel4vmm.config.microkit.channels import parse_channel
 from sel4vmm.config.microkit.diagnostics import Diagnostic, MicrokitError, location_text, warning
+from sel4vmm.config.microkit.map_checks import U64_LIMIT, check_io_maps, check_maps
 from sel4vmm.config.microkit.model import (
     Channel,
-    IoMap,
     Map,
     MemoryRegion,
     PhysAddrKind,
@@ -27,11 +28,10 @@ from sel4vmm.config.microkit.model import (
 from sel4vmm.config.microkit.overlaps import first_overlap
 from sel4vmm.config.microkit.parse import ParsedSystem
 from sel4vmm.config.microkit.protection_domains import add_setvar
-from sel4vmm.config.microkit.target import MAX_IOVA, MicrokitTarget
+from sel4vmm.config.microkit.target import MicrokitTarget
 from sel4vmm.config.microkit.versions import MicrokitVersion
 
 MONITOR_PD_NAME = "monitor"
-U64_LIMIT = 1 << 64
 
 
 def flatten(pds: Sequence[ProtectionDomain]) -> list[ProtectionDomain]:
@@ -59,83 +59,6 @@ def flatten(pds: Sequence[ProtectionDomain]) -> list[ProtectionDomain]:
             child.parent = pd.name
         flat.extend(flatten(pd.children))
     return flat
-
-
-def check_maps(
-    regions: dict[str, MemoryRegion],
-    maps: Sequence[Map] | Sequence[IoMap],
-    address_space: str,
-    max_end: int,
-) -> None:
-    """Every map names a region, is aligned to its frames, fits, and overlaps no other."""
-    io = bool(maps) and isinstance(maps[0], IoMap)
-    element, addr_name, range_name = (
-        ("iomap", "iovaddr", "io address range")
-        if io
-        else ("map", "vaddr", "virtual address range")
-    )
-    # The tool checks each map in turn -- its own rules, then against every earlier map.
-    # Own rules first, for all maps (stopping at the first that fails); then the first
-    # overlap among the maps before it, found in O(n log n) (see :mod:`.overlaps`).
-    ranges: list[tuple[int, int]] = []
-    failure: MicrokitError | None = None
-    for mapping in maps:
-        failure = _map_failure(regions, mapping, element, addr_name, range_name, max_end, ranges)
-        if failure is not None:
-            break
-    overlap = first_overlap(ranges)
-    if overlap is not None:
-        later, earlier = overlap
-        (start, end), (other_start, other_end) = ranges[later], ranges[earlier]
-        raise MicrokitError.at(
-            f"map for '{maps[later].mr}' has {range_name} [{start:#x}..{end:#x}) which "
-            f"overlaps with map for '{maps[earlier].mr}' [{other_start:#x}..{other_end:#x}) "
-            f"in {address_space}",
-            maps[later].location,
-            fix="move one of the maps so their ranges do not intersect",
-        )
-    if failure is not None:
-        raise failure
-
-
-def _map_failure(
-    regions: dict[str, MemoryRegion],
-    mapping: Map | IoMap,
-    element: str,
-    addr_name: str,
-    range_name: str,
-    max_end: int,
-    ranges: list[tuple[int, int]],
-) -> MicrokitError | None:
-    """The error of one map's own rules, or None after appending its range."""
-    start = mapping.iovaddr if isinstance(mapping, IoMap) else mapping.vaddr
-    mr_name, location = mapping.mr, mapping.location
-    region = regions.get(mr_name)
-    if region is None:
-        return MicrokitError.at(
-            f"invalid memory region name '{mr_name}' on '{element}'",
-            location,
-            fix="declare the <memory_region> or fix the name",
-        )
-    if start % region.page_size:
-        return MicrokitError.at(
-            f"invalid {addr_name} alignment on '{element}'",
-            location,
-            fix=f"use a multiple of the region's page size {region.page_size:#x}",
-        )
-    end = start + region.size
-    if end >= U64_LIMIT:
-        return MicrokitError.at(
-            f"{element} for '{mr_name}' has address range that overflows", location
-        )
-    if end > max_end:
-        return MicrokitError.at(
-            f"{element} for '{mr_name}' has {range_name} [{start:#x}..{end:#x}) which "
-            f"exceeds valid address space [0x0..{max_end:#x})",
-            location,
-        )
-    ranges.append((start, end))
-    return None
 
 
 def _check_names(
@@ -280,22 +203,6 @@ def _check_ioports(pds: Sequence[ProtectionDomain]) -> None:
             f"'{other_pd}' @ {location_text(other.location)}",
             location=port.location,
         )
-
-
-def _check_io_maps(regions: dict[str, MemoryRegion], iomaps: Sequence[IoMap]) -> None:
-    if any(
-        (region := regions.get(iomap.mr)) is not None and region.page_size == 0x200_000
-        for iomap in iomaps
-    ):
-        raise MicrokitError.bare(
-            "currently seL4 does not have large page support for the IOMMU",
-            fix="back regions used by <iomap> with 4 KiB pages",
-        )
-    by_space: dict[str, list[IoMap]] = {}
-    for iomap in iomaps:
-        by_space.setdefault(iomap.address_space, []).append(iomap)
-    for maps in by_space.values():
-        check_maps(regions, maps, maps[-1].device, MAX_IOVA + 1)
 
 
 def _check_cap_maps(pds: Sequence[ProtectionDomain]) -> None:
@@ -495,7 +402,7 @@ def check_system(
                 f"virtual machine '{vm.name}'",
                 unbounded or target.vm_map_max_vaddr(),
             )
-    _check_io_maps(regions, system.iomaps)
+    check_io_maps(regions, system.iomaps)
     _check_cap_maps(pds)
     _check_physical_overlap(system.memory_regions)
     warnings = parsed.warnings + _unused_regions(system)
