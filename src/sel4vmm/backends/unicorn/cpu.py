@@ -15,7 +15,8 @@ through its hooks, and this class routes them the way libvmm/libsel4vm do:
 * ``MSR`` of the virtual-timer registers is kept by :mod:`timer`; ``MRS`` runs natively
   (MPIDR from ``VMPIDR_EL2``, see :mod:`sysregs`); interrupts reach the guest through
   the virtual IRQ line (:meth:`Vcpu.update_virtual_irq`), which unicorn takes itself;
-* with several vCPUs, ``IC`` invalidations make the other engines retranslate;
+* with several vCPUs, ``IC`` invalidations make the other engines retranslate
+  (:mod:`instruction_cache`);
 * with a GICv3, the ICC_* system registers unicorn's CPU lacks (their undefined
   instructions, from EL1) and the ID registers ``HCR_EL2.TID3`` traps are served by the
   VMM (:meth:`Vcpu.serve_system_registers`, :mod:`sysreg_emulation`) and the guest
@@ -50,9 +51,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
+from unicorn import UC_HOOK_INTR
 from unicorn.arm64_const import (
-    UC_ARM64_INS_SYS,
     UC_ARM64_REG_ELR_EL1,
     UC_ARM64_REG_ESR_EL1,
     UC_ARM64_REG_PC,
@@ -84,6 +84,7 @@ from sel4vmm.backends.unicorn.exceptions import (
 )
 from sel4vmm.backends.unicorn.fault_pages import fault_pages_for
 from sel4vmm.backends.unicorn.fault_path import StageTwoFaults
+from sel4vmm.backends.unicorn.instruction_cache import hook_instruction_cache_invalidations
 from sel4vmm.backends.unicorn.msr_filter import install_msr_hook
 from sel4vmm.backends.unicorn.psci import CpuPower, PsciAction, handle_psci
 from sel4vmm.backends.unicorn.syndrome import SyndromeReader
@@ -115,9 +116,6 @@ POWER_ON_PSTATE = PSTATE_DAIF | PSTATE_MODE_EL1H
 #: Unicorn's ids for X0..X28 are consecutive; X29/X30 are separate.
 _GPR_IDS = [UC_ARM64_REG_X0 + i for i in range(29)] + [UC_ARM64_REG_X29, UC_ARM64_REG_X30]
 
-
-#: ``IC IALLUIS``, ``IC IALLU`` and ``IC IVAU`` as (op1, CRm, op2) with op0 = 1, CRn = 7.
-_IC_INVALIDATE = frozenset({(0, 1, 0), (0, 5, 0), (3, 5, 1)})
 
 #: An emulated access the guest made and what it got back, as the tuple
 #: ``(address, width, is_write, value, result)``.
@@ -496,18 +494,15 @@ class Vcpu:
     def watch_instruction_cache(self) -> None:
         """Hook ``IC`` instructions, so code another vCPU runs is retranslated.
 
-        unicorn notices self-modifying code only within one engine; a vCPU that patches
-        kernel text (Linux's alternatives, module loading) is followed by ``IC IALLUIS``
-        or ``IC IVAU`` as the architecture requires, and that is the moment the other
-        engines' translations of that code become stale.
+        unicorn notices self-modifying code only within one engine; an ``IC``
+        invalidation is when the other engines' translations go stale (see
+        :mod:`instruction_cache`).
         """
-        self.uc.hook_add(UC_HOOK_INSN, self._on_sys, None, 1, 0, UC_ARM64_INS_SYS)
+        hook_instruction_cache_invalidations(self.uc, self._instruction_cache_invalidated)
 
-    def _on_sys(self, _uc: AArch64Engine, _reg: int, cp: Any, _data: Any) -> int:
-        invalidates = cp.crn == 7 and (cp.op1, cp.crm, cp.op2) in _IC_INVALIDATE
-        if invalidates and self.code_changed is not None:
+    def _instruction_cache_invalidated(self) -> None:
+        if self.code_changed is not None:
             self.code_changed()
-        return 0  # unicorn executes the maintenance instruction itself
 
     # -- trapped system registers ----------------------------------------------------------
     def _on_msr(self, uc: AArch64Engine, reg: int, cp: Any, _data: Any) -> int:
