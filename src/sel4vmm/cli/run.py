@@ -37,7 +37,6 @@ from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles
 from sel4vmm.backends.unicorn.session import (
     BUNDLED_GUESTS,
-    RunResult,
     bundled_guest,
     run_guest,
 )
@@ -71,6 +70,7 @@ from sel4vmm.cli.options import (
     VmOption,
     single_vm,
 )
+from sel4vmm.cli.run_report import exit_status, report, run_document
 from sel4vmm.cli.terminal import SignalFlag, TerminalSession
 from sel4vmm.errors import Sel4VmmError
 
@@ -100,8 +100,6 @@ def _open_text_log(path: Path) -> TextIO:
 
 #: The emulator's time limit when none is given and stdin is not a terminal.
 DEFAULT_TIMEOUT = 300.0
-#: Console lines shown after a panic.
-PANIC_LINES = 25
 
 
 def run(
@@ -333,11 +331,11 @@ def run_on_emulator(request: EmulatorRequest) -> int:
             signals.restore()
             if log_file is not None:
                 log_file.close()
-    status = _exit_status(result, signals)
+    status = exit_status(result, signals)
     if request.as_json:
-        print(json.dumps(_run_document(result, kernel, log_path, status, timeout), indent=2))
+        print(json.dumps(run_document(result, kernel, log_path, status, timeout), indent=2))
     else:
-        _report(result, status, timeout, request.timeout is None)
+        report(result, status, timeout, request.timeout is None)
     return status
 
 
@@ -366,79 +364,6 @@ def _stop_check(
         return None
 
     return check
-
-
-def _exit_status(result: RunResult, signals: SignalFlag) -> int:
-    if result.stop_reason is StopReason.INTERRUPTED and signals.received is not None:
-        return 128 + signals.received
-    if result.ok or result.stop_reason is StopReason.ESCAPE:
-        return 0
-    return 1
-
-
-def _report(result: RunResult, status: int, timeout: float | None, default: bool) -> None:
-    err = Console(stderr=True, highlight=False)
-    for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    if result.network is not None:
-        net = result.network
-        err.print(
-            f"virtio-net {escape(str(net['node']))}: MAC {net['mac']} on {net['backend']}, "
-            f"{net['frames_sent']} frames sent, {net['frames_received']} received"
-        )
-    reason = result.stop_reason
-    if status == 0:
-        err.print(f"[green]{escape(result.layout.name)}[/]: {escape(reason.value)}")
-        return
-    if reason is StopReason.KERNEL_PANIC:
-        err.print(f"[bold red]{escape(result.layout.name)}: the guest kernel panicked[/]")
-        for line in result.last_lines[-PANIC_LINES:]:
-            err.print(f"  {escape(line)}", soft_wrap=True)
-        return
-    err.print(f"[bold red]stopped:[/] {escape(reason.value)}", soft_wrap=True)
-    if reason is StopReason.TIME_LIMIT and timeout is not None:
-        which = "the default --timeout" if default else "--timeout"
-        err.print(f"after {timeout:g} s ({which}; pass --timeout SECONDS to change it)")
-    if result.diagnostic is not None and reason is not StopReason.TIME_LIMIT:
-        err.print(escape(str(result.diagnostic)), soft_wrap=True)
-
-
-def _run_document(
-    result: RunResult, kernel: Path, log: Path | None, status: int, timeout: float | None
-) -> dict[str, object]:
-    """``run --json``: a stable document (``schema: "sel4vmm-run"``; fields only added)."""
-    stats = result.statistics
-    return {
-        "schema": "sel4vmm-run",
-        "version": 1,
-        "backend": "emulator",
-        "vm": result.layout.name,
-        "kernel": str(kernel),
-        "linux": result.linux,
-        "vcpus": result.layout.num_vcpus,
-        "mmio_path": result.mmio_path,
-        "exit_status": status,
-        "exit_reason": result.stop_reason.name.lower(),
-        "message": result.stop_reason.value,
-        "console_log": str(log) if log is not None else None,
-        "timeout": timeout,
-        "timings": {
-            "host_seconds": round(result.host_seconds, 3),
-            "guest_seconds": round(result.guest_seconds, 3),
-            "guest_seconds_skipped_idle": round(result.skipped_seconds, 3),
-        },
-        "guest": {
-            "instructions_counted": stats.instructions_counted,
-            "slices": stats.slices,
-            "irqs_delivered": stats.irqs_delivered,
-            "idle_skips": stats.idle_skips,
-            "faults_handled": result.faults_handled,
-        },
-        "diagnostic": str(result.diagnostic) if result.diagnostic is not None else None,
-        "warnings": result.warnings,
-        "network": result.network,
-        "last_lines": result.last_lines if status != 0 else [],
-    }
 
 
 @dataclass

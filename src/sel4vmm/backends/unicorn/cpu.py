@@ -15,10 +15,12 @@ through its hooks, and this class routes them the way libvmm/libsel4vm do:
 * ``MSR`` of the virtual-timer registers is kept by :mod:`timer`; ``MRS`` runs natively
   (MPIDR from ``VMPIDR_EL2``, see :mod:`sysregs`); interrupts reach the guest through
   the virtual IRQ line (:meth:`Vcpu.update_virtual_irq`), which unicorn takes itself;
-* with several vCPUs, ``IC`` invalidations make the other engines retranslate;
+* with several vCPUs, ``IC`` invalidations make the other engines retranslate
+  (:mod:`instruction_cache`);
 * with a GICv3, the ICC_* system registers unicorn's CPU lacks (their undefined
   instructions, from EL1) and the ID registers ``HCR_EL2.TID3`` traps are served by the
-  VMM (:meth:`Vcpu.serve_system_registers`) and the guest steps past them.
+  VMM (:meth:`Vcpu.serve_system_registers`, :mod:`sysreg_emulation`) and the guest
+  steps past them.
 
 A VM has one :class:`Vcpu` per vCPU, each its own unicorn instance over the same guest
 memory; the secondaries start powered off until the guest's PSCI ``CPU_ON`` (see
@@ -49,9 +51,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
+from unicorn import UC_HOOK_INTR
 from unicorn.arm64_const import (
-    UC_ARM64_INS_SYS,
     UC_ARM64_REG_ELR_EL1,
     UC_ARM64_REG_ESR_EL1,
     UC_ARM64_REG_PC,
@@ -83,10 +84,11 @@ from sel4vmm.backends.unicorn.exceptions import (
 )
 from sel4vmm.backends.unicorn.fault_pages import fault_pages_for
 from sel4vmm.backends.unicorn.fault_path import StageTwoFaults
+from sel4vmm.backends.unicorn.instruction_cache import hook_instruction_cache_invalidations
 from sel4vmm.backends.unicorn.msr_filter import install_msr_hook
 from sel4vmm.backends.unicorn.psci import CpuPower, PsciAction, handle_psci
-from sel4vmm.backends.unicorn.stage1 import translate
 from sel4vmm.backends.unicorn.syndrome import SyndromeReader
+from sel4vmm.backends.unicorn.sysreg_emulation import emulate_move, trapped_move
 from sel4vmm.backends.unicorn.sysregs import (
     GUEST_HCR_EL2,
     HCR_EL2,
@@ -94,22 +96,17 @@ from sel4vmm.backends.unicorn.sysregs import (
     SCTLR_EL1,
     SPSR_EL1,
     configure_guest_el1,
-    is_id_register,
     set_virtual_irq,
 )
 from sel4vmm.backends.unicorn.timer import WRITTEN_REGISTERS, SysReg, VirtualTimer
 from sel4vmm.backends.unicorn.traps import (
-    EC_SYSREG,
     EXCP_UDEF,
     TrapAction,
     TrappedSystemRegisters,
     carries_fault_address,
     classify,
     exception_name,
-    sysreg_move_from_syndrome,
 )
-from sel4vmm.devices.gicv3 import SysregMove, decode_sysreg_move
-from sel4vmm.errors import Sel4VmmError
 
 #: MPIDR_EL1's RES1 bit 31 (bit 30, U, clear: the vCPU is part of a multiprocessor system).
 MPIDR_RES1 = 1 << 31
@@ -119,9 +116,6 @@ POWER_ON_PSTATE = PSTATE_DAIF | PSTATE_MODE_EL1H
 #: Unicorn's ids for X0..X28 are consecutive; X29/X30 are separate.
 _GPR_IDS = [UC_ARM64_REG_X0 + i for i in range(29)] + [UC_ARM64_REG_X29, UC_ARM64_REG_X30]
 
-
-#: ``IC IALLUIS``, ``IC IALLU`` and ``IC IVAU`` as (op1, CRm, op2) with op0 = 1, CRn = 7.
-_IC_INVALIDATE = frozenset({(0, 1, 0), (0, 5, 0), (3, 5, 1)})
 
 #: An emulated access the guest made and what it got back, as the tuple
 #: ``(address, width, is_write, value, result)``.
@@ -482,58 +476,14 @@ class Vcpu:
         self.uc.cpr_write(*HCR_EL2, self.hcr)
         self._virq = False
 
-    def _read_u64(self, address: int) -> int | None:
-        try:
-            return int.from_bytes(self.vm.ram.read(address, 8), "little")
-        except Sel4VmmError:  # outside guest RAM: no descriptor there
-            return None
-
-    def _trapped_move(self, uc: AArch64Engine, pc: int, esr: int) -> SysregMove | None:
-        """The MRS/MSR this undefined instruction is, if the VMM may serve it."""
-        if (int(uc.reg_read(UC_ARM64_REG_PSTATE)) >> 2) & 3 != 1:
-            return None  # EL0's undefined instructions are the guest kernel's to handle
-        ec = esr >> 26
-        if ec == EC_SYSREG:
-            move = sysreg_move_from_syndrome(esr)
-            return move if move.is_read and is_id_register(move.encoding) else None
-        if ec != 0:
-            return None
-        physical = translate(uc, self._read_u64, pc)
-        if physical is None:
-            return None
-        try:
-            word = int.from_bytes(self.vm.ram.read(physical, 4), "little")
-        except Sel4VmmError:  # code outside guest RAM
-            return None
-        return decode_sysreg_move(word)
-
     def _serve(self, uc: AArch64Engine, pc: int, esr: int) -> bool:
         """Emulate a trapped or undefined MRS/MSR the VMM provides; False: not ours."""
-        move = self._trapped_move(uc, pc, esr)
+        move = trapped_move(uc, self.vm.ram, pc, esr)
         registers = self.system_registers
         if move is None or registers is None:
             return False
-        if is_id_register(move.encoding):
-            if not move.is_read:
-                return False  # ID registers are read-only: a write stays undefined
-            value = self.id_registers.get(move.encoding)
-            if value is None:
-                try:
-                    value = int(uc.cpr_read(*move.encoding))
-                except UcError:
-                    value = 0  # a reserved ID encoding reads as zero
-            if move.rt != 31:
-                uc.reg_write(_GPR_IDS[move.rt], value)
-        elif move.is_read:
-            answer = registers.read_sysreg(self.index, move.encoding)
-            if answer is None:
-                return False
-            if move.rt != 31:
-                uc.reg_write(_GPR_IDS[move.rt], answer)
-        else:
-            value = 0 if move.rt == 31 else int(uc.reg_read(_GPR_IDS[move.rt]))
-            if not registers.write_sysreg(self.index, move.encoding, value):
-                return False
+        if not emulate_move(uc, move, registers, self.id_registers, self.index, _GPR_IDS):
+            return False
         self.system_register_accesses += 1
         uc.reg_write(UC_ARM64_REG_PC, pc + 4)
         # An acknowledge drops the IRQ input at once, or the guest would take it again.
@@ -544,18 +494,15 @@ class Vcpu:
     def watch_instruction_cache(self) -> None:
         """Hook ``IC`` instructions, so code another vCPU runs is retranslated.
 
-        unicorn notices self-modifying code only within one engine; a vCPU that patches
-        kernel text (Linux's alternatives, module loading) is followed by ``IC IALLUIS``
-        or ``IC IVAU`` as the architecture requires, and that is the moment the other
-        engines' translations of that code become stale.
+        unicorn notices self-modifying code only within one engine; an ``IC``
+        invalidation is when the other engines' translations go stale (see
+        :mod:`instruction_cache`).
         """
-        self.uc.hook_add(UC_HOOK_INSN, self._on_sys, None, 1, 0, UC_ARM64_INS_SYS)
+        hook_instruction_cache_invalidations(self.uc, self._instruction_cache_invalidated)
 
-    def _on_sys(self, _uc: AArch64Engine, _reg: int, cp: Any, _data: Any) -> int:
-        invalidates = cp.crn == 7 and (cp.op1, cp.crm, cp.op2) in _IC_INVALIDATE
-        if invalidates and self.code_changed is not None:
+    def _instruction_cache_invalidated(self) -> None:
+        if self.code_changed is not None:
             self.code_changed()
-        return 0  # unicorn executes the maintenance instruction itself
 
     # -- trapped system registers ----------------------------------------------------------
     def _on_msr(self, uc: AArch64Engine, reg: int, cp: Any, _data: Any) -> int:
