@@ -17,7 +17,8 @@ from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles
 from sel4vmm.backends.unicorn.scheduling import Schedule
 from sel4vmm.backends.unicorn.session import bundled_guest
-from sel4vmm.backends.unicorn.system_session import run_system, system_vms
+from sel4vmm.backends.unicorn.system_session import run_system, schedule_of, system_vms
+from sel4vmm.config.spec import VmSpec
 from sel4vmm.errors import Sel4VmmError
 from tests.backends.unicorn.test_unicorn_linux import _initramfs, needs_debian
 from tests.backends.unicorn.test_unicorn_system import fnv1a
@@ -83,6 +84,26 @@ def test_the_schedule_is_the_vmm_protection_domains() -> None:
         Schedule(priority=200, budget_us=2000, period_us=10000),
         Schedule(priority=100, budget_us=1000, period_us=1000),
     ]
+
+
+def test_camkes_vms_run_at_their_components_priority(realworld: Path) -> None:
+    """camkes-vm's ``VM_CONFIGURATION_DEF`` (configurations/vm.h) sets ``vm##num._priority =
+    101`` for every VM of vm_multi: three equal priorities, the default budget."""
+    path = realworld / "camkes-vm-examples" / "vm_multi" / "vm_multi.camkes"
+    vms = system_vms(path, defines={"PLAT": "qemu-arm-virt"})
+    assert [(vm.layout.name, vm.schedule) for vm in vms] == [
+        (name, Schedule(priority=101)) for name in ("vm0", "vm1", "vm2")
+    ]
+
+
+def test_a_camkes_control_thread_priority_wins_over_the_instance_priority() -> None:
+    """The CAmkES manual ("Thread Priorities"): ``_priority`` is the control thread's,
+    ``priority`` every thread's; camkes-vm's VMM loop is the control thread."""
+    both = VmSpec(name="vm0", arch="aarch64", extra={"_priority": 150, "priority": 90})
+    instance = VmSpec(name="vm1", arch="aarch64", extra={"priority": 90})
+    assert schedule_of(both) == Schedule(priority=150)
+    assert schedule_of(instance) == Schedule(priority=90)
+    assert schedule_of(VmSpec(name="vm2", arch="aarch64")) == Schedule(priority=0)
 
 
 def test_a_higher_priority_vm_with_a_budget_runs_first_and_waits_for_its_periods() -> None:

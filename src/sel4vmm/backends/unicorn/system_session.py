@@ -102,9 +102,21 @@ def chosen_vms(spec: SystemSpec, names: Sequence[str] | None) -> list[VmSpec]:
 
 
 def schedule_of(vm: VmSpec) -> Schedule:
-    """The VM's priority and MCS budget/period as the reader recorded them (Microkit:
-    its VMM protection domain's); a CAmkES VM gets the defaults (equal priorities)."""
-    priority, budget, period = (vm.extra.get(key) for key in ("priority", "budget", "period"))
+    """The VM's priority and MCS budget/period as the reader recorded them.
+
+    Microkit: its VMM protection domain's ``priority``/``budget``/``period``.  CAmkES: the
+    VM component's ``_priority`` (its control thread, where camkes-vm's VMM loop runs;
+    ``VM_CONFIGURATION_DEF`` in camkes-vm's ``configurations/vm.h`` sets 101), else its
+    ``priority`` (every thread of the instance, as the CAmkES manual's "Thread
+    Priorities" has it), else the default; CAmkES budgets are not read, so a CAmkES VM
+    has the default budget (its whole period).
+    """
+    extra = vm.extra
+    if "vmm" in extra:  # Microkit (config/microkit/to_spec.py records the VMM PD)
+        priority, budget, period = (extra.get(key) for key in ("priority", "budget", "period"))
+    else:
+        priority = extra.get("_priority", extra.get("priority"))
+        budget = period = None
     return Schedule(
         priority=priority if isinstance(priority, int) else 0,
         budget_us=budget if isinstance(budget, int) else Schedule().budget_us,
