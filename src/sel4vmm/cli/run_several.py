@@ -28,11 +28,11 @@ from rich.markup import escape
 
 from sel4vmm.backends.unicorn.diagnostics import StopReason
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles
+from sel4vmm.backends.unicorn.session import read_system
 from sel4vmm.backends.unicorn.system_session import (
     SystemRunResult,
     VmRunResult,
     chosen_vms,
-    read_system,
     run_system,
 )
 from sel4vmm.cli.labelled_console import LabelledConsole
@@ -173,6 +173,7 @@ def run_several(request: EmulatorRequest, kernel: Path, linux: LinuxBootFiles) -
                     include_dirs=includes,
                     net=request.virtio.net,
                     net_required=request.virtio.net_required,
+                    spec=spec,
                 )
         finally:
             signals.restore()

@@ -172,6 +172,12 @@ def load_vm(
 ) -> VmSpec:
     """One VM of a configuration that must be free of errors (for running it)."""
     spec = load_system(path, arch=arch, board=board)
+    raise_first_error(spec, path)
+    return pick_vm(spec, vm_name, first_if_many=first_if_many)
+
+
+def raise_first_error(spec: SystemSpec, path: str | Path) -> None:
+    """Refuse to run a configuration with errors: the first one, where it is, and its fix."""
     errors = [f for f in spec.findings if f.severity == "error"]
     if errors:
         first = errors[0]
@@ -180,4 +186,3 @@ def load_vm(
             location=first.location or Location(str(path)),
             fix=first.fix or "run 'sel4vmm check' on it for every problem",
         )
-    return pick_vm(spec, vm_name, first_if_many=first_if_many)

@@ -21,9 +21,15 @@ from sel4vmm.backends.unicorn.event_loop import LoopStatistics
 from sel4vmm.backends.unicorn.linux_boot import LinuxBootFiles, classify_kernel, load_linux
 from sel4vmm.backends.unicorn.typed_input import TypedInput
 from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
-from sel4vmm.config.load import board_from_path, load_vm, pick_vm
+from sel4vmm.config.load import (
+    board_from_path,
+    config_kind,
+    load_system,
+    pick_vm,
+    raise_first_error,
+)
 from sel4vmm.config.microkit import MicrokitTarget, read_microkit
-from sel4vmm.config.spec import RegionKind, VmSpec
+from sel4vmm.config.spec import RegionKind, SystemSpec, VmSpec
 from sel4vmm.devices.gicv2 import MAX_CPUS
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.detect import KernelImage
@@ -102,22 +108,32 @@ class RunResult:
         return self.stop_reason in (StopReason.SYSTEM_OFF, StopReason.CONSOLE_MATCH)
 
 
-def _load_vm(path: Path, vm_name: str | None) -> VmSpec:
-    """The VM to run; a Microkit system is checked against a kernel with as many cores as
-    the emulated board has (``config.load.load_vm`` assumes one, so libvmm's ``smp``
-    example, whose vCPUs sit on cores 0-3, would be refused)."""
-    if path.suffix != ".system" or not path.is_file():
-        return load_vm(path, vm_name=vm_name, board="qemu_virt_aarch64", first_if_many=True)
-    spec = read_microkit(path, MicrokitTarget(arch="aarch64", num_cores=MAX_CPUS))
-    spec.board = board_from_path(path) or "qemu_virt_aarch64"
-    errors = [f for f in spec.findings if f.severity == "error"]
-    if errors:
-        raise Sel4VmmError(
-            f"{path} is not a valid system description: {errors[0].message}",
-            location=errors[0].location or Location(str(path)),
-            fix=errors[0].fix or "run 'sel4vmm check' on it for every problem",
+def read_system(
+    path: Path, *, defines: dict[str, str] | None = None, include_dirs: tuple[Path, ...] = ()
+) -> SystemSpec:
+    """The system at ``path``, free of errors.  A Microkit system is checked against a
+    kernel with as many cores as the emulated board has (as :func:`~.session.run_guest`
+    reads it); CAmkES files take the preprocessor's ``-D`` and ``-I``."""
+    if config_kind(path) == "microkit" and path.is_file():
+        spec = read_microkit(path, MicrokitTarget(arch="aarch64", num_cores=MAX_CPUS))
+        spec.board = board_from_path(path) or "qemu_virt_aarch64"
+    else:
+        # As run_guest reads it (config.load.load_vm): for the emulated board, whose
+        # CAmkES platform (PLAT) is the default unless -D gives one.
+        spec = load_system(
+            path,
+            arch="aarch64",
+            board="qemu_virt_aarch64",
+            defines=defines,
+            include_dirs=include_dirs,
         )
-    return pick_vm(spec, vm_name, first_if_many=True)
+    raise_first_error(spec, path)
+    return spec
+
+
+def _load_vm(path: Path, vm_name: str | None) -> VmSpec:
+    """The VM to run: one of the system :func:`read_system` reads."""
+    return pick_vm(read_system(path), vm_name, first_if_many=True)
 
 
 def layout_from_system(path: Path, vm_name: str | None = None) -> GuestLayout:

@@ -34,15 +34,14 @@ from sel4vmm.backends.unicorn.session import (
     bundled_guest,
     layout_of_vm,
     raw_binary_bootargs,
+    read_system,
 )
 from sel4vmm.backends.unicorn.system import EmulatedSystem
 from sel4vmm.backends.unicorn.system_loop import SystemLoop, SystemStatistics
 from sel4vmm.backends.unicorn.typed_input import TypedInput
 from sel4vmm.backends.unicorn.virtio_devices import VirtioBackends
-from sel4vmm.config.load import board_from_path, config_kind, load_system, pick_vm
-from sel4vmm.config.microkit import MicrokitTarget, read_microkit
+from sel4vmm.config.load import pick_vm
 from sel4vmm.config.spec import SystemSpec, VmSpec
-from sel4vmm.devices.gicv2 import MAX_CPUS
 from sel4vmm.devices.net_peers import NetBackend
 from sel4vmm.errors import Location, Sel4VmmError
 from sel4vmm.images.detect import KernelImage
@@ -55,35 +54,6 @@ class SystemVm:
     spec: VmSpec
     layout: GuestLayout
     schedule: Schedule
-
-
-def read_system(
-    path: Path, *, defines: dict[str, str] | None = None, include_dirs: tuple[Path, ...] = ()
-) -> SystemSpec:
-    """The system at ``path``, free of errors.  A Microkit system is checked against a
-    kernel with as many cores as the emulated board has (as :func:`~.session.run_guest`
-    reads it); CAmkES files take the preprocessor's ``-D`` and ``-I``."""
-    if config_kind(path) == "microkit" and path.is_file():
-        spec = read_microkit(path, MicrokitTarget(arch="aarch64", num_cores=MAX_CPUS))
-        spec.board = board_from_path(path) or "qemu_virt_aarch64"
-    else:
-        # As run_guest reads it (config.load.load_vm): for the emulated board, whose
-        # CAmkES platform (PLAT) is the default unless -D gives one.
-        spec = load_system(
-            path,
-            arch="aarch64",
-            board="qemu_virt_aarch64",
-            defines=defines,
-            include_dirs=include_dirs,
-        )
-    errors = [f for f in spec.findings if f.severity == "error"]
-    if errors:
-        raise Sel4VmmError(
-            f"{path} is not a valid system description: {errors[0].message}",
-            location=errors[0].location or Location(str(path)),
-            fix=errors[0].fix or "run 'sel4vmm check' on it for every problem",
-        )
-    return spec
 
 
 def chosen_vms(spec: SystemSpec, names: Sequence[str] | None) -> list[VmSpec]:
@@ -133,14 +103,17 @@ def system_vms(
     num_vcpus: int | None = None,
     defines: dict[str, str] | None = None,
     include_dirs: tuple[Path, ...] = (),
+    spec: SystemSpec | None = None,
 ) -> list[SystemVm]:
     """The VMs a run of ``path`` starts, each laid out and scheduled as the system says.
 
     ``ram_size`` and ``num_vcpus`` (``--ram-size``, ``--vcpus``) apply to every VM;
     ``one_to_one=False`` (``--pools``) takes the RAM of every VM the system does not pin
-    from pools.
+    from pools.  ``spec`` is the system already read from ``path`` (:func:`read_system`),
+    so a caller that has it does not read the file again.
     """
-    spec = read_system(path, defines=defines, include_dirs=include_dirs)
+    if spec is None:
+        spec = read_system(path, defines=defines, include_dirs=include_dirs)
     several = len(spec.vms) > 1
     vms = []
     for vm in chosen_vms(spec, names):
@@ -206,6 +179,7 @@ def run_system(
     include_dirs: tuple[Path, ...] = (),
     net: NetBackend = "switch",
     net_required: bool = False,
+    spec: SystemSpec | None = None,
 ) -> SystemRunResult:
     """Boot ``kernel_path`` (default: the bundled hello guest) in every VM of the system
     (or those ``vm_names`` choose) and run them together until every VM has stopped.
@@ -217,17 +191,19 @@ def run_system(
     peer of each VM's virtio-net card: with ``switch`` every card is a port of the
     system's one :attr:`~.system.EmulatedSystem.switch`.  ``until`` stops the
     VM whose console prints it (the others go on); ``stop_check`` (Ctrl-C, SIGTERM) and
-    ``time_limit`` stop every VM.
+    ``time_limit`` stop every VM.  ``spec`` is the system already read from
+    ``system_path`` (:func:`read_system`), if the caller has it.
     """
     started = time.monotonic()
+    if spec is None:
+        spec = read_system(system_path, defines=defines, include_dirs=include_dirs)
     vms = system_vms(
         system_path,
         vm_names,
         one_to_one=one_to_one,
         ram_size=ram_size,
         num_vcpus=num_vcpus,
-        defines=defines,
-        include_dirs=include_dirs,
+        spec=spec,
     )
     kernel = kernel_path if kernel_path is not None else bundled_guest("hello")
     linux = linux or LinuxBootFiles()
@@ -281,9 +257,7 @@ def run_system(
             board.loop.stop_checks.append(vm_check(index))
         # Shared regions, doorbells and modelled components (issue 14 item 4), before the
         # guests load: each VM's DTB describes what it was given.
-        wire_boards(
-            read_system(system_path, defines=defines, include_dirs=include_dirs), system.boards
-        )
+        wire_boards(spec, system.boards)
         entries = []
         for index, board in enumerate(system.boards):
             network = VirtioBackends(net=net, net_required=net_required, switch=system.switch)
