@@ -50,7 +50,7 @@ from sel4vmm.devices.virtio.block import VirtioBlock
 from sel4vmm.devices.virtio.console import VirtioConsole
 from sel4vmm.devices.virtio.device import VirtioDevice
 from sel4vmm.devices.virtio.mmio import WINDOW_SIZE, VirtioMmioTransport
-from sel4vmm.errors import Location, Sel4VmmError
+from sel4vmm.errors import Sel4VmmError
 from sel4vmm.vm import VirtualMachine
 
 #: Where the first virtio-mmio window of a KVM run is (guest-physical).
@@ -136,12 +136,7 @@ def attach_virtio(
         attached.console = VirtioConsole(console_output)
         wanted.append(("console", attached.console))
     if request.disk is not None:
-        try:
-            attached.disk = VirtioBlock(request.disk, read_only=request.read_only)
-        except Sel4VmmError as error:
-            raise Sel4VmmError(
-                error.message, location=Location(str(request.disk)), fix=error.fix
-            ) from None
+        attached.disk = VirtioBlock(request.disk, read_only=request.read_only)
         wanted.append(("block", attached.disk))
     if len(wanted) > len(VIRTIO_GSIS):
         raise Sel4VmmError(

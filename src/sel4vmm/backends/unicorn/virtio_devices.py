@@ -286,12 +286,7 @@ def attach_virtio(
     chosen = assign(nodes, backends)
     devices = VirtioDevices()
     if backends.disk is not None:
-        try:
-            devices.disk = VirtioBlock(backends.disk, read_only=backends.read_only)
-        except Sel4VmmError as error:
-            raise Sel4VmmError(
-                error.message, location=Location(str(backends.disk)), fix=error.fix
-            ) from None
+        devices.disk = VirtioBlock(backends.disk, read_only=backends.read_only)
     try:
         if backends.console:
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sel4vmm.devices.virtio.device import DeviceContext, VirtioDevice
 from sel4vmm.devices.virtio.virtqueue import DescriptorChain, SplitVirtqueue, VirtqueueError
-from sel4vmm.errors import Sel4VmmError
+from sel4vmm.errors import Location, Sel4VmmError
 
 #: virtio 1.2, 5.2.1: "2 block device".
 BLOCK_DEVICE_ID = 2
@@ -66,6 +66,7 @@ class VirtioBlock(VirtioDevice):
         except OSError as error:
             raise Sel4VmmError(
                 f"cannot open the disk image {self.path}: {error.strerror}",
+                location=Location(str(self.path)),
                 fix="pass an existing raw image file (create one with truncate -s SIZE FILE)",
             ) from None
         size = os.fstat(self._fd).st_size
@@ -75,6 +76,7 @@ class VirtioBlock(VirtioDevice):
             raise Sel4VmmError(
                 f"the disk image {self.path} is {size} bytes, not a whole number of "
                 f"{SECTOR_SIZE}-byte sectors",
+                location=Location(str(self.path)),
                 fix=f"grow it to a multiple of {SECTOR_SIZE} (truncate -s SIZE FILE)",
             )
         self.features = (VIRTIO_BLK_F_SIZE_MAX | VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE) | (
