@@ -152,7 +152,7 @@ def test_the_board_swaps_its_gicv2_for_the_trees_gicv3() -> None:
         assert memory.find(0x8000000) is not None  # the GICv2 distributor
         assert memory.find(0x8010000) is not None  # the GICV passthrough at GICC
         use_guest_gic(board, tree("gic_v3_overlay.dts"), "linux.dts")
-        assert board.gicv3 is not None and board.loop.vgic is board.gicv3
+        assert board.gicv3 is not None and board.loop.interrupts is board.gicv3
         assert memory.find(0x8000000) is None and memory.find(0x8010000) is None
         distributor = memory.find(0x38800000)
         redistributors = memory.find(0x38880000)

@@ -394,7 +394,7 @@ class EmulatedBoard:
         controller = Gicv3Controller(self.layout.num_vcpus, self.loop.signal)
         controller.gic.attach(self.vm, gic_layout)
         self.gicv3, self.gicv3_layout = controller, gic_layout
-        self.interrupts = self.loop.vgic = controller
+        self.interrupts = self.loop.interrupts = controller
         self.lines = controller.spi_lines
         native = int(self.vcpu.uc.cpr_read(*ID_AA64PFR0_EL1))
         pfr0 = native & ~(0xF * PFR0_GIC_SYSREGS) | PFR0_GIC_SYSREGS

@@ -80,7 +80,7 @@ class EventLoop:
     def __init__(
         self,
         vcpus: list[Vcpu],
-        vgic: InterruptControllerPort,
+        interrupts: InterruptControllerPort,
         address_maps: list[UnicornAddressMap],
         sources: list[LevelSource],
         *,
@@ -93,7 +93,8 @@ class EventLoop:
             raise ValueError("one address map per vCPU, and at least one vCPU")
         self.vcpus = vcpus
         self.vcpu = vcpus[0]
-        self.vgic = vgic
+        #: The VM's interrupt controller (either GIC, :mod:`.gic_controller`).
+        self.interrupts = interrupts
         self.timer = vcpus[0].timer
         self.address_maps = address_maps
         self.address_map = address_maps[0]
@@ -147,9 +148,9 @@ class EventLoop:
     def sample_interrupts(self) -> None:
         """Drive every level source into the interrupt controller (GICv2: an asserted source
         not already pending or active is injected; GICv3: the level is the input's)."""
-        vgic = self.vgic
+        interrupts = self.interrupts
         for source in self.sources:
-            vgic.drive(source.intid, source.cpu, source.asserted())
+            interrupts.drive(source.intid, source.cpu, source.asserted())
 
     def signal(self, cpu: int) -> None:
         """The vGIC loaded an interrupt for vCPU ``cpu``: make sure it gets to run soon.
@@ -165,7 +166,7 @@ class EventLoop:
 
     def _count_deliveries(self) -> None:
         """IRQs delivered: those the guest took and acknowledged (GICC_IAR, ICC_IAR1_EL1)."""
-        self.stats.irqs_delivered = self.vgic.acknowledged()
+        self.stats.irqs_delivered = self.interrupts.acknowledged()
 
     # -- slices -----------------------------------------------------------------------------
     def _preemptible(self) -> bool:
@@ -205,7 +206,7 @@ class EventLoop:
     def wake_pending(self) -> bool:
         """Whether an interrupt already waits for a powered-on vCPU (its WFI completes)."""
         self.sample_interrupts()
-        return any(self.vgic.irq_pending(v.index) for v in self.vcpus if v.powered)
+        return any(self.interrupts.irq_pending(v.index) for v in self.vcpus if v.powered)
 
     def next_deadline(self) -> int | None:
         """The earliest counter value at which a powered-on vCPU's timer fires, if any."""
@@ -321,7 +322,7 @@ class EventLoop:
                 continue
             if vcpu.waiting:
                 self.sample_interrupts()
-                if not self.vgic.irq_pending(vcpu.index):
+                if not self.interrupts.irq_pending(vcpu.index):
                     continue
                 vcpu.waiting = False
             ran = True
