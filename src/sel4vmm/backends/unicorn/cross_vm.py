@@ -30,10 +30,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
 
 from sel4vmm.backends.unicorn.board import EmulatedBoard
 from sel4vmm.backends.unicorn.devicetree import CrossVmNodes, DoorbellNode, SharedWindowNode
+from sel4vmm.backends.unicorn.gic_controller import SpiLines
 from sel4vmm.config.spec import DoorbellSpec, RegionKind, SystemSpec, VmSpec
 from sel4vmm.devices.crossvm_init import CrossvmInit
 from sel4vmm.devices.doorbell import (
@@ -42,7 +42,7 @@ from sel4vmm.devices.doorbell import (
     CrossVmEvents,
     MicrokitDoorbell,
 )
-from sel4vmm.devices.irq import IrqLine, LevelSource
+from sel4vmm.devices.irq import IrqLine
 from sel4vmm.errors import Sel4VmmError
 from sel4vmm.plan.shared_frames import SharedFrames, SharedRegionMemory
 from sel4vmm.vm import VirtualMachine
@@ -51,22 +51,13 @@ from sel4vmm.vm import VirtualMachine
 MODELLED_COMPONENTS = ("CrossvmInit",)
 
 
-class InterruptLines(Protocol):
-    """What the wiring needs of a VM's interrupt controller (``VgicLines``)."""
-
-    @property
-    def sources(self) -> list[LevelSource]: ...
-
-    def line(self, intid: int) -> IrqLine: ...
-
-
 @dataclass
 class RunningGuest:
     """One VM of the run, as the wiring needs it."""
 
     spec: VmSpec
     vm: VirtualMachine
-    lines: InterruptLines
+    lines: SpiLines
 
 
 @dataclass
