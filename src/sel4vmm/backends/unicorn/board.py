@@ -38,6 +38,15 @@ from sel4vmm.backends.unicorn.gic_controller import (
     SpiLines,
 )
 from sel4vmm.backends.unicorn.gic_devicetree import check_gicv3_frames, gicv3_windows
+from sel4vmm.backends.unicorn.qemu_virt import (
+    QEMU_VIRT_GICC,
+    QEMU_VIRT_GICD,
+    QEMU_VIRT_GICV,
+    QEMU_VIRT_RAM,
+    QEMU_VIRT_UART,
+    QEMU_VIRT_UART_INTID,
+    board_platform,
+)
 from sel4vmm.backends.unicorn.sysregs import ID_AA64PFR0_EL1, PFR0_GIC_SYSREGS
 from sel4vmm.backends.unicorn.timer import GuestClock, VirtualTimer
 from sel4vmm.backends.unicorn.virtio_devices import (
@@ -46,7 +55,6 @@ from sel4vmm.backends.unicorn.virtio_devices import (
     VirtioDevices,
     attach_virtio,
 )
-from sel4vmm.boards import load_board
 from sel4vmm.devices.dma_engine import DMA_FRAME_SIZE, DmaEngine
 from sel4vmm.devices.gicv2 import DISTRIBUTOR_FRAME_SIZE, MAX_CPUS, Vgic
 from sel4vmm.devices.gicv2.lines import VgicLines
@@ -56,7 +64,6 @@ from sel4vmm.devices.pl011 import PL011_FRAME_SIZE, Pl011
 from sel4vmm.errors import Location, Sel4VmmError, read_user_file
 from sel4vmm.memory import Reservation
 from sel4vmm.sel4.arch import AARCH64
-from sel4vmm.sel4.physmem import MemoryRange, PhysicalMemory
 from sel4vmm.sel4.platform import Sel4Platform
 from sel4vmm.vm import (
     DeviceFramesRequest,
@@ -65,20 +72,6 @@ from sel4vmm.vm import (
     VirtualMachine,
 )
 
-#: Board RAM: 1 GiB, like ``qemu-system-aarch64 -m 1G`` for libvmm's examples.
-QEMU_VIRT_RAM_SIZE = 0x4000_0000
-#: The emulated board is the boards table's qemu virt (``data/boards.toml``): its GIC
-#: distributor, CPU interface, virtual CPU interface (GICV), PL011 and RAM base.
-QEMU_VIRT = load_board("qemu_virt_aarch64", QEMU_VIRT_RAM_SIZE)
-assert QEMU_VIRT.gic is not None and QEMU_VIRT.gic.cpu_interface is not None
-assert QEMU_VIRT.gic.vcpu_interface is not None
-QEMU_VIRT_GICD = QEMU_VIRT.gic.distributor.base
-QEMU_VIRT_GICC = QEMU_VIRT.gic.cpu_interface.base
-QEMU_VIRT_GICV = QEMU_VIRT.gic.vcpu_interface.base
-QEMU_VIRT_UART = QEMU_VIRT.uart.base
-QEMU_VIRT_RAM = QEMU_VIRT.ram[0].base
-#: The PL011's interrupt: SPI 1, INTID 33 (``<irq irq="33" id="1"/>``).
-QEMU_VIRT_UART_INTID = QEMU_VIRT.uart.irq
 #: Where the VMM emulates the test DMA engine (a free window of qemu virt's map).
 DMA_GUEST_ADDRESS = 0x0B00_0000
 #: Linux's arm64 image offset from the start of RAM; the DTB goes at the start of RAM.
@@ -155,11 +148,6 @@ def check_vcpus(layout: GuestLayout) -> None:
         )
 
 
-def board_physical_memory() -> PhysicalMemory:
-    """qemu virt's physical memory from the boards table: GIC, UART and 1 GiB of RAM."""
-    return PhysicalMemory(QEMU_VIRT.memory_ranges())
-
-
 def one_to_one_request(layout: GuestLayout) -> DeviceUntypedRequest:
     """The device untyped that backs 1:1 guest RAM (``untyped_mmios``).
 
@@ -231,17 +219,7 @@ class EmulatedBoard:
         #: the DTB it boots with; set by :func:`~.cross_vm.wire_boards` before loading.
         self.cross_vm_nodes: CrossVmNodes | None = None
         if platform is None:
-            # 1:1 guest RAM is reserved from the kernel (it becomes device untyped);
-            # otherwise the first 16 MiB of board RAM hold seL4 and the VMM, so pool
-            # frames never sit at the guest's own addresses.
-            guest_ram = MemoryRange(layout.ram_base, layout.ram_size, name="vm-memory")
-            platform = Sel4Platform(
-                board_physical_memory(),
-                AARCH64,
-                reserved=[] if layout.one_to_one else [MemoryRange(QEMU_VIRT_RAM, 16 << 20)],
-                device_reserved=[guest_ram] if layout.one_to_one else [],
-                board_name="qemu-virt",
-            )
+            platform = board_platform([layout])
         self.platform = platform
         self.physmem = platform.physmem
         frames = [DeviceFramesRequest(m.paddr, m.size, 12) for m in (layout.uart, layout.gic_vcpu)]

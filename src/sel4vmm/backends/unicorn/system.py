@@ -36,49 +36,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sel4vmm.backends.unicorn.board import (
-    QEMU_VIRT_RAM,
     Console,
     EmulatedBoard,
     GuestLayout,
-    board_physical_memory,
 )
+from sel4vmm.backends.unicorn.qemu_virt import board_platform
 from sel4vmm.backends.unicorn.timer import GuestClock
 from sel4vmm.devices.net_switch import VirtualSwitch
 from sel4vmm.errors import Location, Sel4VmmError
-from sel4vmm.sel4.arch import AARCH64
-from sel4vmm.sel4.physmem import MemoryRange
-from sel4vmm.sel4.platform import Sel4Platform
-
-#: Board RAM seL4 and the VMM occupy when guest RAM comes from pools (as one VM's board).
-KERNEL_RESERVED = MemoryRange(QEMU_VIRT_RAM, 16 << 20)
-
-
-def one_to_one_ranges(layouts: Sequence[GuestLayout]) -> list[MemoryRange]:
-    """The RAM the 1:1 VMs take from the kernel, merged where ranges touch or overlap
-    (seL4 makes one device untyped per reserved range, never two over the same bytes)."""
-    wanted = sorted(
-        (layout.ram_base, layout.ram_base + layout.ram_size, layout.name)
-        for layout in layouts
-        if layout.one_to_one
-    )
-    merged: list[tuple[int, int, str]] = []
-    for start, end, name in wanted:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]), merged[-1][2])
-        else:
-            merged.append((start, end, name))
-    return [MemoryRange(start, end - start, name="vm-memory") for start, end, _ in merged]
-
-
-def kernel_reserved(layouts: Sequence[GuestLayout]) -> list[MemoryRange]:
-    """seL4's and the VMM's own RAM: kept off limits when some VM's RAM comes from pools,
-    unless 1:1 guest RAM already covers it (then the kernel lives elsewhere)."""
-    if all(layout.one_to_one for layout in layouts):
-        return []
-    reserved = KERNEL_RESERVED
-    if any(r.base < reserved.end and reserved.base < r.end for r in one_to_one_ranges(layouts)):
-        return []
-    return [reserved]
 
 
 class EmulatedSystem:
@@ -109,15 +74,8 @@ class EmulatedSystem:
             )
         self.layouts = list(layouts)
         self.locations = list(locations) if locations is not None else [None] * len(layouts)
-        self.physmem = board_physical_memory()
-        self.platform = Sel4Platform(
-            self.physmem,
-            AARCH64,
-            reserved=kernel_reserved(layouts),
-            device_reserved=one_to_one_ranges(layouts),
-            board_name="qemu-virt",
-            fix_language=fix_language,
-        )
+        self.platform = board_platform(layouts, fix_language=fix_language)
+        self.physmem = self.platform.physmem
         #: The board's time, which every VM's counter reads.
         self.clock = GuestClock()
         #: The VMM's virtual switch: every VM's virtio-net card is a port of it (``--net
